@@ -1,0 +1,110 @@
+"""The error envelope: ``{"success": false, "error": "...", "details": {...}}``.
+
+Every failure a client can cause is an ``ApiError`` with a status code from SPEC section 2;
+FastAPI's validation errors become 400 (never 422) naming each field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from callfleet.api.responses import JSON
+
+log = structlog.get_logger("callfleet.api")
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        details: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.details = details
+        self.headers = headers
+
+
+def bad_request(error: str, field: str | None = None) -> ApiError:
+    return ApiError(400, error, {field: error} if field else None)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, f"{what} not found")
+
+
+def forbidden(error: str = "Forbidden: this resource belongs to another team") -> ApiError:
+    return ApiError(403, error)
+
+
+def conflict(error: str) -> ApiError:
+    return ApiError(409, error)
+
+
+UNAUTHORIZED = ApiError(401, "Unauthorized")
+
+
+def error_body(error: str, details: dict[str, str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": False, "error": error}
+    if details:
+        body["details"] = details
+    return body
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "is required"
+    if kind == "json_invalid":
+        return "is not valid JSON"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    msg = str(err.get("msg", "is invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return msg
+
+
+def validation_details(errors: list[dict[str, Any]]) -> dict[str, str]:
+    details: dict[str, str] = {}
+    for err in errors:
+        details.setdefault(_field_name(tuple(err.get("loc", ()))), _message(err))
+    return details
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSON:
+        return JSON(error_body(exc.error, exc.details), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSON:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSON(error_body("Malformed JSON body", {"body": "is not valid JSON"}), 400)
+        details = validation_details(errors)
+        first = next(iter(details.items()))
+        return JSON(error_body(f"Invalid {first[0]}: {first[1]}", details), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSON:
+        text = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
+        return JSON(error_body(text), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSON:
+        log.exception("unhandled_error", path=request.url.path, method=request.method)
+        return JSON(error_body("Internal server error"), status_code=500)

@@ -1,0 +1,98 @@
+"""FastAPI factory: routers, error handlers, health and metrics, and the lifespan that opens
+the database and applies migrations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from sqlalchemy import text
+from starlette.responses import Response
+
+from callfleet import __version__
+from callfleet.api import errors
+from callfleet.api.deps import AuthCache, RateLimiter
+from callfleet.api.responses import JSON
+from callfleet.config import Settings, get_settings
+from callfleet.crm.routes import router as crm_router
+from callfleet.db.migrate import migrate
+from callfleet.db.session import Database, open_database
+from callfleet.teams.routes import router as teams_router
+
+HTTP_LATENCY = Histogram(
+    "callfleet_http_request_seconds",
+    "HTTP request latency by route",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = db is None
+        database = db or open_database(
+            settings.resolved_database_url(), pool_size=settings.db_pool_size
+        )
+        await migrate(database)
+        app.state.db = database
+        try:
+            yield
+        finally:
+            if own:
+                await database.dispose()
+
+    app = FastAPI(
+        title="callfleet",
+        version=__version__,
+        description="Outbound AI phone campaigns with a built-in CRM. "
+        "Talkturo-compatible REST API: camelCase requests, snake_case responses.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    if db is not None:
+        app.state.db = db
+    errors.install(app)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if (
+            length
+            and length.isdigit()
+            and int(length) > settings.max_body_bytes
+            and not request.url.path.endswith("/import")
+        ):
+            return JSON(errors.error_body("Request body too large"), status_code=413)
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        HTTP_LATENCY.labels(
+            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+        ).observe(time.perf_counter() - start)
+        return response
+
+    @app.get("/health", tags=["ops"], response_model=None)
+    async def health(request: Request) -> JSON:
+        try:
+            async with request.app.state.db.session(write=False) as s:
+                await s.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - health reports, never raises
+            return JSON({"success": False, "status": "error", "database": "unreachable"}, 503)
+        return JSON({"success": True, "status": "ok", "database": "ok", "version": __version__})
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(teams_router)
+    app.include_router(crm_router)
+    return app

@@ -1,0 +1,44 @@
+"""Settings, read from ``CALLFLEET_*`` environment variables and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLFLEET_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".callfleet"), description="Where the SQLite file lives.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/callfleet.db",
+    )
+    default_region: str = Field(default="US", description="Region for phones without +country.")
+    rate_limit_per_minute: int = Field(
+        default=1200, description="Requests per minute per API key (0 disables the limit)."
+    )
+    rate_limit_burst: int = Field(default=200, description="Requests a key may send at once.")
+    auth_cache_seconds: float = Field(
+        default=5.0, description="How long a process trusts a verified key before re-reading it."
+    )
+    max_page_size: int = 1000
+    default_page_size: int = 50
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Cap for JSON bodies.")
+    import_batch_size: int = 2000
+    import_max_errors: int = Field(default=1000, description="Row errors listed per import.")
+    db_pool_size: int = 20
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'callfleet.db').as_posix()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,253 @@
+"""Normalisation and validation of CRM field values, shared by the API, import and extraction.
+
+Each function returns the normalised value or raises ``ValueError`` with a message that reads
+after the field name ("is not a valid phone number").
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+
+LEAD_STATUSES = (
+    "new",
+    "contacted",
+    "qualified",
+    "unqualified",
+    "converted",
+    "customer",
+    "churned",
+    "do_not_contact",
+)
+FIELD_TYPES = ("text", "number", "date", "select", "boolean")
+ENTITY_TYPES = ("contact", "company")
+
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NON_DIGIT = re.compile(r"\D+")
+_PHONE_QUERY = re.compile(r"^[\d\s+().\-/]+$")
+TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t", "on"})
+FALSE_WORDS = frozenset({"false", "no", "n", "0", "f", "off"})
+
+
+def clean_text(value: str | None, max_len: int) -> str | None:
+    """Trimmed text without control characters; empty becomes None."""
+    if value is None:
+        return None
+    value = _CONTROL.sub("", value).strip()
+    if not value:
+        return None
+    if len(value) > max_len:
+        raise ValueError(f"must be at most {max_len} characters")
+    return value
+
+
+def normalize_phone(value: str | None, region: str = "US") -> str | None:
+    """Any common human format to E.164; None for empty; ValueError for what cannot be valid."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > 40:
+        raise ValueError("is not a valid phone number")
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("is not a valid phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def digits(value: str | None) -> str:
+    return _NON_DIGIT.sub("", value) if value else ""
+
+
+def phone_query_digits(query: str) -> str | None:
+    """The digits of a search that looks like a phone number ("415 555", "+1 (415)"), else None."""
+    if _PHONE_QUERY.match(query):
+        d = digits(query)
+        if len(d) >= 3:
+            return d
+    return None
+
+
+def normalize_email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > 320 or not _EMAIL.match(value):
+        raise ValueError("is not a valid email address")
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def normalize_timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value not in _zones():
+        raise ValueError("is not an IANA time zone name (e.g. America/Chicago)")
+    return value
+
+
+def normalize_lead_status(value: str | None) -> str:
+    if value is None or not value.strip():
+        return "new"
+    low = value.strip().lower().replace(" ", "_").replace("-", "_")
+    if low not in LEAD_STATUSES:
+        raise ValueError("must be one of " + ", ".join(LEAD_STATUSES))
+    return low
+
+
+def normalize_tags(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = re.split(r"[,;|]", value)
+    out: list[str] = []
+    for tag in value:
+        if not isinstance(tag, str):
+            raise ValueError("must be a list of strings")
+        t = clean_text(tag, 100)
+        if t and t not in out:
+            out.append(t)
+    if len(out) > 100:
+        raise ValueError("must have at most 100 tags")
+    return out
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in TRUE_WORDS:
+            return True
+        if low in FALSE_WORDS:
+            return False
+    raise ValueError("must be true or false")
+
+
+def check_custom_key(key: str) -> str:
+    if not _KEY.match(key):
+        raise ValueError("must be snake_case: a lower-case letter, then letters, digits or _")
+    return key
+
+
+def header_to_key(header: str) -> str:
+    """A CSV column name to a custom-field key: "Budget (USD)" -> "budget_usd"."""
+    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", header.strip())
+    key = re.sub(r"[^a-zA-Z0-9]+", "_", key).strip("_").lower()
+    if not key or not key[0].isalpha():
+        key = f"field_{key}" if key else "field"
+    return key[:64]
+
+
+def coerce_custom_value(value: Any, ftype: str, options: list[str] | None) -> Any:
+    """A value written to a defined custom field, coerced to the field's type."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if ftype == "text":
+        if isinstance(value, (dict, list)):
+            raise ValueError("must be text")
+        return clean_text(str(value), 10_000)
+    if ftype == "number":
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        if isinstance(value, (int, float)):
+            num = float(value)
+        else:
+            try:
+                num = float(str(value).strip().replace(",", "").lstrip("$€£"))
+            except ValueError:
+                raise ValueError("must be a number") from None
+        if num != num or num in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return int(num) if num.is_integer() and abs(num) < 2**53 else num
+    if ftype == "boolean":
+        return parse_bool(value)
+    if ftype == "date":
+        if not isinstance(value, str):
+            raise ValueError("must be a date (YYYY-MM-DD)")
+        text = value.strip()
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+        except ValueError:
+            raise ValueError("must be a date (YYYY-MM-DD)") from None
+    if ftype == "select":
+        opts = options or []
+        text = str(value).strip()
+        for opt in opts:
+            if opt.lower() == text.lower():
+                return opt
+        raise ValueError("must be one of " + ", ".join(opts))
+    raise ValueError(f"has unknown type {ftype}")
+
+
+MAX_CUSTOM_FIELDS = 200
+MAX_CUSTOM_VALUE_CHARS = 10_000
+
+
+def check_custom_fields(
+    values: dict[str, Any] | None, definitions: dict[str, tuple[str, list[str] | None]]
+) -> dict[str, Any]:
+    """Validate free-form ``customFields``; coerce keys that have a definition.
+
+    Raises ``ValueError`` whose message starts with the offending key.
+    """
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError("must be an object")
+    if len(values) > MAX_CUSTOM_FIELDS:
+        raise ValueError(f"may have at most {MAX_CUSTOM_FIELDS} keys")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not key or len(key) > 64 or _CONTROL.search(key):
+            raise ValueError(f"key {str(key)[:64]!r} must be 1-64 printable characters")
+        if key in definitions:
+            ftype, options = definitions[key]
+            try:
+                out[key] = coerce_custom_value(value, ftype, options)
+            except ValueError as exc:
+                raise ValueError(f"{key} {exc}") from None
+        else:
+            if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_CHARS:
+                raise ValueError(f"{key} must be at most {MAX_CUSTOM_VALUE_CHARS} characters")
+            if isinstance(value, (dict, list)) and len(repr(value)) > MAX_CUSTOM_VALUE_CHARS:
+                raise ValueError(f"{key} is too large")
+            out[key] = value
+    return out
+
+
+def search_text(
+    first: str | None, last: str | None, email: str | None, phone: str | None,
+    phone2: str | None,
+) -> str:
+    """What the contact ``search`` filter matches: names, email and phone digits, lower-cased."""
+    parts = [first or "", last or "", email or "", digits(phone), digits(phone2)]
+    return " ".join(p for p in parts if p).lower()

@@ -1,0 +1,504 @@
+"""Contact import: JSON or CSV, in batches, deduplicated within the team.
+
+The body is never held in memory whole: a CSV upload is spooled to a temporary file as it
+arrives and read back record by record; rows are prepared (normalised, validated) outside any
+transaction and written ``import_batch_size`` at a time, one transaction per batch, so one bad
+row never aborts the import and other writers interleave between batches.
+
+Dedup (SPEC 3): a row matches an existing contact of the team by normalised phone first, then
+by lower-cased email; ``onDuplicate=update`` (default) merges the row into it, ``skip`` leaves
+it. The same rule applies between rows of the same file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field as dc_field
+from typing import IO, Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callfleet import ids
+from callfleet.api.errors import ApiError, bad_request
+from callfleet.crm import fields as F
+from callfleet.crm.models import Company, Contact
+from callfleet.crm.service import Definitions, load_definitions
+from callfleet.db.base import utcnow
+from callfleet.db.session import Database
+from callfleet.teams.principal import Principal
+
+csv.field_size_limit(1_000_000)
+
+# Header spellings ("First Name", "first_name", "firstName", "FIRSTNAME") all reduce to the
+# same squashed form: lower-case letters and digits only.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "first_name": ("firstname", "first", "givenname", "forename"),
+    "last_name": ("lastname", "last", "surname", "familyname"),
+    "full_name": ("fullname", "name", "contactname"),
+    "email": ("email", "emailaddress", "mail"),
+    "phone": ("phone", "phonenumber", "mobile", "mobilephone", "tel", "telephone", "cell"),
+    "phone_secondary": ("phonesecondary", "secondaryphone", "phone2", "altphone", "otherphone"),
+    "job_title": ("jobtitle", "title", "position", "role"),
+    "lead_status": ("leadstatus", "status"),
+    "source": ("source", "leadsource"),
+    "timezone": ("timezone", "tz"),
+    "preferred_contact_method": ("preferredcontactmethod", "contactmethod"),
+    "do_not_call": ("donotcall", "dnc"),
+    "notes": ("notes", "note", "comments"),
+    "tags": ("tags", "tag", "labels"),
+    "company_id": ("companyid",),
+    "company_name": ("companyname", "company", "organization", "organisation", "account"),
+    "custom_fields": ("customfields",),
+}
+HEADER_MAP = {alias: canon for canon, aliases in _ALIASES.items() for alias in aliases}
+_SQUASH = re.compile(r"[^a-z0-9]")
+TEXT_LIMITS = {"job_title": 300, "source": 200, "preferred_contact_method": 50, "notes": 20_000}
+
+
+def canonical(header: str) -> str | None:
+    return HEADER_MAP.get(_SQUASH.sub("", header.lower()))
+
+
+class RowError(Exception):
+    pass
+
+
+@dataclass
+class Prepared:
+    row: int
+    values: dict[str, Any]
+    company_id: str | None
+    company_name: str | None
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = dc_field(default_factory=list)
+    errors_truncated: bool = False
+
+    def out(self) -> dict[str, Any]:
+        return {
+            "success": True,
+            "imported": self.imported,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "errors": self.errors,
+            "errors_truncated": self.errors_truncated,
+        }
+
+
+def _text(value: Any, name: str, max_len: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        else:
+            raise RowError(f"{name} must be text")
+    try:
+        return F.clean_text(value, max_len)
+    except ValueError as exc:
+        raise RowError(f"{name} {exc}") from None
+
+
+def prepare_row(
+    row: int, raw: dict[str, Any], custom: dict[str, Any], region: str, defs: Definitions
+) -> Prepared:
+    """Normalise one input row; raises ``RowError`` naming the bad field."""
+    first = _text(raw.get("first_name"), "first_name", 200)
+    last = _text(raw.get("last_name"), "last_name", 200)
+    if not first and not last and raw.get("full_name"):
+        full = _text(raw.get("full_name"), "full_name", 400) or ""
+        first, _, last = full.partition(" ")
+        last = last.strip() or None
+    if not first:
+        raise RowError("first_name is required")
+    if not last:
+        raise RowError("last_name is required")
+    values: dict[str, Any] = {"first_name": first, "last_name": last}
+    for key, max_len in TEXT_LIMITS.items():
+        if key in raw:
+            values[key] = _text(raw[key], key, max_len)
+    if "email" in raw:
+        values["email"] = _norm("email", F.normalize_email, _text(raw["email"], "email", 320))
+    for key in ("phone", "phone_secondary"):
+        if key in raw:
+            text = _text(raw[key], key, 64)
+            try:
+                values[key] = F.normalize_phone(text, region)
+            except ValueError as exc:
+                raise RowError(f"{key} {exc}: {text!r}") from None
+    if "timezone" in raw:
+        values["timezone"] = _norm(
+            "timezone", F.normalize_timezone, _text(raw["timezone"], "timezone", 64)
+        )
+    if raw.get("lead_status") not in (None, ""):
+        values["lead_status"] = _norm(
+            "lead_status", F.normalize_lead_status, _text(raw["lead_status"], "lead_status", 64)
+        )
+    if raw.get("do_not_call") not in (None, ""):
+        values["do_not_call"] = _norm("do_not_call", F.parse_bool, raw["do_not_call"])
+    if raw.get("tags") not in (None, ""):
+        values["tags"] = _norm("tags", F.normalize_tags, raw["tags"])
+    if custom:
+        values["custom_fields"] = _norm(
+            "custom_fields", F.check_custom_fields,
+            {k: v for k, v in custom.items() if v not in (None, "")}, defs,
+        )
+    company_id = _text(raw.get("company_id"), "company_id", 64)
+    company_name = _text(raw.get("company_name"), "company_name", 300)
+    return Prepared(row, values, company_id, company_name)
+
+
+def _norm(name: str, fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        raise RowError(f"{name} {exc}") from None
+
+
+# ---------------------------------------------------------------- reading CSV
+
+
+def _decoded_lines(stream: IO[bytes], charset: str | None) -> Iterator[str]:
+    """Lines of text: BOM-detected UTF-8/16, a declared charset, or UTF-8 per line with a
+    Windows-1252 fallback (spreadsheets exported on Windows), so a stray byte never fails."""
+    head = stream.read(4)
+    stream.seek(0)
+    encoding = None
+    if head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii"):
+        try:
+            codecs.lookup(charset)
+            encoding = charset
+        except LookupError:
+            raise bad_request(f"Unknown charset {charset[:40]!r}", "Content-Type") from None
+    if encoding:
+        yield from io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
+        return
+    for raw in stream:
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield raw.decode("cp1252", errors="replace")
+
+
+def csv_rows(stream: IO[bytes], charset: str | None) -> Iterator[tuple[int, Any]]:
+    """``(row_number, (fields, custom) | RowError)`` for each data record of a CSV file."""
+    reader = csv.reader(_decoded_lines(stream, charset), strict=False)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise bad_request("The CSV file is empty", "file") from None
+    except csv.Error as exc:
+        raise bad_request(f"The CSV header cannot be read: {exc}", "file") from None
+    names = [h.replace("\x00", "").strip() for h in header]
+    mapped = [canonical(n) for n in names]
+    if not (
+        ("first_name" in mapped and "last_name" in mapped) or "full_name" in mapped
+    ):
+        raise bad_request(
+            "The CSV needs First Name and Last Name columns (or Full Name); found: "
+            + ", ".join(n[:40] for n in names[:20]),
+            "file",
+        )
+    custom_keys = [F.header_to_key(n) if m is None and n else None for n, m in zip(names, mapped)]
+    width = len(names)
+    number = 0
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield number, RowError(f"row cannot be parsed as CSV: {exc}")
+            continue
+        if not cells or all(not c.strip() for c in cells):
+            number -= 1
+            continue
+        if len(cells) > width and any(c.strip() for c in cells[width:]):
+            yield number, RowError(f"row has {len(cells)} columns, the header has {width}")
+            continue
+        fields: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
+        for cell, canon, ckey in zip(cells, mapped, custom_keys):
+            if canon is not None and canon != "custom_fields":
+                fields[canon] = cell
+            elif ckey:
+                custom[ckey] = cell
+        yield number, (fields, custom)
+
+
+def json_rows(items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            yield number, RowError("row must be a JSON object")
+            continue
+        fields: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
+        for key, value in item.items():
+            canon = canonical(str(key))
+            if canon == "custom_fields":
+                if not isinstance(value, dict):
+                    yield number, RowError("customFields must be an object")
+                    break
+                custom.update(value)
+            elif canon is not None:
+                fields[canon] = value
+            else:
+                custom[F.header_to_key(str(key))] = value
+        else:
+            yield number, (fields, custom)
+
+
+# ---------------------------------------------------------------- writing
+
+
+class ContactImporter:
+    def __init__(
+        self, db: Database, principal: Principal, *, company_id: str | None, on_duplicate: str,
+        region: str, batch_size: int, max_errors: int,
+    ) -> None:
+        self.db = db
+        self.p = principal
+        self.default_company = company_id
+        self.update_dupes = on_duplicate == "update"
+        self.region = region
+        self.batch_size = batch_size
+        self.max_errors = max_errors
+        self.result = ImportResult()
+        self.companies_by_name: dict[str, str] = {}
+        self.known_companies: set[str] = set()
+        self.defs: Definitions = {}
+        self._started = False
+
+    def fail(self, row: int, error: str) -> None:
+        r = self.result
+        r.failed += 1
+        if len(r.errors) < self.max_errors:
+            r.errors.append({"row": row, "error": error})
+        else:
+            r.errors_truncated = True
+
+    async def start(self) -> None:
+        """Load custom field definitions and check ``companyId`` (raises 400/403/404)."""
+        if self._started:
+            return
+        self._started = True
+        async with self.db.session(write=False) as s:
+            self.defs = await load_definitions(s, self.p.team_id, "contact")
+            if self.default_company is not None:
+                await self._check_company(s, self.default_company, field="companyId")
+
+    async def _check_company(self, s: AsyncSession, company_id: str, field: str) -> bool:
+        if company_id in self.known_companies:
+            return True
+        if not ids.is_valid("comp", company_id):
+            if field == "companyId":
+                raise bad_request("companyId is not a valid company id", "companyId")
+            return False
+        team = await s.scalar(select(Company.team_id).where(Company.id == company_id))
+        if team is None:
+            if field == "companyId":
+                raise ApiError(404, "Company not found", {"companyId": "Company not found"})
+            return False
+        if team != self.p.team_id:
+            if field == "companyId":
+                raise ApiError(403, "Forbidden: companyId belongs to another team")
+            return False
+        self.known_companies.add(company_id)
+        return True
+
+    async def run(self, rows: Iterable[tuple[int, Any]]) -> ImportResult:
+        await self.start()
+        batch: list[Prepared] = []
+        for number, item in rows:
+            if isinstance(item, RowError):
+                self.fail(number, str(item))
+                continue
+            fields, custom = item
+            try:
+                batch.append(prepare_row(number, fields, custom, self.region, self.defs))
+            except RowError as exc:
+                self.fail(number, str(exc))
+                continue
+            if len(batch) >= self.batch_size:
+                await self._write(batch)
+                batch = []
+        if batch:
+            await self._write(batch)
+        return self.result
+
+    async def _resolve_companies(self, s: AsyncSession, batch: list[Prepared]) -> list[Prepared]:
+        ready: list[Prepared] = []
+        for item in batch:
+            if item.company_id:
+                if not await self._check_company(s, item.company_id, field="row"):
+                    self.fail(item.row, "company_id is not a company of this team")
+                    continue
+            elif item.company_name:
+                item.company_id = await self._company_named(s, item.company_name)
+            elif self.default_company:
+                item.company_id = self.default_company
+            else:
+                self.fail(item.row, "a company is required: pass companyId or a Company Name column")
+                continue
+            ready.append(item)
+        return ready
+
+    async def _company_named(self, s: AsyncSession, name: str) -> str:
+        low = name.lower()
+        found = self.companies_by_name.get(low)
+        if found is None:
+            found = await s.scalar(
+                select(Company.id)
+                .where(Company.team_id == self.p.team_id, Company.name_lower == low)
+                .order_by(Company.id)
+                .limit(1)
+            )
+        if found is None:
+            now = utcnow()
+            found = ids.new_id("comp")
+            await s.execute(
+                insert(Company).values(
+                    id=found, team_id=self.p.team_id, name=name, name_lower=low,
+                    custom_fields={}, created_at=now, updated_at=now,
+                )
+            )
+        self.companies_by_name[low] = found
+        return found
+
+    async def _write(self, batch: list[Prepared]) -> None:
+        async with self.db.session(write=True) as s:
+            ready = await self._resolve_companies(s, batch)
+            phones = {i.values["phone"] for i in ready if i.values.get("phone")}
+            emails = {i.values["email"].lower() for i in ready if i.values.get("email")}
+            by_phone: dict[str, Contact] = {}
+            by_email: dict[str, Contact] = {}
+            team = Contact.team_id == self.p.team_id
+            if phones:
+                for c in await s.scalars(select(Contact).where(team, Contact.phone.in_(phones))):
+                    by_phone.setdefault(c.phone or "", c)
+            if emails:
+                for c in await s.scalars(
+                    select(Contact).where(team, Contact.email_lower.in_(emails))
+                ):
+                    by_email.setdefault(c.email_lower or "", c)
+            new_rows: list[dict[str, Any]] = []
+            new_by_phone: dict[str, dict[str, Any]] = {}
+            new_by_email: dict[str, dict[str, Any]] = {}
+            changed: dict[str, Contact] = {}
+            now = utcnow()
+            for item in ready:
+                v = item.values
+                phone = v.get("phone")
+                email = v["email"].lower() if v.get("email") else None
+                existing = (by_phone.get(phone) if phone else None) or (
+                    by_email.get(email) if email else None
+                )
+                pending = (new_by_phone.get(phone) if phone else None) or (
+                    new_by_email.get(email) if email else None
+                )
+                if existing is not None or pending is not None:
+                    if not self.update_dupes:
+                        self.result.skipped += 1
+                        continue
+                    if existing is not None:
+                        _merge_into_contact(existing, v, item.company_id)
+                        changed[existing.id] = existing
+                        self.result.updated += 1
+                    else:
+                        _merge_into_row(pending, v)  # type: ignore[arg-type]
+                        self.result.updated += 1
+                    continue
+                row = {
+                    "id": ids.new_id("cont"), "team_id": self.p.team_id,
+                    "company_id": item.company_id, "first_name": v["first_name"],
+                    "last_name": v["last_name"], "email": v.get("email"),
+                    "phone": phone, "phone_secondary": v.get("phone_secondary"),
+                    "job_title": v.get("job_title"), "lead_status": v.get("lead_status", "new"),
+                    "source": v.get("source"), "timezone": v.get("timezone"),
+                    "preferred_contact_method": v.get("preferred_contact_method"),
+                    "do_not_call": v.get("do_not_call", False), "notes": v.get("notes"),
+                    "custom_fields": v.get("custom_fields", {}), "tags": v.get("tags", []),
+                    "created_at": now, "updated_at": now,
+                }
+                _derive(row)
+                new_rows.append(row)
+                if phone:
+                    new_by_phone[phone] = row
+                if email:
+                    new_by_email[email] = row
+                self.result.imported += 1
+            if new_rows:
+                await s.execute(insert(Contact), new_rows)
+            if changed:
+                await s.execute(
+                    update(Contact),
+                    [
+                        {
+                            "id": c.id, "company_id": c.company_id, "first_name": c.first_name,
+                            "last_name": c.last_name, "email": c.email, "phone": c.phone,
+                            "phone_secondary": c.phone_secondary, "job_title": c.job_title,
+                            "lead_status": c.lead_status, "source": c.source,
+                            "timezone": c.timezone,
+                            "preferred_contact_method": c.preferred_contact_method,
+                            "do_not_call": c.do_not_call, "notes": c.notes,
+                            "custom_fields": c.custom_fields, "tags": c.tags,
+                            "email_lower": c.email_lower, "search_text": c.search_text,
+                            "updated_at": now,
+                        }
+                        for c in changed.values()
+                    ],
+                )
+            s.expunge_all()
+            await s.commit()
+
+
+def _derive(row: dict[str, Any]) -> None:
+    row["email_lower"] = row["email"].lower() if row.get("email") else None
+    row["search_text"] = F.search_text(
+        row["first_name"], row["last_name"], row.get("email"), row.get("phone"),
+        row.get("phone_secondary"),
+    )
+
+
+_MERGE_SKIP = ("custom_fields", "tags")
+
+
+def _merge_into_row(row: dict[str, Any], v: dict[str, Any]) -> None:
+    for key, value in v.items():
+        if key in _MERGE_SKIP or value is None:
+            continue
+        row[key] = value
+    row["custom_fields"] = {**row.get("custom_fields", {}), **v.get("custom_fields", {})}
+    row["tags"] = list(dict.fromkeys([*row.get("tags", []), *v.get("tags", [])]))
+    _derive(row)
+
+
+def _merge_into_contact(c: Contact, v: dict[str, Any], company_id: str | None) -> None:
+    """A duplicate row updates the contact: non-empty values win, custom fields and tags merge."""
+    for key, value in v.items():
+        if key in _MERGE_SKIP or value is None:
+            continue
+        setattr(c, key, value)
+    if company_id:
+        c.company_id = company_id
+    c.custom_fields = {**(c.custom_fields or {}), **v.get("custom_fields", {})}
+    c.tags = list(dict.fromkeys([*(c.tags or []), *v.get("tags", [])]))
+    c.email_lower = c.email.lower() if c.email else None
+    c.search_text = F.search_text(c.first_name, c.last_name, c.email, c.phone, c.phone_secondary)

@@ -1,0 +1,541 @@
+"""CRM behaviour: companies, contacts and custom field definitions.
+
+Services never commit; the route (or ``api.idempotency``) owns the transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callfleet import ids
+from callfleet.api.errors import ApiError, bad_request, conflict, forbidden
+from callfleet.crm import fields as F
+from callfleet.crm.models import Company, Contact, CustomFieldDefinition
+from callfleet.db.base import iso, utcnow
+from callfleet.teams.principal import Principal, get_owned, scoped
+
+Definitions = dict[str, tuple[str, list[str] | None]]
+
+
+# ---------------------------------------------------------------- serializers
+
+
+def company_out(c: Company, contact_count: int) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "team_id": c.team_id,
+        "name": c.name,
+        "website": c.website,
+        "industry": c.industry,
+        "company_size": c.company_size,
+        "phone": c.phone,
+        "address_line1": c.address_line1,
+        "address_line2": c.address_line2,
+        "city": c.city,
+        "state": c.state,
+        "postal_code": c.postal_code,
+        "country": c.country,
+        "notes": c.notes,
+        "custom_fields": c.custom_fields or {},
+        "contact_count": contact_count,
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+    }
+
+
+def contact_out(c: Contact) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "team_id": c.team_id,
+        "company_id": c.company_id,
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "email": c.email,
+        "phone": c.phone,
+        "phone_secondary": c.phone_secondary,
+        "job_title": c.job_title,
+        "lead_status": c.lead_status,
+        "source": c.source,
+        "timezone": c.timezone,
+        "preferred_contact_method": c.preferred_contact_method,
+        "do_not_call": bool(c.do_not_call),
+        "notes": c.notes,
+        "custom_fields": c.custom_fields or {},
+        "tags": c.tags or [],
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+    }
+
+
+def custom_field_out(d: CustomFieldDefinition) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "team_id": d.team_id,
+        "key": d.key,
+        "name": d.name,
+        "type": d.type,
+        "options": d.options,
+        "entity_type": d.entity_type,
+        "description": d.description,
+        "required": bool(d.required),
+        "created_at": iso(d.created_at),
+        "updated_at": iso(d.updated_at),
+    }
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def like_pattern(term: str) -> str:
+    """``%term%`` with LIKE's wildcards escaped (use with ``escape='\\\\'``)."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def field(name: str, fn: Any, *args: Any) -> Any:
+    """Run a normaliser from ``fields``; its ValueError becomes a 400 naming the field."""
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        raise bad_request(f"{name} {exc}", name) from None
+
+
+async def load_definitions(
+    session: AsyncSession, team_id: str, entity_type: str
+) -> Definitions:
+    rows = await session.execute(
+        select(CustomFieldDefinition.key, CustomFieldDefinition.type, CustomFieldDefinition.options)
+        .where(CustomFieldDefinition.team_id == team_id)
+        .where(CustomFieldDefinition.entity_type == entity_type)
+    )
+    return {k: (t, o) for k, t, o in rows}
+
+
+async def _custom_fields(
+    session: AsyncSession, team_id: str, entity: str, values: dict[str, Any] | None
+) -> dict[str, Any]:
+    if not values:
+        return {}
+    defs = await load_definitions(session, team_id, entity)
+    return field("customFields", F.check_custom_fields, values, defs)  # type: ignore[no-any-return]
+
+
+def _require(value: str | None, name: str, max_len: int) -> str:
+    cleaned = field(name, F.clean_text, value, max_len)
+    if not cleaned:
+        raise bad_request(f"{name} is required", name)
+    return cleaned  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- companies
+
+COMPANY_TEXT = {
+    "website": 500,
+    "industry": 200,
+    "company_size": 100,
+    "address_line1": 300,
+    "address_line2": 300,
+    "city": 200,
+    "state": 200,
+    "postal_code": 40,
+    "notes": 20_000,
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _company_values(data: dict[str, Any], region: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, max_len in COMPANY_TEXT.items():
+        if key in data:
+            out[key] = field(_camel(key), F.clean_text, data[key], max_len)
+    if "phone" in data:
+        out["phone"] = field("phone", F.normalize_phone, data["phone"], region)
+    if "country" in data:
+        country = field("country", F.clean_text, data["country"], 2)
+        if country is not None and not (len(country) == 2 and country.isalpha()):
+            raise bad_request("country must be an ISO-3166 alpha-2 code", "country")
+        out["country"] = country.upper() if country else None
+    return out
+
+
+async def create_company(
+    session: AsyncSession, p: Principal, data: dict[str, Any], region: str
+) -> dict[str, Any]:
+    name = _require(data.get("name"), "name", 300)
+    values = _company_values(data, region)
+    custom = await _custom_fields(session, p.team_id, "company", data.get("custom_fields"))
+    company = Company(
+        id=ids.new_id("comp"), team_id=p.team_id, name=name, name_lower=name.lower(),
+        custom_fields=custom, **values,
+    )
+    session.add(company)
+    await session.flush()
+    return company_out(company, 0)
+
+
+async def _contact_count(session: AsyncSession, company_id: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Contact).where(Contact.company_id == company_id)
+        )
+        or 0
+    )
+
+
+async def get_company(session: AsyncSession, p: Principal, company_id: str) -> dict[str, Any]:
+    c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company")
+    return company_out(c, await _contact_count(session, c.id))
+
+
+async def list_companies(
+    session: AsyncSession, p: Principal, *, search: str | None, industry: str | None,
+    limit: int, offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = scoped(Company, p)
+    if search:
+        pat = like_pattern(search.strip().lower())
+        stmt = stmt.where(
+            or_(
+                Company.name_lower.like(pat, escape="\\"),
+                func.lower(Company.website).like(pat, escape="\\"),
+            )
+        )
+    if industry:
+        stmt = stmt.where(func.lower(Company.industry) == industry.strip().lower())
+    total = int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    count_col = (
+        select(func.count()).where(Contact.company_id == Company.id).scalar_subquery()
+    )
+    rows = await session.execute(
+        stmt.add_columns(count_col).order_by(Company.id.desc()).limit(limit).offset(offset)
+    )
+    return [company_out(c, n) for c, n in rows], total
+
+
+async def update_company(
+    session: AsyncSession, p: Principal, company_id: str, data: dict[str, Any], region: str
+) -> dict[str, Any]:
+    c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company",
+                        for_update=True)
+    if "name" in data:
+        c.name = _require(data["name"], "name", 300)
+        c.name_lower = c.name.lower()
+    for key, value in _company_values(data, region).items():
+        setattr(c, key, value)
+    if "custom_fields" in data:
+        c.custom_fields = _merge_custom(
+            c.custom_fields,
+            data["custom_fields"],
+            await load_definitions(session, p.team_id, "company"),
+        )
+    c.updated_at = utcnow()
+    await session.flush()
+    return company_out(c, await _contact_count(session, c.id))
+
+
+async def delete_company(
+    session: AsyncSession, p: Principal, company_id: str, cascade: bool
+) -> None:
+    c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company",
+                        for_update=True)
+    n = await _contact_count(session, c.id)
+    if n and not cascade:
+        raise conflict(
+            f"Company has {n} contacts; delete them first or pass cascade=true"
+        )
+    await session.execute(delete(Contact).where(Contact.company_id == c.id))
+    await session.delete(c)
+    await session.flush()
+
+
+def _merge_custom(
+    current: dict[str, Any] | None, patch: dict[str, Any] | None, defs: Definitions
+) -> dict[str, Any]:
+    """PATCH semantics for customFields: keys merge; a key set to null is removed."""
+    if patch is None:
+        return {}
+    merged = dict(current or {})
+    removed = [k for k, v in patch.items() if v is None]
+    checked = field("customFields", F.check_custom_fields,
+                    {k: v for k, v in patch.items() if v is not None}, defs)
+    merged.update(checked)
+    for k in removed:
+        merged.pop(k, None)
+    return merged
+
+
+# ---------------------------------------------------------------- contacts
+
+CONTACT_TEXT = {
+    "job_title": 300,
+    "source": 200,
+    "preferred_contact_method": 50,
+    "notes": 20_000,
+}
+
+
+def contact_values(data: dict[str, Any], region: str) -> dict[str, Any]:
+    """Normalised columns for the keys present in ``data`` (names, custom fields excepted)."""
+    out: dict[str, Any] = {}
+    for key, max_len in CONTACT_TEXT.items():
+        if key in data:
+            out[key] = field(_camel(key), F.clean_text, data[key], max_len)
+    if "email" in data:
+        out["email"] = field("email", F.normalize_email, data["email"])
+    if "phone" in data:
+        out["phone"] = field("phone", F.normalize_phone, data["phone"], region)
+    if "phone_secondary" in data:
+        out["phone_secondary"] = field(
+            "phoneSecondary", F.normalize_phone, data["phone_secondary"], region
+        )
+    if "timezone" in data:
+        out["timezone"] = field("timezone", F.normalize_timezone, data["timezone"])
+    if "lead_status" in data:
+        out["lead_status"] = field("leadStatus", F.normalize_lead_status, data["lead_status"])
+    if "do_not_call" in data:
+        if data["do_not_call"] is None:
+            raise bad_request("doNotCall must be true or false", "doNotCall")
+        out["do_not_call"] = bool(data["do_not_call"])
+    if "tags" in data:
+        out["tags"] = field("tags", F.normalize_tags, data["tags"])
+    return out
+
+
+async def company_of_team(session: AsyncSession, p: Principal, company_id: str | None) -> str:
+    """The ``companyId`` of a contact write: required, must exist and be the caller's."""
+    if not company_id:
+        raise bad_request("companyId is required", "companyId")
+    if not ids.is_valid("comp", company_id):
+        raise bad_request("companyId is not a valid company id", "companyId")
+    team = await session.scalar(select(Company.team_id).where(Company.id == company_id))
+    if team is None:
+        raise ApiError(404, "Company not found", {"companyId": "Company not found"})
+    if team != p.team_id:
+        raise forbidden("Forbidden: companyId belongs to another team")
+    return company_id
+
+
+def _refresh_search(c: Contact) -> None:
+    c.email_lower = c.email.lower() if c.email else None
+    c.search_text = F.search_text(c.first_name, c.last_name, c.email, c.phone, c.phone_secondary)
+
+
+async def create_contact(
+    session: AsyncSession, p: Principal, data: dict[str, Any], region: str
+) -> dict[str, Any]:
+    first = _require(data.get("first_name"), "firstName", 200)
+    last = _require(data.get("last_name"), "lastName", 200)
+    values = contact_values(data, region)
+    company_id = await company_of_team(session, p, data.get("company_id"))
+    custom = await _custom_fields(session, p.team_id, "contact", data.get("custom_fields"))
+    now = utcnow()
+    contact = Contact(
+        id=ids.new_id("cont"), team_id=p.team_id, company_id=company_id,
+        first_name=first, last_name=last, custom_fields=custom,
+        lead_status=values.pop("lead_status", "new"),
+        do_not_call=values.pop("do_not_call", False),
+        tags=values.pop("tags", []),
+        created_at=now, updated_at=now, **values,
+    )
+    _refresh_search(contact)
+    session.add(contact)
+    await session.flush()
+    return contact_out(contact)
+
+
+async def get_contact(session: AsyncSession, p: Principal, contact_id: str) -> dict[str, Any]:
+    c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact")
+    return contact_out(c)
+
+
+async def update_contact(
+    session: AsyncSession, p: Principal, contact_id: str, data: dict[str, Any], region: str
+) -> dict[str, Any]:
+    c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact",
+                        for_update=True)
+    if "first_name" in data:
+        c.first_name = _require(data["first_name"], "firstName", 200)
+    if "last_name" in data:
+        c.last_name = _require(data["last_name"], "lastName", 200)
+    if "company_id" in data:
+        c.company_id = await company_of_team(session, p, data["company_id"])
+    values = contact_values(data, region)
+    for key, value in values.items():
+        setattr(c, key, value)
+    if "custom_fields" in data:
+        c.custom_fields = _merge_custom(
+            c.custom_fields, data["custom_fields"],
+            await load_definitions(session, p.team_id, "contact"),
+        )
+    _refresh_search(c)
+    c.updated_at = utcnow()
+    await session.flush()
+    return contact_out(c)
+
+
+async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -> None:
+    c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact",
+                        for_update=True)
+    await session.delete(c)
+    await session.flush()
+
+
+def _search_clause(session: AsyncSession, query: str) -> ColumnElement[bool]:
+    """Substring match over names, email and phone digits, served by the trigram index."""
+    query = query.strip()
+    if len(query) > 200:
+        raise bad_request("search must be at most 200 characters", "search")
+    term = F.phone_query_digits(query) or query.lower()
+    if session.bind.dialect.name == "sqlite" and len(term) >= 3:
+        phrase = '"' + term.replace('"', '""') + '"'
+        return literal_column("contacts.rowid").in_(
+            select(literal_column("rowid"))
+            .select_from(text("contacts_fts"))
+            .where(text("contacts_fts MATCH :fts_q").bindparams(fts_q=phrase))
+        )
+    return Contact.search_text.like(like_pattern(term), escape="\\")
+
+
+async def list_contacts(
+    session: AsyncSession, p: Principal, *, company_id: str | None, search: str | None,
+    lead_status: str | None, do_not_call: bool | None, has_phone: bool | None,
+    tag: str | None, limit: int, offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = scoped(Contact, p)
+    if company_id:
+        if not ids.is_valid("comp", company_id):
+            raise bad_request("companyId is not a valid company id", "companyId")
+        stmt = stmt.where(Contact.company_id == company_id)
+    if search and search.strip():
+        stmt = stmt.where(_search_clause(session, search))
+    if lead_status:
+        stmt = stmt.where(
+            Contact.lead_status == field("leadStatus", F.normalize_lead_status, lead_status)
+        )
+    if do_not_call is not None:
+        stmt = stmt.where(Contact.do_not_call.is_(do_not_call))
+    if has_phone is not None:
+        stmt = stmt.where(Contact.phone.is_not(None) if has_phone else Contact.phone.is_(None))
+    if tag:
+        stmt = stmt.where(_has_tag(session, tag.strip()))
+    total = int(
+        await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+    )
+    rows = (await session.scalars(stmt.order_by(Contact.id.desc()).limit(limit).offset(offset)))
+    return [contact_out(c) for c in rows], total
+
+
+def _has_tag(session: AsyncSession, tag: str) -> ColumnElement[bool]:
+    if session.bind.dialect.name == "postgresql":
+        return Contact.tags.op("@>")(func.jsonb_build_array(tag))  # type: ignore[no-any-return]
+    return text("EXISTS (SELECT 1 FROM json_each(contacts.tags) WHERE json_each.value = :tag)"
+                ).bindparams(tag=tag)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- custom field definitions
+
+
+def _definition_values(data: dict[str, Any], current: CustomFieldDefinition | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if current is None or "type" in data:
+        ftype = (data.get("type") or "").strip().lower()
+        if ftype not in F.FIELD_TYPES:
+            raise bad_request("type must be one of " + ", ".join(F.FIELD_TYPES), "type")
+        out["type"] = ftype
+    ftype = out.get("type", current.type if current else "text")
+    if "options" in data or "type" in out:
+        options = data.get("options", current.options if current else None)
+        if ftype == "select":
+            cleaned = [F.clean_text(o, 200) for o in (options or []) if isinstance(o, str)]
+            opts = [o for o in cleaned if o]
+            if not opts:
+                raise bad_request("options must list the choices of a select field", "options")
+            out["options"] = list(dict.fromkeys(opts))
+        else:
+            out["options"] = None
+    if current is None or "name" in data:
+        out["name"] = _require(data.get("name"), "name", 200)
+    if "description" in data:
+        out["description"] = field("description", F.clean_text, data["description"], 2000)
+    if "required" in data and data["required"] is not None:
+        out["required"] = bool(data["required"])
+    return out
+
+
+async def create_custom_field(
+    session: AsyncSession, p: Principal, data: dict[str, Any]
+) -> dict[str, Any]:
+    key = (data.get("key") or "").strip()
+    if not key:
+        raise bad_request("key is required", "key")
+    field("key", F.check_custom_key, key)
+    entity = (data.get("entity_type") or "contact").strip().lower()
+    if entity not in F.ENTITY_TYPES:
+        raise bad_request("entityType must be contact or company", "entityType")
+    values = _definition_values(data, None)
+    exists = await session.scalar(
+        select(CustomFieldDefinition.id).where(
+            CustomFieldDefinition.team_id == p.team_id,
+            CustomFieldDefinition.entity_type == entity,
+            CustomFieldDefinition.key == key,
+        )
+    )
+    if exists:
+        raise conflict(f"A {entity} custom field with key {key!r} already exists")
+    d = CustomFieldDefinition(
+        id=ids.new_id("cf"), team_id=p.team_id, key=key, entity_type=entity, **values
+    )
+    session.add(d)
+    await session.flush()
+    return custom_field_out(d)
+
+
+async def get_custom_field(session: AsyncSession, p: Principal, cf_id: str) -> dict[str, Any]:
+    d = await get_owned(session, CustomFieldDefinition, cf_id, p, prefix="cf",
+                        label="Custom field")
+    return custom_field_out(d)
+
+
+async def list_custom_fields(
+    session: AsyncSession, p: Principal, entity_type: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = scoped(CustomFieldDefinition, p)
+    if entity_type:
+        if entity_type not in F.ENTITY_TYPES:
+            raise bad_request("entityType must be contact or company", "entityType")
+        stmt = stmt.where(CustomFieldDefinition.entity_type == entity_type)
+    total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
+    rows = await session.scalars(
+        stmt.order_by(CustomFieldDefinition.id).limit(limit).offset(offset)
+    )
+    return [custom_field_out(d) for d in rows], total
+
+
+async def update_custom_field(
+    session: AsyncSession, p: Principal, cf_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    d = await get_owned(session, CustomFieldDefinition, cf_id, p, prefix="cf",
+                        label="Custom field", for_update=True)
+    if "key" in data and data["key"] is not None and data["key"] != d.key:
+        raise bad_request("key cannot change; create a new field instead", "key")
+    for k, v in _definition_values(data, d).items():
+        setattr(d, k, v)
+    d.updated_at = utcnow()
+    await session.flush()
+    return custom_field_out(d)
+
+
+async def delete_custom_field(session: AsyncSession, p: Principal, cf_id: str) -> None:
+    """Removes the definition only; values already stored on records are kept as free-form."""
+    d = await get_owned(session, CustomFieldDefinition, cf_id, p, prefix="cf",
+                        label="Custom field", for_update=True)
+    await session.delete(d)
+    await session.flush()
+

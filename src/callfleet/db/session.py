@@ -1,0 +1,99 @@
+"""Engine and sessions.
+
+SQLite note: a deferred transaction that reads and then writes can fail at once with
+SQLITE_BUSY when another connection committed in between (busy_timeout does not help there).
+Write sessions therefore start with ``BEGIN IMMEDIATE`` (they queue for the write lock up
+front, honouring busy_timeout); read sessions use a plain deferred ``BEGIN`` so reads run in
+parallel under WAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA mmap_size=268435456",
+)
+
+
+def _sqlite_engine(url: str, *, immediate: bool, **kw: Any) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"isolation_level": None}, **kw)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cur.execute(pragma)
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@dataclass
+class Database:
+    """The process's database handles: one engine for writes, one for reads (same on PG)."""
+
+    url: str
+    write_engine: AsyncEngine
+    read_engine: AsyncEngine
+
+    @property
+    def dialect(self) -> str:
+        return self.write_engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        engine = self.write_engine if write else self.read_engine
+        async with AsyncSession(engine, expire_on_commit=False) as s:
+            yield s
+
+    def sessionmaker(self, *, write: bool = True) -> async_sessionmaker[AsyncSession]:
+        engine = self.write_engine if write else self.read_engine
+        return async_sessionmaker(engine, expire_on_commit=False)
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()
+
+
+def open_database(url: str, *, pool_size: int = 20, null_pool: bool = False) -> Database:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kw: dict[str, Any] = {"poolclass": NullPool} if null_pool else {"pool_size": pool_size}
+        write = _sqlite_engine(url, immediate=True, **kw)
+        read = _sqlite_engine(url, immediate=False, **kw)
+        return Database(url, write, read)
+    if null_pool:
+        engine = create_async_engine(url, poolclass=NullPool)
+    else:
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+        )
+    return Database(url, engine, engine)

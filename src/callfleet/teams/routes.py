@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import datetime
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession
+from callfleet.api.errors import not_found
+from callfleet.api.responses import JSON
+from callfleet.api.schemas import CamelIn, errors
+from callfleet.teams import service as svc
+
+router = APIRouter(prefix="/api", tags=["teams"])
+
+
+class ApiKeyIn(CamelIn):
+    name: str | None = Field(default=None, max_length=200)
+    scopes: list[str] | None = Field(default=None, max_length=10)
+    expires_at: datetime | None = None
+
+
+class TeamOut(BaseModel):
+    id: str
+    slug: str
+    account_slug: str
+    name: str
+    created_at: str
+    updated_at: str
+
+
+class TeamEnvelope(BaseModel):
+    success: bool = True
+    team: TeamOut
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    team_id: str
+    name: str | None
+    prefix: str
+    scopes: list[str]
+    expires_at: str | None
+    revoked_at: str | None
+    created_at: str
+    key: str | None = Field(default=None, description="The token; only in the create response.")
+
+
+class ApiKeyEnvelope(BaseModel):
+    success: bool = True
+    api_key: ApiKeyOut
+
+
+class ApiKeyList(BaseModel):
+    success: bool = True
+    api_keys: list[ApiKeyOut]
+    count: int
+    limit: int
+    offset: int
+
+
+@router.get("/team", response_model=None, responses={200: {"model": TeamEnvelope}, **errors()})
+async def get_team(p: Auth, s: ReadSession) -> JSON:
+    team = await svc.get_team(s, p.team_id)
+    if team is None:
+        raise not_found("Team")
+    return JSON({"success": True, "team": svc.team_out(team)})
+
+
+@router.get("/api-keys", response_model=None, responses={200: {"model": ApiKeyList}, **errors()})
+async def list_keys(p: Auth, s: ReadSession, page: Paging) -> JSON:
+    items, total = await svc.list_keys(s, p, page.limit, page.offset)
+    return JSON({"success": True, "api_keys": items, "count": total, "limit": page.limit,
+                 "offset": page.offset})
+
+
+@router.post("/api-keys", status_code=201, response_model=None,
+             responses={201: {"model": ApiKeyEnvelope}, **errors(403)})
+async def create_key(body: ApiKeyIn, p: Auth, s: WriteSession) -> JSON:
+    """Not idempotent by design: replaying would mean storing the token, which we never do."""
+    key, token = await svc.create_key(
+        s, p.team_id, name=body.name, scopes=body.scopes, expires_at=body.expires_at
+    )
+    await s.commit()
+    return JSON({"success": True, "api_key": svc.key_out(key, token)}, status_code=201)
+
+
+@router.delete("/api-keys/{key_id}", response_model=None,
+               responses={200: {"model": ApiKeyEnvelope}, **errors(403, 404)})
+async def revoke_key(key_id: str, p: Auth, s: WriteSession, request: Request) -> JSON:
+    out = await svc.revoke_key(s, p, key_id)
+    await s.commit()
+    request.app.state.auth_cache.drop_key(key_id)
+    return JSON({"success": True, "api_key": out})

@@ -1,0 +1,138 @@
+"""Teams and API keys (SPEC 1: a key is shown once; only its SHA-256 is stored)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callfleet import ids
+from callfleet.api.deps import hash_key
+from callfleet.api.errors import bad_request, conflict
+from callfleet.db.base import iso, utcnow
+from callfleet.teams.models import ApiKey, Team
+from callfleet.teams.principal import Principal, get_owned, scoped
+
+SCOPES = ("read", "write")
+_ALPHABET = string.ascii_letters + string.digits
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+def team_out(t: Team) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "slug": t.slug,
+        "account_slug": t.slug,
+        "name": t.name,
+        "created_at": iso(t.created_at),
+        "updated_at": iso(t.updated_at),
+    }
+
+
+def key_out(k: ApiKey, token: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": k.id,
+        "team_id": k.team_id,
+        "name": k.name,
+        "prefix": k.key_prefix,
+        "scopes": list(k.scopes or []),
+        "expires_at": iso(k.expires_at),
+        "revoked_at": iso(k.revoked_at),
+        "created_at": iso(k.created_at),
+    }
+    if token is not None:
+        out["key"] = token
+    return out
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-")
+    return slug or "team"
+
+
+def new_token() -> str:
+    return "tk_live_" + "".join(secrets.choice(_ALPHABET) for _ in range(32))
+
+
+async def create_team(
+    session: AsyncSession, name: str, slug: str | None = None
+) -> tuple[Team, str]:
+    """A team and its first API key; returns the key's token (the only time it is seen)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise bad_request("name must be 1-200 characters", "name")
+    if slug is not None:
+        slug = slug.strip().lower()
+        if not _SLUG.match(slug):
+            raise bad_request("slug must be lower-case letters, digits and dashes", "slug")
+        if await session.scalar(select(Team.id).where(Team.slug == slug)):
+            raise conflict(f"A team with slug {slug!r} already exists")
+    else:
+        base = slugify(name)
+        taken = set(
+            await session.scalars(
+                select(Team.slug).where((Team.slug == base) | Team.slug.like(f"{base}-%"))
+            )
+        )
+        slug, n = base, 1
+        while slug in taken:
+            n += 1
+            slug = f"{base}-{n}"
+    team = Team(id=ids.new_id("team"), slug=slug, name=name, settings={})
+    session.add(team)
+    await session.flush()
+    _, token = await create_key(session, team.id, name="default")
+    return team, token
+
+
+async def create_key(
+    session: AsyncSession,
+    team_id: str,
+    *,
+    name: str | None = None,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    scopes = sorted(set(scopes or []))
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        raise bad_request("scopes may contain only " + ", ".join(SCOPES), "scopes")
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=timezone.utc)
+    if expires_at is not None and expires_at <= utcnow():
+        raise bad_request("expiresAt must be in the future", "expiresAt")
+    token = new_token()
+    key = ApiKey(
+        id=ids.new_id("key"), team_id=team_id, name=name, key_hash=hash_key(token),
+        key_prefix=token[:12], scopes=scopes, expires_at=expires_at, created_at=utcnow(),
+    )
+    session.add(key)
+    await session.flush()
+    return key, token
+
+
+async def list_keys(
+    session: AsyncSession, p: Principal, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = scoped(ApiKey, p)
+    total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
+    rows = await session.scalars(stmt.order_by(ApiKey.id).limit(limit).offset(offset))
+    return [key_out(k) for k in rows], total
+
+
+async def revoke_key(session: AsyncSession, p: Principal, key_id: str) -> dict[str, Any]:
+    key = await get_owned(session, ApiKey, key_id, p, prefix="key", label="API key",
+                          for_update=True)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    await session.flush()
+    return key_out(key)
+
+
+async def get_team(session: AsyncSession, team_id: str) -> Team | None:
+    return await session.get(Team, team_id)

@@ -1,0 +1,155 @@
+"""Shared fixtures.
+
+Every API test runs against SQLite, and again against PostgreSQL when
+``CALLFLEET_TEST_POSTGRES_URL`` is set (a fresh database is created on that server for the
+session and dropped afterwards). Tests isolate by team: each creates its own teams, so no
+table is truncated between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from callfleet.app import create_app
+from callfleet.config import Settings
+from callfleet.db.migrate import migrate
+from callfleet.db.session import Database, open_database
+from callfleet.teams.service import create_team
+
+PG_URL = os.environ.get("CALLFLEET_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
+
+
+def asyncpg_url(url: str) -> str:
+    u = make_url(url)
+    return u.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+async def _admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+        password=u.password, database=u.database or "postgres",
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@dataclass
+class DbHandle:
+    backend: str
+    url: str
+    db: Database
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("callfleet")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncIterator[DbHandle]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_root / 'test.db'}"
+        db = open_database(url)
+        await migrate(db)
+        yield DbHandle("sqlite", url, db)
+        await db.dispose()
+        return
+    assert PG_URL
+    name = f"callfleet_test_{uuid.uuid4().hex[:10]}"
+    await _admin(PG_URL, f'CREATE DATABASE "{name}"')
+    url = make_url(asyncpg_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
+    db = open_database(url, pool_size=10)
+    await migrate(db)
+    yield DbHandle("postgres", url, db)
+    await db.dispose()
+    await _admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(url: str, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {"database_url": url, "rate_limit_per_minute": 0}
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+async def app(database: DbHandle) -> AsyncIterator[Any]:
+    application = create_app(make_settings(database.url), db=database.db)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@dataclass
+class TeamCtx:
+    id: str
+    slug: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def new_team(database: DbHandle, name: str = "Acme") -> TeamCtx:
+    async with database.db.session() as s:
+        team, token = await create_team(s, name)
+        await s.commit()
+    return TeamCtx(team.id, team.slug, token)
+
+
+@pytest.fixture
+async def team(database: DbHandle) -> TeamCtx:
+    return await new_team(database, "Acme")
+
+
+@pytest.fixture
+async def other_team(database: DbHandle) -> TeamCtx:
+    return await new_team(database, "Globex")
+
+
+async def make_company(client: httpx.AsyncClient, t: TeamCtx, name: str = "Initech") -> str:
+    r = await client.post("/api/crm/companies", json={"teamId": t.id, "name": name},
+                          headers=t.headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["company"]["id"])
+
+
+async def make_contact(
+    client: httpx.AsyncClient, t: TeamCtx, company_id: str, **fields: Any
+) -> dict[str, Any]:
+    body = {"teamId": t.id, "companyId": company_id, "firstName": "Sarah", "lastName": "Chen"}
+    body.update(fields)
+    r = await client.post("/api/crm/contacts", json=body, headers=t.headers)
+    assert r.status_code == 201, r.text
+    return dict(r.json()["contact"])
+
+
+@pytest.fixture
+async def company(client: httpx.AsyncClient, team: TeamCtx) -> str:
+    return await make_company(client, team)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Iterator[Path]:
+    yield Path(__file__).resolve().parent.parent
