@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from callfleet.app import create_app
+from callfleet.clock import FixedClock
 from callfleet.config import Settings
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
@@ -88,7 +90,11 @@ def make_settings(url: str, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 async def app(database: DbHandle) -> AsyncIterator[Any]:
-    application = create_app(make_settings(database.url), db=database.db)
+    """The app with no background dialer and a clock that moves only when a test says so
+    (``app.state.clock.advance(...)``); tests drive the dialer with ``app.state.dialer.tick()``.
+    """
+    application = create_app(make_settings(database.url), db=database.db, run_worker=False,
+                             clock=FixedClock(datetime.now(timezone.utc)))
     async with application.router.lifespan_context(application):
         yield application
 

@@ -3,6 +3,7 @@ the database and applies migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,10 +18,16 @@ from callfleet import __version__
 from callfleet.api import errors
 from callfleet.api.deps import AuthCache, RateLimiter
 from callfleet.api.responses import JSON
+from callfleet.calls.routes import router as calls_router
+from callfleet.campaigns.routes import router as campaigns_router
+from callfleet.carriers.sim.carrier import SimCarrier
+from callfleet.clock import Clock, shared_clock
+from callfleet.compliance.routes import router as dnc_router
 from callfleet.config import Settings, get_settings
 from callfleet.crm.routes import router as crm_router
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
+from callfleet.dialer.engine import Dialer
 from callfleet.teams.routes import router as teams_router
 
 HTTP_LATENCY = Histogram(
@@ -31,7 +38,26 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+def build_carrier(settings: Settings, db: Database, clock: Clock) -> SimCarrier:
+    if settings.carrier != "sim":
+        raise ValueError(f"unknown carrier {settings.carrier!r}; available: sim")
+    return SimCarrier(db, clock, mix=settings.sim_mix,
+                      invalid_percent=settings.sim_invalid_percent, instant=settings.sim_instant)
+
+
+async def build_dialer(settings: Settings, db: Database, clock: Clock | None = None) -> Dialer:
+    if settings.time_scale != 1.0 and settings.carrier != "sim":
+        raise ValueError("CALLFLEET_TIME_SCALE is allowed only with the simulated carrier")
+    clock = clock or await shared_clock(db, settings.time_scale)
+    return Dialer(db, clock, build_carrier(settings, db, clock), settings)
+
+
+def create_app(
+    settings: Settings | None = None, db: Database | None = None, *, run_worker: bool = True,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The API process. With ``run_worker`` the dialer loop runs inside it (the default
+    single-process deployment); ``callfleet serve --no-worker`` leaves that to workers."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -42,9 +68,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         )
         await migrate(database)
         app.state.db = database
+        dialer = await build_dialer(settings, database, clock)
+        app.state.dialer = dialer
+        app.state.clock = dialer.clock
+        app.state.carrier = dialer.carrier
+        stop = asyncio.Event()
+        task = asyncio.create_task(dialer.run(stop)) if run_worker else None
         try:
             yield
         finally:
+            stop.set()
+            if task is not None:
+                await task
             if own:
                 await database.dispose()
 
@@ -95,4 +130,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     app.include_router(teams_router)
     app.include_router(crm_router)
+    app.include_router(campaigns_router)
+    app.include_router(calls_router)
+    app.include_router(dnc_router)
     return app

@@ -31,6 +31,30 @@ class Settings(BaseSettings):
     import_batch_size: int = 2000
     import_max_errors: int = Field(default=1000, description="Row errors listed per import.")
     db_pool_size: int = 20
+    carrier: str = Field(default="sim", description="Telephony adapter: sim (default).")
+    time_scale: float = Field(
+        default=1.0, description="Simulated time runs this many times faster (sim carrier only)."
+    )
+    sim_mix: str = Field(
+        default="answer=55,no_answer=18,busy=8,voicemail=12,decline=4,failed=3",
+        description="Weights of the simulated callees' behaviours per attempt.",
+    )
+    sim_invalid_percent: float = Field(
+        default=2.0, description="Share of destination numbers the simulated network rejects."
+    )
+    sim_instant: bool = Field(
+        default=False, description="Simulated calls ring, answer and end at once (benchmarks)."
+    )
+    team_max_concurrent_calls: int = Field(
+        default=100_000, description="Default team-wide cap on calls in progress."
+    )
+    legal_hours_start: str = "08:00"
+    legal_hours_end: str = "21:00"
+    dialer_tick_seconds: float = Field(default=0.2, description="Real seconds between passes.")
+    dialer_batch: int = Field(default=200, description="Enrollments claimed per pass.")
+    lease_seconds: float = Field(
+        default=30.0, description="Real seconds a worker owns a call before others reconcile it."
+    )
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

@@ -1,8 +1,17 @@
 """Imports every table so ``Base.metadata`` is complete (for Alembic and tests)."""
 
+from callfleet.assistants.models import Assistant
+from callfleet.calls.models import Call, CallEvent
+from callfleet.campaigns.models import Campaign, Enrollment
+from callfleet.carriers.sim.models import ClockAnchor, SimCall, SimProfile
+from callfleet.compliance.models import DncEntry
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import Base
+from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import ApiKey, IdempotencyRecord, Team
 
-__all__ = ["Base", "Team", "ApiKey", "IdempotencyRecord", "Company", "Contact",
-           "CustomFieldDefinition"]
+__all__ = [
+    "Base", "Team", "ApiKey", "IdempotencyRecord", "Company", "Contact", "CustomFieldDefinition",
+    "Assistant", "PhoneNumber", "Campaign", "Enrollment", "Call", "CallEvent", "DncEntry",
+    "SimCall", "SimProfile", "ClockAnchor",
+]

@@ -5,11 +5,19 @@ from alembic import context
 from callfleet.db.models import Base
 
 connection = context.config.attributes["connection"]
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Ignore the SQLite FTS5 search tables (created by hand in 0001, not in the metadata)."""
+    return not (type_ == "table" and name is not None and name.startswith("contacts_fts"))
+
+
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=include_object,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,279 @@
+"""A call's life after the dial: carrier events move it along its timeline, and its end
+decides the enrollment's fate (SPEC 4 "after an attempt") in one transaction.
+
+Every carrier event may arrive more than once (the simulated network and real carriers
+deliver at least once), so each step checks the call's state and does nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callfleet import ids
+from callfleet.assistants.models import Assistant
+from callfleet.calls.models import Call, CallEvent
+from callfleet.campaigns.models import Campaign, Enrollment
+from callfleet.campaigns.policy import retry_policy
+from callfleet.carriers.base import Carrier, CarrierEvent
+from callfleet.compliance.models import DncEntry
+from callfleet.conversation import script
+from callfleet.crm.models import Company, Contact
+from callfleet.crm.service import company_out, contact_out
+from callfleet.db.base import utcnow
+from callfleet.db.session import Database
+from callfleet.dialer import rules
+from callfleet.teams.models import Team
+
+log = structlog.get_logger("callfleet.calls")
+
+CARRIER_REASONS = {
+    "busy": "busy", "no_answer": "no_answer", "declined": "declined", "failed": "failed",
+    "invalid_number": "invalid_number",
+}
+
+
+def add_event(session: AsyncSession, call: Call, kind: str, at: datetime,
+              data: dict[str, Any] | None = None) -> None:
+    session.add(CallEvent(id=ids.new_id("evt"), call_id=call.id, type=kind, at=at,
+                          data=data or {}))
+
+
+async def _lock_call(session: AsyncSession, call_id: str) -> Call | None:
+    stmt = select(Call).where(Call.id == call_id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime) -> bool:
+    """A running campaign with nothing pending or calling is completed (unless evergreen)."""
+    busy = await session.scalar(
+        select(exists().where(
+            Enrollment.campaign_id == campaign_id,
+            Enrollment.status.in_(("pending", "calling")),
+        ))
+    )
+    if busy:
+        return False
+    res = await session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == "running",
+               Campaign.no_auto_complete.is_(False))
+        .values(status="completed", completed_at=now, updated_at=now,
+                status_reason="every contact reached a final status")
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def release_slot(session: AsyncSession, call: Call) -> None:
+    """Give back the campaign's and team's concurrency slot the call held."""
+    if call.campaign_id is None:
+        return
+    await session.execute(
+        update(Campaign).where(Campaign.id == call.campaign_id, Campaign.active_calls > 0)
+        .values(active_calls=Campaign.active_calls - 1)
+    )
+    await session.execute(
+        update(Team).where(Team.id == call.team_id, Team.active_calls > 0)
+        .values(active_calls=Team.active_calls - 1)
+    )
+
+
+async def finish_call(
+    session: AsyncSession, call: Call, outcome: str, ended_reason: str, at: datetime
+) -> bool:
+    """End the call and apply the retry rules to its enrollment. False if already ended."""
+    if call.status == "ended":
+        return False
+    call.status = "ended"
+    call.outcome = outcome
+    call.ended_reason = ended_reason
+    call.ended_at = at
+    call.lease_owner = None
+    call.lease_expires_at = None
+    if call.answered_at is not None:
+        call.duration_seconds = round((at - call.answered_at).total_seconds(), 1)
+    else:
+        call.duration_seconds = 0.0
+    call.updated_at = utcnow()
+    add_event(session, call, "call.hangup", at, {"ended_reason": ended_reason})
+    add_event(session, call, "call.completed", at, {"outcome": outcome})
+    await release_slot(session, call)
+    if call.contact_id is not None:
+        await _apply_to_contact(session, call, outcome, at)
+    if call.enrollment_id is not None:
+        await _apply_to_enrollment(session, call, outcome, at)
+    return True
+
+
+async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
+                            at: datetime) -> None:
+    contact = await session.get(Contact, call.contact_id)
+    if contact is None:
+        return
+    if outcome == "opted_out":
+        contact.do_not_call = True
+        contact.lead_status = "do_not_contact"
+        contact.updated_at = utcnow()
+        await add_to_dnc(session, call.team_id, call.to_number, "opted out during a call",
+                         "call", at)
+    elif outcome == "answered" and contact.lead_status == "new":
+        contact.lead_status = "contacted"
+        contact.updated_at = utcnow()
+
+
+async def add_to_dnc(session: AsyncSession, team_id: str, phone: str, reason: str,
+                     source: str, at: datetime) -> None:
+    present = await session.scalar(
+        select(DncEntry.id).where(DncEntry.team_id == team_id, DncEntry.phone_number == phone)
+    )
+    if present is None:
+        try:
+            async with session.begin_nested():
+                session.add(DncEntry(id=ids.new_id("dnc"), team_id=team_id, phone_number=phone,
+                                     reason=reason, source=source, created_at=at))
+        except IntegrityError:
+            pass
+
+
+async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
+                               at: datetime) -> None:
+    enr = await session.get(Enrollment, call.enrollment_id)
+    campaign = await session.get(Campaign, call.campaign_id)
+    if enr is None or campaign is None or enr.status != "calling":
+        return
+    counts = dict(enr.outcome_counts or {})
+    counts[outcome] = counts.get(outcome, 0) + 1
+    result = rules.after_attempt(outcome, enr.attempts, counts, retry_policy(campaign), at)
+    status = result.enrollment_status
+    if status == "pending" and campaign.status == "cancelled":
+        status = "cancelled"
+    enr.status = status
+    enr.outcome_counts = counts
+    enr.last_outcome = outcome
+    enr.answered = enr.answered or outcome == "answered"
+    enr.next_attempt_at = result.next_attempt_at if status == "pending" else None
+    enr.reason = result.reason
+    enr.updated_at = utcnow()
+    await session.flush()
+    if status != "pending":
+        await maybe_complete(session, campaign.id, at)
+
+
+@dataclass
+class Hangup:
+    carrier_call_id: str
+    after_seconds: float
+
+
+class CallEvents:
+    """Applies carrier events to calls. One instance per process."""
+
+    def __init__(self, db: Database, carrier: Carrier) -> None:
+        self.db = db
+        self.carrier = carrier
+
+    async def handle(self, event: CarrierEvent) -> None:
+        hangup: Hangup | None = None
+        async with self.db.session() as s:
+            call = await _lock_call(s, event.call_ref)
+            if call is None or call.status == "ended":
+                return
+            if call.carrier_call_id is None:
+                call.carrier_call_id = event.carrier_call_id
+            if event.type == "ringing":
+                if call.status in ("queued", "dialing"):
+                    call.status = "ringing"
+                    add_event(s, call, "call.ringing", event.at)
+            elif event.type == "answered":
+                if call.answered_at is None:
+                    call.status = "in_progress"
+                    call.answered_at = event.at
+                    add_event(s, call, "call.answered", event.at,
+                              {"answered_by": event.data.get("answered_by", "human")})
+                    if event.data.get("answered_by") != "machine":
+                        hangup = await self._converse(s, call, event)
+            elif event.type == "machine_detected":
+                if not (call.call_metadata or {}).get("voicemail"):
+                    hangup = await self._voicemail(s, call, event)
+            elif event.type == "ended":
+                outcome, reason = self._outcome(call, event)
+                await finish_call(s, call, outcome, reason, event.at)
+            await s.commit()
+        if hangup is not None:
+            await self.carrier.hangup(hangup.carrier_call_id, hangup.after_seconds)
+
+    def _outcome(self, call: Call, event: CarrierEvent) -> tuple[str, str]:
+        reason = event.data.get("reason", "completed")
+        meta = call.call_metadata or {}
+        if reason in CARRIER_REASONS:
+            return CARRIER_REASONS[reason], f"carrier_{reason}"
+        if meta.get("voicemail"):
+            return "voicemail", "voicemail"
+        if call.answered_at is not None:
+            return meta.get("conversation_outcome", "answered"), meta.get(
+                "conversation_ended_reason", "customer_ended_call")
+        return "no_answer", "carrier_no_answer"
+
+    async def _context(self, s: AsyncSession, call: Call) -> tuple[
+        Assistant | None, dict[str, Any] | None, dict[str, Any] | None, Campaign | None
+    ]:
+        assistant = await s.get(Assistant, call.assistant_id) if call.assistant_id else None
+        contact = await s.get(Contact, call.contact_id) if call.contact_id else None
+        company = await s.get(Company, contact.company_id) if contact else None
+        campaign = await s.get(Campaign, call.campaign_id) if call.campaign_id else None
+        return (assistant, contact_out(contact) if contact else None,
+                company_out(company, 0) if company else None, campaign)
+
+    async def _converse(self, s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup:
+        from callfleet.assistants.prompts import render, variables_for
+
+        assistant, contact, company, campaign = await self._context(s, call)
+        variables = variables_for(
+            contact, company, {"name": campaign.name} if campaign else None
+        )
+        first, unknown = render(assistant.first_message if assistant else "", variables)
+        fields = ((assistant.info_extraction or {}).get("fields") or []) if assistant else []
+        closing = ((assistant.end_call or {}).get("closing_phrase")) if assistant else None
+        result = script.run_scripted(
+            first_message=first, persona=event.data.get("persona") or "interested",
+            contact=contact, extraction_fields=fields, closing_phrase=closing,
+        )
+        call.messages = result.messages
+        call.transcript = script.transcript(result.messages)
+        meta = dict(call.call_metadata or {})
+        meta.update(conversation_outcome=result.outcome,
+                    conversation_ended_reason=result.ended_reason,
+                    persona=event.data.get("persona"))
+        if unknown:
+            meta["unknown_variables"] = unknown
+            log.warning("unknown_prompt_variables", call_id=call.id, variables=unknown)
+        call.call_metadata = meta
+        return Hangup(event.carrier_call_id, result.duration_seconds)
+
+    async def _voicemail(self, s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup:
+        assistant, contact, company, campaign = await self._context(s, call)
+        action = (campaign.voicemail_action if campaign and campaign.voicemail_action
+                  else assistant.voicemail_action if assistant else "hangup")
+        meta = dict(call.call_metadata or {})
+        meta.update(voicemail=True, voicemail_action=action)
+        call.call_metadata = meta
+        add_event(s, call, "call.machine_detection.ended", event.at,
+                  {"result": "machine", "action": action})
+        if action == "leave_message" and assistant is not None:
+            from callfleet.assistants.prompts import render, variables_for
+
+            text, _ = render(assistant.voicemail_message or assistant.first_message,
+                             variables_for(contact, company,
+                                           {"name": campaign.name} if campaign else None))
+            call.messages = [{"role": "assistant", "text": text, "time": 0.0}]
+            call.transcript = script.transcript(call.messages)
+            return Hangup(event.carrier_call_id, 1.0 + len(text.split()) * 0.4)
+        return Hangup(event.carrier_call_id, 0.5)

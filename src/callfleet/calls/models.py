@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callfleet.db.base import Base, JSONType, TeamOwned, UTCDateTime
+
+ACTIVE_CALL_STATUSES = ("queued", "dialing", "ringing", "in_progress")
+
+
+class Call(TeamOwned, Base):
+    __tablename__ = "calls"
+
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(10), default="outbound")
+    campaign_id: Mapped[str | None] = mapped_column(String(40))
+    enrollment_id: Mapped[str | None] = mapped_column(String(40))
+    contact_id: Mapped[str | None] = mapped_column(String(40))
+    assistant_id: Mapped[str | None] = mapped_column(String(40))
+    from_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    ended_reason: Mapped[str | None] = mapped_column(String(80))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    carrier: Mapped[str] = mapped_column(String(20), default="sim")
+    carrier_call_id: Mapped[str | None] = mapped_column(String(100))
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    analysis: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    call_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    # Lease: the worker that dialed owns the call until lease_expires_at; after that any
+    # worker reconciles it with the carrier (never re-dials it).
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The durable "one call per attempt" key: a second dial of the same attempt cannot
+        # be inserted.
+        UniqueConstraint("enrollment_id", "attempt"),
+        Index("ix_calls_team_id_id", "team_id", "id"),
+        Index("ix_calls_campaign_id_status", "campaign_id", "status"),
+        Index("ix_calls_status_lease", "status", "lease_expires_at"),
+        Index("ix_calls_contact_id", "contact_id"),
+        Index("ix_calls_carrier_call_id", "carrier_call_id"),
+    )
+
+
+class CallEvent(Base):
+    __tablename__ = "call_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(60))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    __table_args__ = (Index("ix_call_events_call_id_at", "call_id", "at"),)

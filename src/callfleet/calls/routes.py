@@ -1,0 +1,126 @@
+"""HTTP for calls: list, one call with its timeline, and placing one call now."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.idempotency import respond_created
+from callfleet.api.responses import JSON
+from callfleet.api.schemas import CamelIn, errors
+from callfleet.calls import service as svc
+
+router = APIRouter(tags=["calls"])
+Q = Annotated[str | None, Query()]
+
+
+class CallIn(CamelIn):
+    team_id: str | None = Field(default=None, max_length=64)
+    assistant_id: str | None = Field(default=None, max_length=64)
+    to_number: str | None = Field(default=None, max_length=64)
+    from_number: str | None = Field(default=None, max_length=64)
+    contact_id: str | None = Field(default=None, max_length=64)
+    metadata: dict[str, Any] | None = None
+
+
+class CallOut(BaseModel):
+    id: str
+    team_id: str
+    direction: str
+    campaign_id: str | None
+    contact_id: str | None
+    assistant_id: str | None
+    from_number: str
+    to_number: str
+    status: str
+    outcome: str | None
+    ended_reason: str | None
+    attempt: int
+    started_at: str | None
+    answered_at: str | None
+    ended_at: str | None
+    duration_seconds: float | None
+    carrier: str
+    carrier_call_id: str | None
+    created_at: str
+
+
+class CallDetailOut(CallOut):
+    messages: list[dict[str, Any]]
+    transcript: str | None
+    analysis: dict[str, Any]
+    events: list[dict[str, Any]]
+    recording_url: str | None
+    metadata: dict[str, Any]
+
+
+class CallEnvelope(BaseModel):
+    success: bool = True
+    call: CallDetailOut
+
+
+class CallCreated(BaseModel):
+    success: bool = True
+    call: CallOut
+
+
+class CallList(BaseModel):
+    success: bool = True
+    calls: list[CallOut]
+    count: int
+    limit: int
+    offset: int
+
+
+@router.get("/api/calls", response_model=None, responses={200: {"model": CallList},
+                                                           **errors(403)})
+async def list_calls(
+    p: Auth, s: ReadSession, page: Paging, teamId: Q = None, campaignId: Q = None,
+    contactId: Q = None, assistantId: Q = None, status: Q = None, outcome: Q = None,
+    direction: Q = None, from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Q = None, startedAfter: Q = None, startedBefore: Q = None,
+) -> JSON:
+    p.check_team(teamId, required=False)
+    filters = {"campaignId": campaignId, "contactId": contactId, "assistantId": assistantId,
+               "status": status, "outcome": outcome, "direction": direction, "from": from_,
+               "to": to, "startedAfter": startedAfter, "startedBefore": startedBefore}
+    items, total = await svc.list_calls(s, p, filters, page.limit, page.offset)
+    return JSON({"success": True, "calls": items, "count": total, "limit": page.limit,
+                 "offset": page.offset})
+
+
+@router.get("/api/calls/{call_id}", response_model=None,
+            responses={200: {"model": CallEnvelope}, **errors(403, 404)})
+async def get_call(call_id: str, p: Auth, s: ReadSession) -> JSON:
+    return JSON({"success": True, "call": await svc.get_call(s, p, call_id)})
+
+
+@router.post("/api/crm/calls", status_code=201, response_model=None,
+             responses={201: {"model": CallCreated}, **errors(403, 404, 409)})
+async def place_call(body: CallIn, p: Auth, s: WriteSession, request: Request) -> JSON:
+    """Place one call now (outside any campaign), after the do-not-call and legal-hours
+    checks every dial gets."""
+    p.check_team(body.team_id, required=False)
+    settings = get_settings_dep(request)
+    dialer = request.app.state.dialer
+    data = body.model_dump(exclude_unset=True)
+    placed: list[Any] = []
+
+    async def make() -> dict[str, Any]:
+        call = await svc.create_single_call(
+            s, p, data, now=dialer.clock.now(), region=settings.default_region,
+            legal_start=settings.legal_hours_start, legal_end=settings.legal_hours_end,
+            carrier_name=dialer.carrier.name,
+            lease=dialer.clock.sim_delta(settings.lease_seconds), worker_id=dialer.worker_id,
+        )
+        placed.append(call)
+        return {"success": True, "call": svc.call_out(call)}
+
+    response = await respond_created(request, s, p, make)
+    if placed:
+        call = placed[0]
+        await dialer.place_single(call.id, call.from_number, call.to_number)
+    return response

@@ -1,0 +1,196 @@
+"""Calls: the read API and placing one call outside a campaign (POST /api/crm/calls)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callfleet import ids
+from callfleet.api.errors import ApiError, bad_request, conflict
+from callfleet.assistants.models import Assistant
+from callfleet.calls.lifecycle import add_event
+from callfleet.calls.models import Call, CallEvent
+from callfleet.campaigns.policy import legal_hours
+from callfleet.compliance.models import DncEntry
+from callfleet.crm import fields as F
+from callfleet.crm.models import Contact
+from callfleet.db.base import iso, utcnow
+from callfleet.dialer import rules
+from callfleet.numbers.models import PhoneNumber
+from callfleet.teams.models import Team
+from callfleet.teams.principal import Principal, get_owned, scoped
+
+CALL_STATUSES = ("queued", "dialing", "ringing", "in_progress", "ended")
+
+
+def call_out(c: Call, *, full: bool = False, events: list[CallEvent] | None = None
+             ) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": c.id,
+        "team_id": c.team_id,
+        "direction": c.direction,
+        "campaign_id": c.campaign_id,
+        "contact_id": c.contact_id,
+        "assistant_id": c.assistant_id,
+        "from_number": c.from_number,
+        "to_number": c.to_number,
+        "status": c.status,
+        "outcome": c.outcome,
+        "ended_reason": c.ended_reason,
+        "attempt": c.attempt,
+        "started_at": iso(c.started_at),
+        "answered_at": iso(c.answered_at),
+        "ended_at": iso(c.ended_at),
+        "duration_seconds": c.duration_seconds,
+        "carrier": c.carrier,
+        "carrier_call_id": c.carrier_call_id,
+        "created_at": iso(c.created_at),
+    }
+    if full:
+        analysis = c.analysis or {}
+        out.update(
+            messages=c.messages or [],
+            transcript=c.transcript,
+            analysis={
+                "summary": analysis.get("summary"),
+                "success_evaluation": analysis.get("success_evaluation"),
+                "extracted_data": analysis.get("extracted_data", {}),
+            },
+            events=[{"type": e.type, "at": iso(e.at), "data": e.data or {}}
+                    for e in (events or [])],
+            recording_url=c.recording_url,
+            metadata=c.call_metadata or {},
+        )
+    return out
+
+
+async def get_call(session: AsyncSession, p: Principal, call_id: str) -> dict[str, Any]:
+    c = await get_owned(session, Call, call_id, p, prefix="call", label="Call")
+    events = list(await session.scalars(
+        select(CallEvent).where(CallEvent.call_id == c.id).order_by(CallEvent.at, CallEvent.id)
+    ))
+    return call_out(c, full=True, events=events)
+
+
+def _when(raw: str | None, name: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(f"{name} must be an ISO 8601 time", name) from None
+    if value.tzinfo is None:
+        raise bad_request(f"{name} must include a time zone (e.g. Z)", name)
+    return value
+
+
+async def list_calls(
+    session: AsyncSession, p: Principal, filters: dict[str, str | None], limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = scoped(Call, p)
+    for key, column, prefix in (("campaignId", Call.campaign_id, "camp"),
+                                ("contactId", Call.contact_id, "cont"),
+                                ("assistantId", Call.assistant_id, "asst")):
+        value = filters.get(key)
+        if value:
+            if not ids.is_valid(prefix, value):
+                raise bad_request(f"{key} is not a valid id", key)
+            stmt = stmt.where(column == value)
+    if filters.get("status"):
+        if filters["status"] not in CALL_STATUSES:
+            raise bad_request("status must be one of " + ", ".join(CALL_STATUSES), "status")
+        stmt = stmt.where(Call.status == filters["status"])
+    if filters.get("outcome"):
+        if filters["outcome"] not in rules.OUTCOMES:
+            raise bad_request("outcome must be one of " + ", ".join(rules.OUTCOMES), "outcome")
+        stmt = stmt.where(Call.outcome == filters["outcome"])
+    if filters.get("direction"):
+        if filters["direction"] not in ("outbound", "inbound"):
+            raise bad_request("direction must be outbound or inbound", "direction")
+        stmt = stmt.where(Call.direction == filters["direction"])
+    for key, column in (("from", Call.from_number), ("to", Call.to_number)):
+        if filters.get(key):
+            number = _phone(filters[key], key)
+            stmt = stmt.where(column == number)
+    after = _when(filters.get("startedAfter"), "startedAfter")
+    before = _when(filters.get("startedBefore"), "startedBefore")
+    if after:
+        stmt = stmt.where(Call.started_at >= after)
+    if before:
+        stmt = stmt.where(Call.started_at < before)
+    total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
+    rows = await session.scalars(stmt.order_by(Call.id.desc()).limit(limit).offset(offset))
+    return [call_out(c) for c in rows], total
+
+
+def _phone(raw: str | None, name: str, region: str = "US") -> str:
+    try:
+        value = F.normalize_phone(raw, region)
+    except ValueError as exc:
+        raise bad_request(f"{name} {exc}", name) from None
+    if value is None:
+        raise bad_request(f"{name} is required", name)
+    return value
+
+
+async def create_single_call(
+    session: AsyncSession, p: Principal, data: dict[str, Any], *, now: datetime,
+    region: str, legal_start: str, legal_end: str, carrier_name: str, lease: Any,
+    worker_id: str,
+) -> Call:
+    """The call row for POST /api/crm/calls, after the compliance checks a dial needs."""
+    if not data.get("assistant_id"):
+        raise bad_request("assistantId is required", "assistantId")
+    assistant = await get_owned(session, Assistant, data["assistant_id"], p, prefix="asst",
+                                label="Assistant")
+    to_number = _phone(data.get("to_number"), "toNumber", region)
+    contact: Contact | None = None
+    if data.get("contact_id"):
+        contact = await get_owned(session, Contact, data["contact_id"], p, prefix="cont",
+                                  label="Contact")
+    if data.get("from_number"):
+        from_number = _phone(data["from_number"], "fromNumber", region)
+        owned = await session.scalar(
+            select(PhoneNumber.id).where(PhoneNumber.team_id == p.team_id,
+                                         PhoneNumber.phone_number == from_number,
+                                         PhoneNumber.status == "active"))
+        if owned is None:
+            raise bad_request("fromNumber is not an active number of this team", "fromNumber")
+    else:
+        from_number = await session.scalar(
+            select(PhoneNumber.phone_number).where(
+                PhoneNumber.team_id == p.team_id, PhoneNumber.assistant_id == assistant.id,
+                PhoneNumber.status == "active").order_by(PhoneNumber.id).limit(1))
+        if from_number is None:
+            raise bad_request("The assistant has no active phone number; pass fromNumber",
+                              "fromNumber")
+    listed = await session.scalar(select(DncEntry.id).where(
+        DncEntry.team_id == p.team_id, DncEntry.phone_number == to_number))
+    if listed or (contact is not None and (contact.do_not_call
+                                           or contact.lead_status == "do_not_contact")):
+        raise conflict("toNumber is on the do-not-call list")
+    team = await session.get(Team, p.team_id)
+    tz, _ = rules.effective_timezone(
+        contact_tz=contact.timezone if contact else None, phone=to_number,
+        campaign_tz="America/New_York", use_contact_timezone=True)
+    legal = legal_hours(team.settings if team else None, legal_start, legal_end)
+    if not rules.legal_contains(legal, tz, now):
+        raise ApiError(409, f"Outside legal calling hours in {tz} "
+                            f"({rules.format_hhmm(legal.start)}-{rules.format_hhmm(legal.end)})")
+    metadata = data.get("metadata") or {}
+    call = Call(
+        id=ids.new_id("call"), team_id=p.team_id, direction="outbound",
+        contact_id=contact.id if contact else None, assistant_id=assistant.id,
+        from_number=from_number, to_number=to_number, status="dialing", attempt=1,
+        started_at=now, carrier=carrier_name, messages=[], analysis={},
+        call_metadata={"user": metadata}, lease_owner=worker_id, lease_expires_at=now + lease,
+        created_at=utcnow(), updated_at=utcnow(),
+    )
+    session.add(call)
+    add_event(session, call, "call.initiated", now, {"attempt": 1})
+    await session.flush()
+    return call

@@ -1,0 +1,305 @@
+"""The simulated carrier: a telephony network inside callfleet (SPEC 6).
+
+Numbers for sale are in reserved fictional ranges (NANP 555-01XX, Ofcom's 020 7946 0XXX
+drama range). Any valid destination can be dialed; what happens is a deterministic function
+of the number (and the attempt), or a profile set per number (``SimProfile``). Each call's
+timeline is stored in ``sim_calls``; ``pump`` delivers due events to callfleet through
+``calls.events.handle_carrier_event`` — the same entry point a real carrier's callbacks use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from callfleet import ids
+from callfleet.carriers.base import (
+    AvailableNumber, CarrierCallStatus, CarrierEvent, CarrierRejected,
+)
+from callfleet.carriers.sim.models import SimCall, SimProfile
+from callfleet.clock import Clock
+from callfleet.db.session import Database
+
+BEHAVIOURS = ("answer", "no_answer", "busy", "voicemail", "decline", "failed", "invalid")
+PERSONAS = (
+    "interested", "busy_now", "callback", "gives_email", "asks_price", "refuses", "opt_out",
+    "gives_info",
+)
+MAX_CALL_SECONDS = 900.0
+FICTIONAL = {
+    # country: (number template, area codes, price)
+    "US": ("+1{area}55501{n:02d}", ("212", "415", "312", "617", "202", "305", "512", "206"),
+           1.15),
+    "CA": ("+1{area}55501{n:02d}", ("416", "604", "514", "647"), 1.30),
+    "GB": ("+44{area}460{n:03d}", ("2079",), 1.00),
+}
+TOLL_FREE = {"US": ("+1{area}55501{n:02d}", ("800", "888"), 2.15)}
+
+Deliver = Callable[[CarrierEvent], Awaitable[None]]
+
+
+def parse_mix(text: str) -> list[tuple[str, float]]:
+    mix: list[tuple[str, float]] = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, _, weight = part.partition("=")
+        name = name.strip()
+        if name not in BEHAVIOURS or name == "invalid":
+            raise ValueError(f"unknown simulated behaviour {name!r}")
+        mix.append((name, float(weight)))
+    if not mix or sum(w for _, w in mix) <= 0:
+        raise ValueError("the simulated mix needs at least one positive weight")
+    return mix
+
+
+def _unit(*parts: object) -> float:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class SimCarrier:
+    name = "sim"
+
+    def __init__(
+        self, db: Database, clock: Clock, *, mix: str, invalid_percent: float = 2.0,
+        instant: bool = False,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.mix = parse_mix(mix)
+        self.invalid_percent = invalid_percent
+        self.instant = instant
+
+    # ------------------------------------------------------------ numbers
+
+    async def search_numbers(
+        self, country_code: str, area_code: str | None, number_type: str, limit: int
+    ) -> list[AvailableNumber]:
+        from callfleet.numbers.models import PhoneNumber
+
+        table = TOLL_FREE if number_type == "toll-free" else FICTIONAL
+        spec = table.get(country_code.upper())
+        if spec is None:
+            return []
+        template, areas, price = spec
+        if area_code:
+            areas = tuple(a for a in areas if a == area_code) or (
+                (area_code,) if country_code.upper() in ("US", "CA") and len(area_code) == 3
+                and area_code.isdigit() and area_code[0] not in "01" else ()
+            )
+        async with self.db.session(write=False) as s:
+            owned = set(await s.scalars(select(PhoneNumber.phone_number)))
+        out: list[AvailableNumber] = []
+        width = 100 if country_code.upper() in ("US", "CA") else 1000
+        for area in areas:
+            for n in range(width):
+                number = template.format(area=area, n=n)
+                if number in owned:
+                    continue
+                out.append(
+                    AvailableNumber(number, price, 0.0, ("voice", "sms"), country_code.upper(),
+                                    number_type)
+                )
+                if len(out) >= limit:
+                    return out
+        return out
+
+    async def purchase_number(self, phone_number: str) -> str:
+        return f"sim-pn-{phone_number.lstrip('+')}"
+
+    async def release_number(self, provider_ref: str | None) -> None:
+        return None
+
+    # ------------------------------------------------------------ calls
+
+    async def set_profile(
+        self, phone_number: str, behaviours: list[str], persona: str | None = None,
+        ring_seconds: int | None = None,
+    ) -> None:
+        """Fix what a number does (one behaviour per attempt; the last one repeats)."""
+        for b in behaviours:
+            if b not in BEHAVIOURS:
+                raise ValueError(f"unknown simulated behaviour {b!r}")
+        if persona is not None and persona not in PERSONAS:
+            raise ValueError(f"unknown persona {persona!r}")
+        async with self.db.session() as s:
+            row = await s.get(SimProfile, phone_number)
+            if row is None:
+                s.add(SimProfile(phone_number=phone_number, behaviours=behaviours,
+                                 persona=persona, ring_seconds=ring_seconds))
+            else:
+                row.behaviours, row.persona, row.ring_seconds = behaviours, persona, ring_seconds
+            await s.commit()
+
+    def _pick(self, number: str, attempt: int) -> str:
+        if _unit("invalid", number) * 100 < self.invalid_percent:
+            return "invalid"
+        total = sum(w for _, w in self.mix)
+        x = _unit("behaviour", number, attempt) * total
+        for name, weight in self.mix:
+            if x < weight:
+                return name
+            x -= weight
+        return self.mix[-1][0]
+
+    async def _behaviour(self, s: Any, number: str) -> tuple[str, str, float]:
+        attempt = int(
+            await s.scalar(
+                select(func.count()).select_from(SimCall).where(SimCall.to_number == number)
+            ) or 0
+        )
+        profile = await s.get(SimProfile, number)
+        persona = PERSONAS[int(_unit("persona", number) * len(PERSONAS))]
+        ring = 6.0 * (1 + int(_unit("rings", number) * 4))
+        if profile is not None and profile.behaviours:
+            behaviour = profile.behaviours[min(attempt, len(profile.behaviours) - 1)]
+            persona = profile.persona or persona
+            ring = float(profile.ring_seconds) if profile.ring_seconds is not None else ring
+        else:
+            behaviour = self._pick(number, attempt)
+        return behaviour, persona, ring
+
+    def _timeline(self, behaviour: str, ring: float, start: datetime) -> list[list[str]]:
+        def at(seconds: float) -> str:
+            return (start + timedelta(seconds=0 if self.instant else seconds)).isoformat()
+
+        if behaviour == "answer":
+            return [["ringing", at(0.5)], ["answered", at(ring)],
+                    ["ended:completed", at(ring + MAX_CALL_SECONDS)]]
+        if behaviour == "voicemail":
+            return [["ringing", at(0.5)], ["answered", at(ring)],
+                    ["machine_detected", at(ring + 3)],
+                    ["ended:completed", at(ring + 3 + MAX_CALL_SECONDS)]]
+        if behaviour == "no_answer":
+            return [["ringing", at(0.5)], ["ended:no_answer", at(30)]]
+        if behaviour == "busy":
+            return [["ended:busy", at(2)]]
+        if behaviour == "decline":
+            return [["ringing", at(0.5)], ["ended:declined", at(max(1.0, ring / 2))]]
+        return [["ended:failed", at(1)]]
+
+    async def place_call(self, call_ref: str, from_number: str, to_number: str) -> str:
+        now = self.clock.now()
+        async with self.db.session() as s:
+            behaviour, persona, ring = await self._behaviour(s, to_number)
+            carrier_id = f"sim_{ids.new_id('call')[5:]}"
+            row = SimCall(
+                id=carrier_id, call_ref=call_ref, from_number=from_number, to_number=to_number,
+                behaviour=behaviour, persona=persona, state="ringing", created_at=now,
+                timeline=[], events_sent=0, data={},
+            )
+            if behaviour == "invalid":
+                row.state, row.outcome, row.ended_at = "refused", "invalid_number", now
+            else:
+                row.timeline = self._timeline(behaviour, ring, now)
+                row.next_event_at = datetime.fromisoformat(row.timeline[0][1])
+            s.add(row)
+            try:
+                await s.commit()
+            except IntegrityError:
+                raise CarrierRejected("failed", "the network already has a call for this attempt")
+        if behaviour == "invalid":
+            raise CarrierRejected("invalid_number", "the number is not in service")
+        return carrier_id
+
+    async def hangup(self, carrier_call_id: str, after_seconds: float = 0.0) -> None:
+        at = self.clock.now() + timedelta(seconds=0 if self.instant else after_seconds)
+        async with self.db.session() as s:
+            row = await s.get(SimCall, carrier_call_id)
+            if row is None or row.state in ("ended", "refused"):
+                return
+            row.hangup_at = at
+            last = len(row.timeline) - 1
+            if row.events_sent == last and row.next_event_at and row.next_event_at > at:
+                row.next_event_at = at
+            await s.commit()
+
+    async def call_status(self, call_ref: str) -> CarrierCallStatus | None:
+        async with self.db.session() as s:
+            row = await s.scalar(select(SimCall).where(SimCall.call_ref == call_ref))
+            if row is None:
+                # Fence: the network will refuse a late dial for this attempt.
+                s.add(SimCall(
+                    id=f"sim_{ids.new_id('call')[5:]}", call_ref=call_ref, from_number="",
+                    to_number="", behaviour="fenced", state="refused",
+                    created_at=self.clock.now(), timeline=[], events_sent=0, data={},
+                ))
+                try:
+                    await s.commit()
+                    return None
+                except IntegrityError:
+                    await s.rollback()
+                    row = await s.scalar(select(SimCall).where(SimCall.call_ref == call_ref))
+                    if row is None:
+                        return None
+            return CarrierCallStatus(row.id, row.state, row.outcome, row.answered_at,
+                                     row.ended_at)
+
+    # ------------------------------------------------------------ the network
+
+    async def pump(self, deliver: Deliver, limit: int = 500, claim_seconds: float = 10.0) -> int:
+        """Deliver every due event (at least once; callfleet's handler is idempotent)."""
+        now = self.clock.now()
+        until = now + self.clock.sim_delta(claim_seconds)
+        async with self.db.session() as s:
+            due = (
+                select(SimCall.id)
+                .where(SimCall.next_event_at <= now)
+                .where(or_(SimCall.claimed_until.is_(None), SimCall.claimed_until < now))
+                .order_by(SimCall.next_event_at)
+                .limit(limit)
+            )
+            if not self.db.is_sqlite:
+                due = due.with_for_update(skip_locked=True)
+            rows = list(
+                await s.execute(
+                    update(SimCall).where(SimCall.id.in_(due.scalar_subquery()))
+                    .values(claimed_until=until)
+                    .returning(SimCall.id, SimCall.call_ref, SimCall.timeline,
+                               SimCall.events_sent, SimCall.next_event_at, SimCall.persona,
+                               SimCall.behaviour)
+                )
+            )
+            await s.commit()
+        rows.sort(key=lambda r: r.next_event_at)
+        for row in rows:
+            await self._deliver_one(row, deliver)
+        return len(rows)
+
+    async def _deliver_one(self, row: Any, deliver: Deliver) -> None:
+        step = row.events_sent
+        if step >= len(row.timeline):
+            return
+        kind, _ = row.timeline[step]
+        event_type, _, reason = kind.partition(":")
+        at = row.next_event_at
+        data: dict[str, Any] = {"persona": row.persona, "behaviour": row.behaviour}
+        if reason:
+            data["reason"] = reason
+        if event_type == "answered":
+            data["answered_by"] = "machine" if row.behaviour == "voicemail" else "human"
+        await deliver(CarrierEvent("sim", row.id, row.call_ref, event_type, at, data))
+        async with self.db.session() as s:
+            sim = await s.get(SimCall, row.id)
+            if sim is None or sim.events_sent != step:
+                return
+            sim.events_sent = step + 1
+            sim.claimed_until = None
+            if event_type == "answered":
+                sim.state, sim.answered_at = "answered", at
+            if event_type == "ended":
+                sim.state, sim.ended_at = "ended", at
+                sim.outcome = reason
+                sim.next_event_at = None
+            else:
+                nxt = datetime.fromisoformat(sim.timeline[step + 1][1])
+                if step + 1 == len(sim.timeline) - 1 and sim.hangup_at is not None:
+                    nxt = min(nxt, sim.hangup_at)
+                sim.next_event_at = max(nxt, at)
+            await s.commit()

@@ -1,0 +1,411 @@
+"""The dialer engine: a thin loop around the pure rules (dialer.rules).
+
+Each pass: start scheduled campaigns that are due, reconcile calls whose lease expired,
+claim due enrollments and place their calls, and let the simulated network deliver due
+events. Any number of processes may run it against the same database; correctness lives
+in the tables:
+
+- a slot is taken by a conditional ``UPDATE campaigns SET active_calls = active_calls + 1
+  WHERE active_calls < max_concurrent_calls`` (same for the team) in the same transaction
+  that moves the enrollment to ``calling`` and inserts the call row, so limits hold across
+  workers and crashes;
+- enrollments are claimed under ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises
+  writers with ``BEGIN IMMEDIATE``);
+- the call row (unique per enrollment and attempt) is committed as ``dialing`` before the
+  carrier is asked; a call whose worker died is reconciled with the carrier after its
+  lease expires, never re-dialed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callfleet import ids
+from callfleet.calls.lifecycle import CallEvents, add_event, finish_call
+from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
+from callfleet.campaigns.models import Campaign, Enrollment
+from callfleet.campaigns.policy import call_window, legal_hours
+from callfleet.carriers.base import Carrier, CarrierRejected
+from callfleet.clock import Clock
+from callfleet.compliance.models import DncEntry
+from callfleet.config import Settings
+from callfleet.crm.models import Contact
+from callfleet.db.base import utcnow
+from callfleet.db.session import Database
+from callfleet.dialer import rules
+from callfleet.numbers.models import PhoneNumber
+from callfleet.teams.models import Team
+
+log = structlog.get_logger("callfleet.dialer")
+
+
+@dataclass(frozen=True)
+class Placement:
+    call_id: str | None  # None in a dry run
+    from_number: str
+    to_number: str
+    contact_id: str
+    enrollment_id: str
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Dialer:
+    def __init__(
+        self, db: Database, clock: Clock, carrier: Carrier, settings: Settings,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.carrier = carrier
+        self.settings = settings
+        self.worker_id = worker_id or worker_name()
+        self.events = CallEvents(db, carrier)
+        self._last_audience = 0.0
+
+    # ------------------------------------------------------------ loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("dialer_started", worker=self.worker_id)
+        while not stop.is_set():
+            try:
+                busy = await self.tick()
+            except Exception:  # noqa: BLE001 - the loop must survive a bad pass
+                log.exception("dialer_pass_failed", worker=self.worker_id)
+                busy = 0
+            if not busy:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.settings.dialer_tick_seconds)
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)
+
+    async def tick(self) -> int:
+        """One pass; returns how much work it did (0 = idle)."""
+        now = self.clock.now()
+        work = await self.promote_scheduled(now)
+        work += await self.reconcile(now)
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_audience > 5.0:
+            self._last_audience = loop_time
+            work += await self.enroll_audiences(now)
+        placements = await self.claim(now)
+        await self.place(placements)
+        pump = getattr(self.carrier, "pump", None)
+        if pump is not None:
+            work += await pump(self.events.handle)
+        return work + len(placements)
+
+    # ------------------------------------------------------------ scheduled starts
+
+    async def promote_scheduled(self, now: datetime) -> int:
+        async with self.db.session() as s:
+            res = await s.execute(
+                update(Campaign)
+                .where(Campaign.status == "scheduled", Campaign.scheduled_start_at <= now,
+                       Campaign.deleted_at.is_(None))
+                .values(status="running", started_at=now, updated_at=utcnow(),
+                        status_reason="scheduled start")
+            )
+            await s.commit()
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def enroll_audiences(self, now: datetime) -> int:
+        """``audience: all_eligible``: enroll the company's new callable contacts."""
+        async with self.db.session() as s:
+            campaigns = list(await s.scalars(
+                select(Campaign).where(Campaign.status == "running",
+                                       Campaign.audience == "all_eligible",
+                                       Campaign.deleted_at.is_(None))
+            ))
+            added = 0
+            for c in campaigns:
+                added += await enroll_company_contacts(s, c, now)
+            await s.commit()
+            return added
+
+    # ------------------------------------------------------------ claiming
+
+    async def claim(self, now: datetime) -> list[Placement]:
+        placements: list[Placement] = []
+        async with self.db.session() as s:
+            campaigns = list(await s.scalars(
+                select(Campaign)
+                .where(Campaign.status == "running", Campaign.deleted_at.is_(None),
+                       Campaign.active_calls < Campaign.max_concurrent_calls)
+                .order_by(Campaign.id)
+            ))
+            budget = self.settings.dialer_batch
+            for c in campaigns:
+                if budget <= 0:
+                    break
+                got = await self._claim_campaign(s, c, now, budget)
+                budget -= len(got)
+                placements.extend(got)
+            await s.commit()
+        return placements
+
+    async def claim_campaign(
+        self, campaign_id: str, now: datetime, budget: int, *, dry_run: bool = False
+    ) -> list[Placement]:
+        """Claim (or, dry, only choose) up to ``budget`` calls of one campaign now."""
+        async with self.db.session() as s:
+            c = await s.get(Campaign, campaign_id)
+            if c is None or c.status != "running" and not dry_run:
+                return []
+            placements = await self._claim_campaign(s, c, now, budget, dry_run=dry_run)
+            if dry_run:
+                await s.rollback()
+            else:
+                await s.commit()
+        return placements
+
+    async def _claim_campaign(
+        self, s: AsyncSession, c: Campaign, now: datetime, budget: int, *, dry_run: bool = False
+    ) -> list[Placement]:
+        free = c.max_concurrent_calls - c.active_calls
+        if free <= 0:
+            return []
+        numbers = list(await s.execute(
+            select(PhoneNumber.id, PhoneNumber.phone_number)
+            .where(PhoneNumber.id.in_(c.from_number_ids or []),
+                   PhoneNumber.team_id == c.team_id, PhoneNumber.status == "active")
+        ))
+        order = {nid: i for i, nid in enumerate(c.from_number_ids or [])}
+        active = sorted(((n.id, n.phone_number) for n in numbers), key=lambda n: order[n[0]])
+        if not active:
+            if dry_run:
+                return []
+            c.status = "paused"
+            c.status_reason = "no active caller-ID number is left; add one and resume"
+            c.updated_at = utcnow()
+            log.warning("campaign_paused_no_numbers", campaign_id=c.id)
+            return []
+        team = await s.get(Team, c.team_id)
+        assert team is not None
+        legal = legal_hours(team.settings, self.settings.legal_hours_start,
+                            self.settings.legal_hours_end)
+        team_max = int((team.settings or {}).get("max_concurrent_calls",
+                                                 self.settings.team_max_concurrent_calls))
+        on_dnc = exists().where(DncEntry.team_id == c.team_id,
+                                DncEntry.phone_number == Contact.phone)
+        stmt = (
+            select(Enrollment, Contact.phone, Contact.do_not_call, Contact.lead_status,
+                   Contact.timezone, on_dnc.label("on_dnc"))
+            .join(Contact, Contact.id == Enrollment.contact_id)
+            .where(Enrollment.campaign_id == c.id, Enrollment.status == "pending",
+                   or_(Enrollment.next_attempt_at.is_(None), Enrollment.next_attempt_at <= now))
+            .order_by(Enrollment.priority.desc(), Enrollment.next_attempt_at.asc().nulls_first(),
+                      Enrollment.id)
+            .limit(min(budget, free) * 3 + 10)
+        )
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True, of=Enrollment)
+        rows = list(await s.execute(stmt))
+        placed: list[Placement] = []
+        campaign_active = c.active_calls
+        for enr, phone, dnc, lead_status, contact_tz, listed in rows:
+            if len(placed) >= min(budget, free):
+                break
+            tz, _source = rules.effective_timezone(
+                contact_tz=contact_tz, phone=phone, campaign_tz=c.call_window_timezone,
+                use_contact_timezone=c.use_contact_timezone,
+            )
+            decision = rules.is_dialable(
+                rules.DialInput(
+                    campaign_status="running" if dry_run else c.status,
+                    campaign_deleted=c.deleted_at is not None,
+                    enrollment_status=enr.status, next_attempt_at=enr.next_attempt_at,
+                    phone=phone, do_not_call=bool(dnc), lead_status=lead_status,
+                    on_team_dnc=bool(listed), window=call_window(c, tz), legal=legal,
+                    contact_tz=tz, campaign_active_calls=campaign_active,
+                    max_concurrent_calls=c.max_concurrent_calls,
+                    team_active_calls=team.active_calls, team_max_concurrent=team_max,
+                ),
+                now,
+            )
+            if not decision.ok:
+                if dry_run:
+                    if decision.reason in ("campaign_concurrency", "team_concurrency"):
+                        break
+                    continue
+                if decision.permanent:
+                    enr.status = "skipped"
+                    enr.reason = decision.reason
+                    enr.updated_at = utcnow()
+                elif decision.reason in ("outside_window", "outside_legal_hours", "not_due"):
+                    enr.next_attempt_at = decision.next_time or now + timedelta(days=1)
+                    enr.reason = decision.reason
+                    enr.updated_at = utcnow()
+                else:
+                    break  # capacity: nothing more for this campaign now
+                continue
+            number_id = enr.from_number_id
+            if number_id not in dict(active):
+                number_id = rules.caller_id_pick(enr.id, active, phone)
+            assert number_id is not None
+            from_number = dict(active)[number_id]
+            if dry_run:
+                campaign_active += 1
+                placed.append(Placement(None, from_number, phone, enr.contact_id, enr.id))
+                continue
+            if not await self._take_slot(s, c, team_max):
+                break
+            campaign_active += 1
+            enr.status = "calling"
+            enr.attempts += 1
+            enr.from_number_id = number_id
+            enr.reason = None
+            enr.updated_at = utcnow()
+            call = Call(
+                id=ids.new_id("call"), team_id=c.team_id, direction="outbound",
+                campaign_id=c.id, enrollment_id=enr.id, contact_id=enr.contact_id,
+                assistant_id=c.assistant_id, from_number=from_number, to_number=phone,
+                status="dialing", attempt=enr.attempts, started_at=now,
+                carrier=self.carrier.name, messages=[], analysis={}, call_metadata={},
+                lease_owner=self.worker_id,
+                lease_expires_at=now + self.clock.sim_delta(self.settings.lease_seconds),
+                created_at=utcnow(), updated_at=utcnow(),
+            )
+            s.add(call)
+            enr.last_call_id = call.id
+            add_event(s, call, "call.initiated", now, {"attempt": enr.attempts})
+            placed.append(Placement(call.id, from_number, phone, enr.contact_id, enr.id))
+        await s.flush()
+        return placed
+
+    async def _take_slot(self, s: AsyncSession, c: Campaign, team_max: int) -> bool:
+        got = await s.execute(
+            update(Campaign)
+            .where(Campaign.id == c.id, Campaign.status == "running",
+                   Campaign.active_calls < Campaign.max_concurrent_calls)
+            .values(active_calls=Campaign.active_calls + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if not got.rowcount:  # type: ignore[attr-defined]
+            return False
+        team = await s.execute(
+            update(Team).where(Team.id == c.team_id, Team.active_calls < team_max)
+            .values(active_calls=Team.active_calls + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if not team.rowcount:  # type: ignore[attr-defined]
+            await s.execute(
+                update(Campaign).where(Campaign.id == c.id)
+                .values(active_calls=Campaign.active_calls - 1)
+                .execution_options(synchronize_session=False)
+            )
+            return False
+        return True
+
+    # ------------------------------------------------------------ placing
+
+    async def place(self, placements: list[Placement]) -> None:
+        if not placements:
+            return
+        sem = asyncio.Semaphore(32)
+
+        async def one(p: Placement) -> None:
+            assert p.call_id is not None
+            async with sem:
+                try:
+                    carrier_id = await self.carrier.place_call(p.call_id, p.from_number,
+                                                               p.to_number)
+                except CarrierRejected as exc:
+                    await self._rejected(p.call_id, exc)
+                    return
+                except Exception:  # noqa: BLE001 - unknown: the lease + reconcile decide
+                    log.exception("dial_failed", call_id=p.call_id)
+                    return
+                async with self.db.session() as s:
+                    await s.execute(
+                        update(Call).where(Call.id == p.call_id, Call.carrier_call_id.is_(None))
+                        .values(carrier_call_id=carrier_id)
+                    )
+                    await s.commit()
+
+        await asyncio.gather(*(one(p) for p in placements))
+
+    async def place_single(self, call_id: str, from_number: str, to_number: str) -> None:
+        """Dial a call row committed elsewhere (POST /api/crm/calls)."""
+        await self.place([Placement(call_id, from_number, to_number, "", "")])
+
+    async def _rejected(self, call_id: str, exc: CarrierRejected) -> None:
+        async with self.db.session() as s:
+            call = await s.get(Call, call_id)
+            if call is not None:
+                await finish_call(s, call, exc.outcome, f"carrier_rejected: {exc.reason}",
+                                  self.clock.now())
+                await s.commit()
+
+    # ------------------------------------------------------------ recovery
+
+    async def reconcile(self, now: datetime, limit: int = 200) -> int:
+        """Calls whose lease expired: ask the carrier what happened, never re-dial."""
+        async with self.db.session(write=False) as s:
+            stale = list(await s.execute(
+                select(Call.id, Call.carrier_call_id)
+                .where(Call.status.in_(ACTIVE_CALL_STATUSES), Call.lease_expires_at < now)
+                .limit(limit)
+            ))
+        for call_id, _carrier_id in stale:
+            status = await self.carrier.call_status(call_id)
+            async with self.db.session() as s:
+                call = await s.get(Call, call_id)
+                if call is None or call.status == "ended":
+                    continue
+                if call.lease_expires_at is not None and call.lease_expires_at >= now:
+                    continue  # someone else renewed it meanwhile
+                if status is None:
+                    await finish_call(s, call, "failed", "dial_not_confirmed", now)
+                elif status.state == "refused":
+                    await finish_call(s, call, status.outcome or "failed",
+                                      "carrier_rejected", status.ended_at or now)
+                elif status.state == "ended" and status.outcome in (
+                    "busy", "no_answer", "declined", "failed"
+                ):
+                    await finish_call(s, call, status.outcome, f"carrier_{status.outcome}",
+                                      status.ended_at or now)
+                else:
+                    # Still live at the carrier (or ended normally and its event is on the
+                    # way): keep watching.
+                    if call.carrier_call_id is None:
+                        call.carrier_call_id = status.carrier_call_id
+                    call.lease_owner = self.worker_id
+                    call.lease_expires_at = now + self.clock.sim_delta(
+                        self.settings.lease_seconds)
+                await s.commit()
+        return len(stale)
+
+
+async def enroll_company_contacts(s: AsyncSession, c: Campaign, now: datetime) -> int:
+    """Enroll every contact of the campaign's company not yet in it (INSERT … SELECT)."""
+    missing = (
+        select(Contact.id)
+        .where(Contact.team_id == c.team_id, Contact.company_id == c.company_id,
+               ~exists().where(and_(Enrollment.campaign_id == c.id,
+                                    Enrollment.contact_id == Contact.id)))
+        .limit(5000)
+    )
+    contact_ids = list(await s.scalars(missing))
+    if not contact_ids:
+        return 0
+    await s.execute(insert(Enrollment), [
+        {"id": ids.new_id("cc"), "team_id": c.team_id, "campaign_id": c.id,
+         "contact_id": cid, "status": "pending", "priority": 0, "attempts": 0,
+         "outcome_counts": {}, "answered": False, "created_at": now, "updated_at": now}
+        for cid in contact_ids
+    ])
+    return len(contact_ids)
