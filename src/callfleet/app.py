@@ -134,3 +134,8 @@ def create_app(
     app.include_router(calls_router)
     app.include_router(dnc_router)
     return app
+
+
+def api_only_app() -> FastAPI:
+    """Factory for ``callfleet serve --no-worker``."""
+    return create_app(run_worker=False)

@@ -54,18 +54,68 @@ def _emit(obj: dict[str, Any]) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Serve the API only; dial from `callfleet worker`s."),
     log_level: str = typer.Option("warning", help="uvicorn's log level."),
 ) -> None:
-    """Run the API (migrations are applied at start). Docs at /docs."""
+    """Run the API and, unless --no-worker, the dialer (migrations are applied at start).
+    OpenAPI docs at /docs."""
     import uvicorn
 
     from callfleet.logging import configure
 
     configure(get_settings().log_level)
     uvicorn.run(
-        "callfleet.app:create_app", factory=True, host=host, port=port, log_level=log_level,
-        access_log=False,
+        "callfleet.app:api_only_app" if no_worker else "callfleet.app:create_app",
+        factory=True, host=host, port=port, log_level=log_level, access_log=False,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run the dialer only (any number of workers may share one PostgreSQL database)."""
+    import signal
+
+    from callfleet.app import build_dialer
+    from callfleet.logging import configure
+
+    settings = get_settings()
+    configure(settings.log_level)
+
+    async def run() -> None:
+        db = open_database(settings.resolved_database_url(), pool_size=5)
+        await migrate(db)
+        dialer = await build_dialer(settings, db)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await dialer.run(stop)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@app.command()
+def demo(
+    contacts: int = typer.Option(200, help="How many demo contacts to create."),
+    time_scale: float = typer.Option(
+        None, help="Simulated seconds per real second (default 7200, or CALLFLEET_TIME_SCALE)."),
+    timeout: float = typer.Option(120.0, help="Stop watching after this many real seconds."),
+) -> None:
+    """Create a demo team and run a whole campaign on the simulated carrier, live."""
+    import os
+
+    from callfleet.demo import run_demo
+
+    settings = get_settings()
+    scale = time_scale or (settings.time_scale if "CALLFLEET_TIME_SCALE" in os.environ
+                           else 7200.0)
+    settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})
+    code = asyncio.run(run_demo(settings, contacts, timeout, Console()))
+    raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

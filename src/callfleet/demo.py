@@ -1,0 +1,217 @@
+"""``callfleet demo``: a whole campaign on the simulated carrier, watched live.
+
+Creates a demo team with a company of contacts spread over US and European time zones
+(some without a phone, some do-not-call), an assistant from the outbound-setter template,
+numbers bought from the simulated carrier, and a campaign; runs it with the simulated clock
+sped up so a day of calling passes in seconds, and prints the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from callfleet import ids
+from callfleet.app import build_dialer
+from callfleet.assistants.models import Assistant
+from callfleet.assistants.templates import template_defaults
+from callfleet.calls.models import Call
+from callfleet.campaigns import service as campaigns
+from callfleet.campaigns.models import Campaign, Enrollment
+from callfleet.campaigns.run import run_campaign
+from callfleet.config import Settings
+from callfleet.crm import fields as F
+from callfleet.crm.models import Company, Contact
+from callfleet.db.base import iso, utcnow
+from callfleet.db.migrate import migrate
+from callfleet.db.session import open_database
+from callfleet.numbers.models import PhoneNumber
+from callfleet.teams.principal import Principal
+from callfleet.teams.service import create_team
+
+FIRST = ["Ava", "Liam", "Emma", "Noah", "Mia", "Lucas", "Sofia", "Ben", "Lena", "Jonas",
+         "Chloe", "Hugo", "Grace", "Oscar", "Ines", "Felix", "Ruby", "Leon", "Clara", "Theo"]
+LAST = ["Smith", "Garcia", "Chen", "Müller", "Dubois", "Rossi", "Brown", "Kowalski", "Novak",
+        "Schmidt", "Martin", "Taylor", "Wilson", "Lefebvre", "Weber", "Jones", "Moreau"]
+# (time zone or None to infer it from the number, phone factory)
+ZONES: list[tuple[str | None, Any]] = [
+    ("America/New_York", lambda r: f"+1212{r.randint(2000000, 9999999)}"),
+    ("America/Chicago", lambda r: f"+1312{r.randint(2000000, 9999999)}"),
+    ("America/Denver", lambda r: f"+1303{r.randint(2000000, 9999999)}"),
+    ("America/Los_Angeles", lambda r: f"+1415{r.randint(2000000, 9999999)}"),
+    (None, lambda r: f"+1206{r.randint(2000000, 9999999)}"),  # Seattle, inferred
+    ("Europe/London", lambda r: f"+442079460{r.randint(0, 999):03d}"),
+    ("Europe/Berlin", lambda r: f"+4930{r.randint(1000000, 99999999)}"),
+    (None, lambda r: f"+331{r.randint(40000000, 49999999)}"),  # Paris, inferred
+]
+
+
+async def run_demo(settings: Settings, contacts: int, timeout: float, console: Console) -> int:
+    db = open_database(settings.resolved_database_url(), pool_size=10)
+    await migrate(db)
+    dialer = await build_dialer(settings, db)
+    clock = dialer.clock
+    rng = random.Random(7)
+    async with db.session() as s:
+        team, token = await create_team(s, "Demo Team")
+        p = Principal(team.id, team.slug, "cli")
+        company = Company(id=ids.new_id("comp"), team_id=team.id, name="Northwind Traders",
+                          name_lower="northwind traders", custom_fields={},
+                          created_at=utcnow(), updated_at=utcnow())
+        s.add(company)
+        await s.flush()
+        made = tries = 0
+        while made < contacts:
+            tries += 1
+            assert tries < contacts * 10, "demo phone factories produce invalid numbers"
+            zone, phone_of = ZONES[made % len(ZONES)]
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            try:
+                phone = F.normalize_phone(phone_of(rng), "US")
+            except ValueError:
+                continue
+            no_phone = made % 25 == 3
+            c = Contact(
+                id=ids.new_id("cont"), team_id=team.id, company_id=company.id,
+                first_name=first, last_name=last,
+                email=f"{first}.{last}{made}@example.com".lower().replace("ü", "u"),
+                phone=None if no_phone else phone, timezone=zone,
+                lead_status="new", do_not_call=made % 20 == 7, custom_fields={}, tags=["demo"],
+                created_at=utcnow(), updated_at=utcnow(),
+            )
+            c.email_lower = c.email
+            c.search_text = F.search_text(first, last, c.email, c.phone, None)
+            s.add(c)
+            made += 1
+        defaults = template_defaults("outbound-setter", "Northwind Traders")
+        assistant = Assistant(id=ids.new_id("asst"), team_id=team.id, name="Ava (setter)",
+                              template_id="outbound-setter", created_at=utcnow(),
+                              updated_at=utcnow(), **defaults)
+        s.add(assistant)
+        await s.flush()
+        number_ids = []
+        for country, area in (("US", "212"), ("GB", None)):
+            offer = (await dialer.carrier.search_numbers(country, area, "local", 1))[0]
+            ref = await dialer.carrier.purchase_number(offer.phone_number)
+            pn = PhoneNumber(id=ids.new_id("pn"), team_id=team.id,
+                             phone_number=offer.phone_number, provider="sim", status="active",
+                             assistant_id=assistant.id, country_code=country,
+                             number_type="local", monthly_price=offer.monthly_price,
+                             provider_ref=ref, capabilities=list(offer.features),
+                             created_at=utcnow(), updated_at=utcnow())
+            s.add(pn)
+            number_ids.append(pn.id)
+        await s.flush()
+        contact_ids = list(await s.scalars(select(Contact.id).where(
+            Contact.company_id == company.id)))
+        created = await campaigns.create_campaign(s, p, {
+            "assistant_id": assistant.id, "company_id": company.id,
+            "from_number_ids": number_ids, "name": "Demo outreach",
+            "description": "Qualify Northwind's leads", "call_window_start": "09:00",
+            "call_window_end": "18:00", "call_window_timezone": "America/New_York",
+            "max_concurrent_calls": 10, "max_attempts_per_contact": 3,
+            "retry_delay_minutes": 60, "voicemail_action": "leave_message",
+        }, clock.now())
+        await campaigns.add_contacts(s, p, created["id"], contact_ids, None)
+        await s.commit()
+    campaign_id = created["id"]
+    console.print(f"[bold]Demo team[/bold] {team.id} ({team.slug}), API key [bold]{token}[/]")
+    console.print(f"{contacts} contacts over {len(ZONES)} time zones; simulated time runs "
+                  f"{clock.scale:g}× real time (starts {iso(clock.now())}).")
+    result = await run_campaign(db, dialer, p, campaign_id, None, False)
+    console.print(f"run: {result['message']}; {result['failed']} contacts cannot be called")
+    stop = asyncio.Event()
+    task = asyncio.create_task(dialer.run(stop))
+    started = time.monotonic()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total}"))
+    bar = progress.add_task("contacts done", total=contacts)
+    status = "running"
+    try:
+        with Live(console=console, refresh_per_second=8) as live:
+            while time.monotonic() - started < timeout:
+                snap = await _snapshot(db, campaign_id)
+                status = snap["status"]
+                progress.update(bar, completed=snap["done"])
+                live.update(Group(progress, _status_table(snap, iso(clock.now()) or "")))
+                if status in ("completed", "cancelled", "paused"):
+                    break
+                await asyncio.sleep(0.25)
+    finally:
+        stop.set()
+        await task
+    snap = await _snapshot(db, campaign_id)
+    console.print(_outcome_table(snap))
+    elapsed = time.monotonic() - started
+    console.print(f"Campaign {campaign_id} is [bold]{snap['status']}[/bold] after "
+                  f"{elapsed:.1f} s real time.")
+    console.print(
+        "\nQuery it through the API (start the server with [bold]callfleet serve[/bold]):\n"
+        f"  curl -H 'Authorization: Bearer {token}' "
+        f"'http://127.0.0.1:8000/api/crm/campaigns/{campaign_id}'\n"
+        f"  curl -H 'Authorization: Bearer {token}' "
+        f"'http://127.0.0.1:8000/api/crm/campaigns/{campaign_id}/dashboard'\n"
+        f"  curl -H 'Authorization: Bearer {token}' "
+        f"'http://127.0.0.1:8000/api/calls?campaignId={campaign_id}&outcome=answered'\n"
+        f"  curl -H 'Authorization: Bearer {token}' "
+        f"'http://127.0.0.1:8000/api/crm/contacts?teamId={team.id}&leadStatus=contacted'",
+        soft_wrap=True,
+    )
+    await db.dispose()
+    return 0 if snap["status"] == "completed" else 1
+
+
+async def _snapshot(db: Any, campaign_id: str) -> dict[str, Any]:
+    async with db.session(write=False) as s:
+        c = await s.get(Campaign, campaign_id)
+        assert c is not None
+        by_status = Counter({k: v for k, v in await s.execute(
+            select(Enrollment.status, func.count()).where(Enrollment.campaign_id == campaign_id)
+            .group_by(Enrollment.status))})
+        by_outcome = Counter({k: v for k, v in await s.execute(
+            select(Call.outcome, func.count()).where(Call.campaign_id == campaign_id)
+            .group_by(Call.outcome))})
+        reasons = Counter({k: v for k, v in await s.execute(
+            select(Enrollment.reason, func.count()).where(
+                Enrollment.campaign_id == campaign_id, Enrollment.status == "skipped")
+            .group_by(Enrollment.reason))})
+        count = (await campaigns.counters(s, [campaign_id])).get(campaign_id, campaigns.ZERO)
+    done = sum(by_status[k] for k in ("completed", "failed", "skipped", "cancelled"))
+    return {"status": c.status, "active": c.active_calls, "by_status": by_status,
+            "by_outcome": by_outcome, "done": done, "counters": count, "skipped": reasons}
+
+
+def _status_table(snap: dict[str, Any], now: str) -> Table:
+    t = Table(title=f"simulated time {now}", show_header=True)
+    for col in ("status", "active calls", "pending", "calling", "completed", "failed",
+                "skipped"):
+        t.add_column(col)
+    b = snap["by_status"]
+    t.add_row(snap["status"], str(snap["active"]), *(str(b[k]) for k in (
+        "pending", "calling", "completed", "failed", "skipped")))
+    return t
+
+
+def _outcome_table(snap: dict[str, Any]) -> Table:
+    t = Table(title="Call outcomes", show_header=True)
+    t.add_column("outcome")
+    t.add_column("calls", justify="right")
+    for outcome, n in sorted(snap["by_outcome"].items(), key=lambda kv: -kv[1]):
+        t.add_row(str(outcome), str(n))
+    c = snap["counters"]
+    t.add_section()
+    for key in ("total_contacts", "contacts_called", "contacts_answered",
+                "contacts_completed", "contacts_skipped", "contacts_failed"):
+        t.add_row(key, str(c[key]))
+    for reason, n in snap["skipped"].items():
+        t.add_row(f"skipped: {reason}", str(n))
+    return t
