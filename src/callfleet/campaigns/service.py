@@ -198,6 +198,12 @@ def _apply_settings(c: Campaign, data: dict[str, Any]) -> None:
     if "retry_backoff_max_minutes" in data:
         retry["max_delay_minutes"] = data["retry_backoff_max_minutes"]
     c.retry = retry
+    from callfleet.campaigns.policy import retry_policy
+
+    try:
+        retry_policy(c)
+    except ValueError as exc:
+        raise bad_request(f"Invalid retry settings: {exc}", "retry") from None
 
 
 async def _check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:

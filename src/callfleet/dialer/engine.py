@@ -105,7 +105,7 @@ class Dialer:
         await self.place(placements)
         pump = getattr(self.carrier, "pump", None)
         if pump is not None:
-            work += await pump(self.events.handle)
+            work += await pump(self.events.handle, claim_seconds=self.settings.lease_seconds)
         return work + len(placements)
 
     # ------------------------------------------------------------ scheduled starts
@@ -223,6 +223,11 @@ class Dialer:
                 contact_tz=contact_tz, phone=phone, campaign_tz=c.call_window_timezone,
                 use_contact_timezone=c.use_contact_timezone,
             )
+            # Legal hours are always the recipient's own, whatever the campaign says.
+            local_tz, _ = rules.effective_timezone(
+                contact_tz=contact_tz, phone=phone, campaign_tz=c.call_window_timezone,
+                use_contact_timezone=True,
+            )
             decision = rules.is_dialable(
                 rules.DialInput(
                     campaign_status="running" if dry_run else c.status,
@@ -230,7 +235,7 @@ class Dialer:
                     enrollment_status=enr.status, next_attempt_at=enr.next_attempt_at,
                     phone=phone, do_not_call=bool(dnc), lead_status=lead_status,
                     on_team_dnc=bool(listed), window=call_window(c, tz), legal=legal,
-                    contact_tz=tz, campaign_active_calls=campaign_active,
+                    contact_tz=local_tz, campaign_active_calls=campaign_active,
                     max_concurrent_calls=c.max_concurrent_calls,
                     team_active_calls=team.active_calls, team_max_concurrent=team_max,
                 ),

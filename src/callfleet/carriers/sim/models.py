@@ -40,7 +40,10 @@ class SimCall(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
-    __table_args__ = (Index("ix_sim_calls_next_event_at", "next_event_at"),)
+    __table_args__ = (
+        Index("ix_sim_calls_next_event_at", "next_event_at"),
+        Index("ix_sim_calls_to_number", "to_number"),
+    )
 
 
 class SimProfile(Base):

@@ -48,6 +48,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sim_calls', schema=None) as batch_op:
         batch_op.create_index('ix_sim_calls_next_event_at', ['next_event_at'], unique=False)
+        batch_op.create_index('ix_sim_calls_to_number', ['to_number'], unique=False)
 
     op.create_table('sim_profiles',
     sa.Column('phone_number', sa.String(length=32), nullable=False),
