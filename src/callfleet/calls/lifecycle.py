@@ -7,12 +7,13 @@ deliver at least once), so each step checks the call's state and does nothing tw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,13 +46,6 @@ def add_event(session: AsyncSession, call: Call, kind: str, at: datetime,
                           data=data or {}))
 
 
-async def _lock_call(session: AsyncSession, call_id: str) -> Call | None:
-    stmt = select(Call).where(Call.id == call_id)
-    if session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime) -> bool:
     """A running campaign with nothing pending or calling is completed (unless evergreen)."""
     busy = await session.scalar(
@@ -72,26 +66,50 @@ async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime)
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
-async def release_slot(session: AsyncSession, call: Call) -> None:
-    """Give back the campaign's and team's concurrency slot the call held."""
-    if call.campaign_id is None:
-        return
-    await session.execute(
-        update(Campaign).where(Campaign.id == call.campaign_id, Campaign.active_calls > 0)
-        .values(active_calls=Campaign.active_calls - 1)
-    )
-    await session.execute(
-        update(Team).where(Team.id == call.team_id, Team.active_calls > 0)
-        .values(active_calls=Team.active_calls - 1)
-    )
+@dataclass
+class Settlement:
+    """Work that many call endings in one transaction share: slots to give back and
+    campaigns to check for completion, applied once per row at the end (a hot campaign row
+    is then locked once per batch, not once per call)."""
+
+    campaign_slots: Counter[str] = field(default_factory=Counter)
+    team_slots: Counter[str] = field(default_factory=Counter)
+    campaigns: set[str] = field(default_factory=set)
+
+    async def apply(self, session: AsyncSession, at: datetime) -> None:
+        for campaign_id, n in sorted(self.campaign_slots.items()):
+            await session.execute(
+                update(Campaign).where(Campaign.id == campaign_id)
+                .values(active_calls=func.max(Campaign.active_calls - n, 0)
+                        if session.bind.dialect.name == "sqlite"
+                        else func.greatest(Campaign.active_calls - n, 0))
+            )
+        for team_id, n in sorted(self.team_slots.items()):
+            await session.execute(
+                update(Team).where(Team.id == team_id)
+                .values(active_calls=func.max(Team.active_calls - n, 0)
+                        if session.bind.dialect.name == "sqlite"
+                        else func.greatest(Team.active_calls - n, 0))
+            )
+        for campaign_id in sorted(self.campaigns):
+            await maybe_complete(session, campaign_id, at)
+        self.campaign_slots.clear()
+        self.team_slots.clear()
+        self.campaigns.clear()
 
 
 async def finish_call(
-    session: AsyncSession, call: Call, outcome: str, ended_reason: str, at: datetime
+    session: AsyncSession, call: Call, outcome: str, ended_reason: str, at: datetime,
+    settle: Settlement | None = None,
 ) -> bool:
-    """End the call and apply the retry rules to its enrollment. False if already ended."""
+    """End the call and apply the retry rules to its enrollment. False if already ended.
+
+    With ``settle``, giving back the concurrency slot and the completion check are left to
+    ``settle.apply`` (the caller's batch); without, they happen here."""
     if call.status == "ended":
         return False
+    own = settle is None
+    settle = settle or Settlement()
     call.status = "ended"
     call.outcome = outcome
     call.ended_reason = ended_reason
@@ -105,11 +123,17 @@ async def finish_call(
     call.updated_at = utcnow()
     add_event(session, call, "call.hangup", at, {"ended_reason": ended_reason})
     add_event(session, call, "call.completed", at, {"outcome": outcome})
-    await release_slot(session, call)
+    if call.campaign_id is not None:
+        settle.campaign_slots[call.campaign_id] += 1
+        settle.team_slots[call.team_id] += 1
     if call.contact_id is not None:
         await _apply_to_contact(session, call, outcome, at)
     if call.enrollment_id is not None:
-        await _apply_to_enrollment(session, call, outcome, at)
+        if await _apply_to_enrollment(session, call, outcome, at) and call.campaign_id:
+            settle.campaigns.add(call.campaign_id)
+    if own:
+        await session.flush()
+        await settle.apply(session, at)
     return True
 
 
@@ -144,11 +168,12 @@ async def add_to_dnc(session: AsyncSession, team_id: str, phone: str, reason: st
 
 
 async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
-                               at: datetime) -> None:
+                               at: datetime) -> bool:
+    """Apply the retry rules; True when the enrollment reached a final status."""
     enr = await session.get(Enrollment, call.enrollment_id)
     campaign = await session.get(Campaign, call.campaign_id)
     if enr is None or campaign is None or enr.status != "calling":
-        return
+        return False
     counts = dict(enr.outcome_counts or {})
     counts[outcome] = counts.get(outcome, 0) + 1
     result = rules.after_attempt(outcome, enr.attempts, counts, retry_policy(campaign), at)
@@ -162,9 +187,7 @@ async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
     enr.next_attempt_at = result.next_attempt_at if status == "pending" else None
     enr.reason = result.reason
     enr.updated_at = utcnow()
-    await session.flush()
-    if status != "pending":
-        await maybe_complete(session, campaign.id, at)
+    return status != "pending"
 
 
 @dataclass
@@ -181,34 +204,62 @@ class CallEvents:
         self.carrier = carrier
 
     async def handle(self, event: CarrierEvent) -> None:
-        hangup: Hangup | None = None
+        await self.handle_many([event])
+
+    async def handle_many(self, events: list[CarrierEvent]) -> None:
+        """Apply events (in order) in one transaction; hangups the conversation asks for are
+        sent to the carrier after the commit."""
+        if not events:
+            return
+        hangups: list[Hangup] = []
         async with self.db.session() as s:
-            call = await _lock_call(s, event.call_ref)
-            if call is None or call.status == "ended":
-                return
-            if call.carrier_call_id is None:
-                call.carrier_call_id = event.carrier_call_id
-            if event.type == "ringing":
-                if call.status in ("queued", "dialing"):
-                    call.status = "ringing"
-                    add_event(s, call, "call.ringing", event.at)
-            elif event.type == "answered":
-                if call.answered_at is None:
-                    call.status = "in_progress"
-                    call.answered_at = event.at
-                    add_event(s, call, "call.answered", event.at,
-                              {"answered_by": event.data.get("answered_by", "human")})
-                    if event.data.get("answered_by") != "machine":
-                        hangup = await self._converse(s, call, event)
-            elif event.type == "machine_detected":
-                if not (call.call_metadata or {}).get("voicemail"):
-                    hangup = await self._voicemail(s, call, event)
-            elif event.type == "ended":
-                outcome, reason = self._outcome(call, event)
-                await finish_call(s, call, outcome, reason, event.at)
+            call_ids = sorted({e.call_ref for e in events})
+            stmt = select(Call).where(Call.id.in_(call_ids)).order_by(Call.id)
+            if s.bind.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()
+            calls = {c.id: c for c in await s.scalars(stmt)}
+            settle = Settlement()
+            for event in events:
+                call = calls.get(event.call_ref)
+                if call is None or call.status == "ended":
+                    continue
+                hangup = await self._apply(s, call, event, settle)
+                if hangup is not None:
+                    hangups.append(hangup)
+            await s.flush()
+            await settle.apply(s, max(e.at for e in events))
             await s.commit()
-        if hangup is not None:
-            await self.carrier.hangup(hangup.carrier_call_id, hangup.after_seconds)
+        if hangups:
+            hang_many = getattr(self.carrier, "hangup_many", None)
+            if hang_many is not None:
+                await hang_many([(h.carrier_call_id, h.after_seconds) for h in hangups])
+            else:
+                for h in hangups:
+                    await self.carrier.hangup(h.carrier_call_id, h.after_seconds)
+
+    async def _apply(self, s: AsyncSession, call: Call, event: CarrierEvent,
+                     settle: Settlement) -> Hangup | None:
+        if call.carrier_call_id is None:
+            call.carrier_call_id = event.carrier_call_id
+        if event.type == "ringing":
+            if call.status in ("queued", "dialing"):
+                call.status = "ringing"
+                add_event(s, call, "call.ringing", event.at)
+        elif event.type == "answered":
+            if call.answered_at is None:
+                call.status = "in_progress"
+                call.answered_at = event.at
+                add_event(s, call, "call.answered", event.at,
+                          {"answered_by": event.data.get("answered_by", "human")})
+                if event.data.get("answered_by") != "machine":
+                    return await self._converse(s, call, event)
+        elif event.type == "machine_detected":
+            if not (call.call_metadata or {}).get("voicemail"):
+                return await self._voicemail(s, call, event)
+        elif event.type == "ended":
+            outcome, reason = self._outcome(call, event)
+            await finish_call(s, call, outcome, reason, event.at, settle)
+        return None
 
     def _outcome(self, call: Call, event: CarrierEvent) -> tuple[str, str]:
         reason = event.data.get("reason", "completed")

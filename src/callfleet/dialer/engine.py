@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.calls.lifecycle import CallEvents, add_event, finish_call
+from callfleet.calls.lifecycle import CallEvents, Settlement, add_event, finish_call, maybe_complete
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
@@ -81,7 +81,7 @@ class Dialer:
         while not stop.is_set():
             try:
                 busy = await self.tick()
-            except Exception:  # noqa: BLE001 - the loop must survive a bad pass
+            except Exception:
                 log.exception("dialer_pass_failed", worker=self.worker_id)
                 busy = 0
             if not busy:
@@ -105,7 +105,8 @@ class Dialer:
         await self.place(placements)
         pump = getattr(self.carrier, "pump", None)
         if pump is not None:
-            work += await pump(self.events.handle, claim_seconds=self.settings.lease_seconds)
+            work += await pump(self.events.handle_many,
+                               claim_seconds=self.settings.lease_seconds)
         return work + len(placements)
 
     # ------------------------------------------------------------ scheduled starts
@@ -215,6 +216,7 @@ class Dialer:
             stmt = stmt.with_for_update(skip_locked=True, of=Enrollment)
         rows = list(await s.execute(stmt))
         placed: list[Placement] = []
+        skipped_any = False
         campaign_active = c.active_calls
         for enr, phone, dnc, lead_status, contact_tz, listed in rows:
             if len(placed) >= min(budget, free):
@@ -247,6 +249,7 @@ class Dialer:
                         break
                     continue
                 if decision.permanent:
+                    skipped_any = True
                     enr.status = "skipped"
                     enr.reason = decision.reason
                     enr.updated_at = utcnow()
@@ -289,6 +292,8 @@ class Dialer:
             add_event(s, call, "call.initiated", now, {"attempt": enr.attempts})
             placed.append(Placement(call.id, from_number, phone, enr.contact_id, enr.id))
         await s.flush()
+        if skipped_any and not placed:
+            await maybe_complete(s, c.id, now)
         return placed
 
     async def _take_slot(self, s: AsyncSession, c: Campaign, team_max: int) -> bool:
@@ -318,42 +323,55 @@ class Dialer:
     # ------------------------------------------------------------ placing
 
     async def place(self, placements: list[Placement]) -> None:
+        """Ask the carrier to dial committed call rows; record its ids, finish rejections."""
         if not placements:
             return
-        sem = asyncio.Semaphore(32)
-
-        async def one(p: Placement) -> None:
-            assert p.call_id is not None
-            async with sem:
-                try:
-                    carrier_id = await self.carrier.place_call(p.call_id, p.from_number,
-                                                               p.to_number)
-                except CarrierRejected as exc:
-                    await self._rejected(p.call_id, exc)
-                    return
-                except Exception:  # noqa: BLE001 - unknown: the lease + reconcile decide
-                    log.exception("dial_failed", call_id=p.call_id)
-                    return
-                async with self.db.session() as s:
-                    await s.execute(
-                        update(Call).where(Call.id == p.call_id, Call.carrier_call_id.is_(None))
-                        .values(carrier_call_id=carrier_id)
-                    )
-                    await s.commit()
-
-        await asyncio.gather(*(one(p) for p in placements))
+        dials = [(p.call_id, p.from_number, p.to_number) for p in placements
+                 if p.call_id is not None]
+        place_many = getattr(self.carrier, "place_calls", None)
+        results: list[str | CarrierRejected | None] = []
+        try:
+            if place_many is not None:
+                results = list(await place_many(dials))
+            else:
+                for ref, src, dst in dials:
+                    try:
+                        results.append(await self.carrier.place_call(ref, src, dst))
+                    except CarrierRejected as exc:
+                        results.append(exc)
+        except Exception:
+            log.exception("dial_failed", calls=len(dials))
+            return
+        placed = [{"cid": ref, "carrier_id": r} for (ref, _, _), r in zip(dials, results)
+                  if isinstance(r, str)]
+        rejected = [(ref, r) for (ref, _, _), r in zip(dials, results)
+                    if isinstance(r, CarrierRejected)]
+        async with self.db.session() as s:
+            if placed:
+                await s.execute(
+                    update(Call.__table__)
+                    .where(Call.__table__.c.id == bindparam("cid"),
+                           Call.__table__.c.carrier_call_id.is_(None))
+                    .values(carrier_call_id=bindparam("carrier_id")),
+                    placed,
+                )
+            if rejected:
+                settle = Settlement()
+                now = self.clock.now()
+                calls = {c.id: c for c in await s.scalars(
+                    select(Call).where(Call.id.in_([ref for ref, _ in rejected])))}
+                for ref, exc in rejected:
+                    call = calls.get(ref)
+                    if call is not None:
+                        await finish_call(s, call, exc.outcome,
+                                          f"carrier_rejected: {exc.reason}", now, settle)
+                await s.flush()
+                await settle.apply(s, now)
+            await s.commit()
 
     async def place_single(self, call_id: str, from_number: str, to_number: str) -> None:
         """Dial a call row committed elsewhere (POST /api/crm/calls)."""
         await self.place([Placement(call_id, from_number, to_number, "", "")])
-
-    async def _rejected(self, call_id: str, exc: CarrierRejected) -> None:
-        async with self.db.session() as s:
-            call = await s.get(Call, call_id)
-            if call is not None:
-                await finish_call(s, call, exc.outcome, f"carrier_rejected: {exc.reason}",
-                                  self.clock.now())
-                await s.commit()
 
     # ------------------------------------------------------------ recovery
 

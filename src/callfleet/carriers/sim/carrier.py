@@ -19,7 +19,10 @@ from sqlalchemy.exc import IntegrityError
 
 from callfleet import ids
 from callfleet.carriers.base import (
-    AvailableNumber, CarrierCallStatus, CarrierEvent, CarrierRejected,
+    AvailableNumber,
+    CarrierCallStatus,
+    CarrierEvent,
+    CarrierRejected,
 )
 from callfleet.carriers.sim.models import SimCall, SimProfile
 from callfleet.clock import Clock
@@ -40,7 +43,7 @@ FICTIONAL = {
 }
 TOLL_FREE = {"US": ("+1{area}55501{n:02d}", ("800", "888"), 2.15)}
 
-Deliver = Callable[[CarrierEvent], Awaitable[None]]
+DeliverMany = Callable[[list[CarrierEvent]], Awaitable[None]]
 
 
 def parse_mix(text: str) -> list[tuple[str, float]]:
@@ -148,13 +151,8 @@ class SimCarrier:
             x -= weight
         return self.mix[-1][0]
 
-    async def _behaviour(self, s: Any, number: str) -> tuple[str, str, float]:
-        attempt = int(
-            await s.scalar(
-                select(func.count()).select_from(SimCall).where(SimCall.to_number == number)
-            ) or 0
-        )
-        profile = await s.get(SimProfile, number)
+    def _behaviour(self, number: str, attempt: int, profile: SimProfile | None
+                   ) -> tuple[str, str, float]:
         persona = PERSONAS[int(_unit("persona", number) * len(PERSONAS))]
         ring = 6.0 * (1 + int(_unit("rings", number) * 4))
         if profile is not None and profile.behaviours:
@@ -185,39 +183,84 @@ class SimCarrier:
         return [["ended:failed", at(1)]]
 
     async def place_call(self, call_ref: str, from_number: str, to_number: str) -> str:
+        result = (await self.place_calls([(call_ref, from_number, to_number)]))[0]
+        if isinstance(result, CarrierRejected):
+            raise result
+        return result
+
+    async def place_calls(
+        self, dials: list[tuple[str, str, str]]
+    ) -> list[str | CarrierRejected]:
+        """Dial many calls in one network transaction; per dial, the carrier call id or
+        the rejection. A call reference the network has seen before is refused."""
         now = self.clock.now()
+        numbers = sorted({to for _, _, to in dials})
         async with self.db.session() as s:
-            behaviour, persona, ring = await self._behaviour(s, to_number)
-            carrier_id = f"sim_{ids.new_id('call')[5:]}"
-            row = SimCall(
-                id=carrier_id, call_ref=call_ref, from_number=from_number, to_number=to_number,
-                behaviour=behaviour, persona=persona, state="ringing", created_at=now,
-                timeline=[], events_sent=0, data={},
-            )
-            if behaviour == "invalid":
-                row.state, row.outcome, row.ended_at = "refused", "invalid_number", now
-            else:
-                row.timeline = self._timeline(behaviour, ring, now)
-                row.next_event_at = datetime.fromisoformat(row.timeline[0][1])
-            s.add(row)
+            seen = {n: int(c) for n, c in await s.execute(
+                select(SimCall.to_number, func.count()).where(SimCall.to_number.in_(numbers))
+                .group_by(SimCall.to_number))}
+            profiles = {p.phone_number: p for p in await s.scalars(
+                select(SimProfile).where(SimProfile.phone_number.in_(numbers)))}
+            known = set(await s.scalars(select(SimCall.call_ref).where(
+                SimCall.call_ref.in_([ref for ref, _, _ in dials]))))
+            out: list[str | CarrierRejected] = []
+            rows: list[SimCall] = []
+            for ref, from_number, to_number in dials:
+                if ref in known:
+                    out.append(CarrierRejected(
+                        "failed", "the network already has a call for this attempt"))
+                    continue
+                known.add(ref)
+                attempt = seen.get(to_number, 0)
+                seen[to_number] = attempt + 1
+                behaviour, persona, ring = self._behaviour(
+                    to_number, attempt, profiles.get(to_number))
+                row = SimCall(
+                    id=f"sim_{ids.new_id('call')[5:]}", call_ref=ref, from_number=from_number,
+                    to_number=to_number, behaviour=behaviour, persona=persona,
+                    state="ringing", created_at=now, timeline=[], events_sent=0, data={},
+                )
+                if behaviour == "invalid":
+                    row.state, row.outcome, row.ended_at = "refused", "invalid_number", now
+                    out.append(CarrierRejected("invalid_number", "the number is not in service"))
+                else:
+                    row.timeline = self._timeline(behaviour, ring, now)
+                    row.next_event_at = datetime.fromisoformat(row.timeline[0][1])
+                    out.append(row.id)
+                rows.append(row)
+            s.add_all(rows)
             try:
                 await s.commit()
             except IntegrityError:
-                raise CarrierRejected("failed", "the network already has a call for this attempt")
-        if behaviour == "invalid":
-            raise CarrierRejected("invalid_number", "the number is not in service")
-        return carrier_id
+                # A reference fenced by reconciliation meanwhile: fall back to one by one.
+                await s.rollback()
+                if len(dials) == 1:
+                    return [CarrierRejected(
+                        "failed", "the network already has a call for this attempt")]
+                results: list[str | CarrierRejected] = []
+                for dial in dials:
+                    results.extend(await self.place_calls([dial]))
+                return results
+        return out
 
     async def hangup(self, carrier_call_id: str, after_seconds: float = 0.0) -> None:
-        at = self.clock.now() + timedelta(seconds=0 if self.instant else after_seconds)
+        await self.hangup_many([(carrier_call_id, after_seconds)])
+
+    async def hangup_many(self, hangups: list[tuple[str, float]]) -> None:
+        """The far end hangs up after the given seconds (the final "ended" moves earlier)."""
+        now = self.clock.now()
         async with self.db.session() as s:
-            row = await s.get(SimCall, carrier_call_id)
-            if row is None or row.state in ("ended", "refused"):
-                return
-            row.hangup_at = at
-            last = len(row.timeline) - 1
-            if row.events_sent == last and row.next_event_at and row.next_event_at > at:
-                row.next_event_at = at
+            rows = {r.id: r for r in await s.scalars(
+                select(SimCall).where(SimCall.id.in_([h[0] for h in hangups])))}
+            for carrier_call_id, after in hangups:
+                row = rows.get(carrier_call_id)
+                if row is None or row.state in ("ended", "refused"):
+                    continue
+                at = now + timedelta(seconds=0 if self.instant else after)
+                row.hangup_at = at
+                last = len(row.timeline) - 1
+                if row.events_sent == last and row.next_event_at and row.next_event_at > at:
+                    row.next_event_at = at
             await s.commit()
 
     async def call_status(self, call_ref: str) -> CarrierCallStatus | None:
@@ -243,8 +286,12 @@ class SimCarrier:
 
     # ------------------------------------------------------------ the network
 
-    async def pump(self, deliver: Deliver, limit: int = 500, claim_seconds: float = 10.0) -> int:
-        """Deliver every due event (at least once; callfleet's handler is idempotent)."""
+    async def pump(self, deliver: DeliverMany, limit: int = 500,
+                   claim_seconds: float = 10.0) -> int:
+        """Deliver every due event (at least once; callfleet's handler is idempotent).
+
+        Claimed calls are locked for ``claim_seconds`` real seconds; every event of a call
+        that is due now is delivered in one batch, in order, then the calls advance."""
         now = self.clock.now()
         until = now + self.clock.sim_delta(claim_seconds)
         async with self.db.session() as s:
@@ -257,49 +304,65 @@ class SimCarrier:
             )
             if not self.db.is_sqlite:
                 due = due.with_for_update(skip_locked=True)
-            rows = list(
-                await s.execute(
-                    update(SimCall).where(SimCall.id.in_(due.scalar_subquery()))
-                    .values(claimed_until=until)
-                    .returning(SimCall.id, SimCall.call_ref, SimCall.timeline,
-                               SimCall.events_sent, SimCall.next_event_at, SimCall.persona,
-                               SimCall.behaviour)
-                )
-            )
+            claimed = list(await s.scalars(
+                update(SimCall).where(SimCall.id.in_(due.scalar_subquery()))
+                .values(claimed_until=until).returning(SimCall.id)))
             await s.commit()
-        rows.sort(key=lambda r: r.next_event_at)
+        if not claimed:
+            return 0
+        async with self.db.session(write=False) as s:
+            rows = list(await s.scalars(select(SimCall).where(SimCall.id.in_(claimed))))
+        plan: dict[str, list[CarrierEvent]] = {}
+        events: list[CarrierEvent] = []
         for row in rows:
-            await self._deliver_one(row, deliver)
-        return len(rows)
+            due_events = self._due_events(row, now)
+            plan[row.id] = due_events
+            events.extend(due_events)
+        events.sort(key=lambda e: e.at)
+        await deliver(events)
+        await self._advance(plan, now)
+        return len(events)
 
-    async def _deliver_one(self, row: Any, deliver: Deliver) -> None:
+    def _due_events(self, row: SimCall, now: datetime) -> list[CarrierEvent]:
+        out: list[CarrierEvent] = []
         step = row.events_sent
-        if step >= len(row.timeline):
-            return
-        kind, _ = row.timeline[step]
-        event_type, _, reason = kind.partition(":")
         at = row.next_event_at
-        data: dict[str, Any] = {"persona": row.persona, "behaviour": row.behaviour}
-        if reason:
-            data["reason"] = reason
-        if event_type == "answered":
-            data["answered_by"] = "machine" if row.behaviour == "voicemail" else "human"
-        await deliver(CarrierEvent("sim", row.id, row.call_ref, event_type, at, data))
-        async with self.db.session() as s:
-            sim = await s.get(SimCall, row.id)
-            if sim is None or sim.events_sent != step:
-                return
-            sim.events_sent = step + 1
-            sim.claimed_until = None
+        while step < len(row.timeline) and at is not None and at <= now:
+            kind, _ = row.timeline[step]
+            event_type, _, reason = kind.partition(":")
+            data: dict[str, Any] = {"persona": row.persona, "behaviour": row.behaviour}
+            if reason:
+                data["reason"] = reason
             if event_type == "answered":
-                sim.state, sim.answered_at = "answered", at
-            if event_type == "ended":
-                sim.state, sim.ended_at = "ended", at
-                sim.outcome = reason
-                sim.next_event_at = None
-            else:
-                nxt = datetime.fromisoformat(sim.timeline[step + 1][1])
-                if step + 1 == len(sim.timeline) - 1 and sim.hangup_at is not None:
-                    nxt = min(nxt, sim.hangup_at)
-                sim.next_event_at = max(nxt, at)
+                data["answered_by"] = "machine" if row.behaviour == "voicemail" else "human"
+            out.append(CarrierEvent("sim", row.id, row.call_ref, event_type, at, data))
+            step += 1
+            at = self._event_time(row, step, at)
+        return out
+
+    def _event_time(self, row: SimCall, step: int, previous: datetime) -> datetime | None:
+        if step >= len(row.timeline):
+            return None
+        nxt = datetime.fromisoformat(row.timeline[step][1])
+        if step == len(row.timeline) - 1 and row.hangup_at is not None:
+            nxt = min(nxt, row.hangup_at)
+        return max(nxt, previous)
+
+    async def _advance(self, plan: dict[str, list[CarrierEvent]], now: datetime) -> None:
+        async with self.db.session() as s:
+            rows = list(await s.scalars(select(SimCall).where(SimCall.id.in_(list(plan)))))
+            for sim in rows:
+                delivered = plan[sim.id]
+                sim.claimed_until = None
+                if not delivered:
+                    continue
+                sim.events_sent += len(delivered)
+                for event in delivered:
+                    if event.type == "answered":
+                        sim.state, sim.answered_at = "answered", event.at
+                    elif event.type == "ended":
+                        sim.state, sim.ended_at = "ended", event.at
+                        sim.outcome = event.data.get("reason")
+                sim.next_event_at = (None if sim.state == "ended" else
+                                     self._event_time(sim, sim.events_sent, delivered[-1].at))
             await s.commit()
