@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import parse_qsl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from callfleet import __version__
 from callfleet.api import errors
 from callfleet.api.deps import AuthCache, RateLimiter
 from callfleet.api.responses import JSON
+from callfleet.assistants.routes import router as assistants_router
 from callfleet.calls.routes import router as calls_router
 from callfleet.campaigns.routes import router as campaigns_router
 from callfleet.carriers.sim.carrier import SimCarrier
@@ -28,6 +30,7 @@ from callfleet.crm.routes import router as crm_router
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
 from callfleet.dialer.engine import Dialer
+from callfleet.numbers.routes import router as numbers_router
 from callfleet.teams.routes import router as teams_router
 
 HTTP_LATENCY = Histogram(
@@ -107,6 +110,14 @@ def create_app(
             and not request.url.path.endswith("/import")
         ):
             return JSON(errors.error_body("Request body too large"), status_code=413)
+        if "%00" in request.url.query or "\x00" in request.url.query:
+            # No database stores NUL in text; refuse it once here for every endpoint.
+            bad = {k or "query": "must not contain NUL characters"
+                   for k, v in parse_qsl(request.url.query, keep_blank_values=True)
+                   if "\x00" in k or "\x00" in v} or {"query": "must not contain NUL characters"}
+            name = next(iter(bad))
+            return JSON(errors.error_body(f"{name} must not contain NUL characters", bad),
+                        status_code=400)
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
@@ -130,6 +141,8 @@ def create_app(
 
     app.include_router(teams_router)
     app.include_router(crm_router)
+    app.include_router(assistants_router)
+    app.include_router(numbers_router)
     app.include_router(campaigns_router)
     app.include_router(calls_router)
     app.include_router(dnc_router)

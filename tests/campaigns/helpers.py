@@ -37,7 +37,7 @@ async def assistant_with_numbers(database: DbHandle, t: TeamCtx, n: int = 1) -> 
             k = next(_counter)
             pn = PhoneNumber(
                 id=ids.new_id("pn"), team_id=t.id, assistant_id=a.id, provider="sim",
-                status="active", phone_number=f"+1{212 + k // 100 % 700:03d}55501{k % 100:02d}",
+                status="active", phone_number=f"+1646{2000000 + k:07d}",
                 number_type="local", capabilities=["voice"], created_at=utcnow(),
                 updated_at=utcnow(),
             )

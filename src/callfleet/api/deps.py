@@ -180,8 +180,10 @@ def _int_param(raw: str | None, name: str, default: int, *, minimum: int) -> int
         value = int(raw)
     except ValueError:
         raise bad_request(f"{name} must be an integer", name) from None
-    if value < minimum or value > 2**62:
+    if value < minimum:
         raise bad_request(f"{name} must be at least {minimum}", name)
+    if value > 2**62:
+        raise bad_request(f"{name} is too large", name)
     return value
 
 

@@ -36,4 +36,6 @@ ERRORS = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {c: ERRORS[c] for c in (400, 401, 429, *codes)}
+    """Error responses of an /api operation: 400, 401, 413 (any body over the cap, see
+    app.py) and 429 always, plus ``codes``."""
+    return {c: ERRORS[c] for c in (400, 401, 413, 429, *codes)}

@@ -6,6 +6,7 @@ after the field name ("is not a valid phone number").
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from datetime import date, datetime
@@ -27,7 +28,8 @@ LEAD_STATUSES = (
 FIELD_TYPES = ("text", "number", "date", "select", "boolean")
 ENTITY_TYPES = ("contact", "company")
 
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"\x00-\x1f\x7f]{1,64}"
+                    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -229,6 +231,7 @@ def check_custom_fields(
     for key, value in values.items():
         if not isinstance(key, str) or not key or len(key) > 64 or _CONTROL.search(key):
             raise ValueError(f"key {str(key)[:64]!r} must be 1-64 printable characters")
+        value = _storable(key, value, 0)
         if key in definitions:
             ftype, options = definitions[key]
             try:
@@ -242,6 +245,42 @@ def check_custom_fields(
                 raise ValueError(f"{key} is too large")
             out[key] = value
     return out
+
+
+MAX_CUSTOM_DEPTH = 20
+_INT64 = 2**63
+
+
+def _storable(key: str, value: Any, depth: int) -> Any:
+    """A custom field value both databases can store and every response can serialise: strings
+    lose NUL characters (PostgreSQL cannot store them, as in clean_text) and must be valid
+    Unicode; numbers must be finite and integers fit 64 bits; nesting is bounded."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{key} must be valid Unicode text") from None
+        return value.replace("\x00", "")
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise ValueError(f"{key} must be an integer within 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number")
+        return value
+    if depth >= MAX_CUSTOM_DEPTH:
+        raise ValueError(f"{key} is nested more than {MAX_CUSTOM_DEPTH} levels deep")
+    if isinstance(value, list):
+        return [_storable(key, v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {
+            _storable(key, str(k), depth + 1): _storable(key, v, depth + 1)
+            for k, v in value.items()
+        }
+    raise ValueError(f"{key} must be JSON")
 
 
 def search_text(

@@ -407,23 +407,31 @@ class ContactImporter:
                 v = item.values
                 phone = v.get("phone")
                 email = v["email"].lower() if v.get("email") else None
-                existing = (by_phone.get(phone) if phone else None) or (
-                    by_email.get(email) if email else None
-                )
-                pending = (new_by_phone.get(phone) if phone else None) or (
-                    new_by_email.get(email) if email else None
-                )
-                if existing is not None or pending is not None:
+                # Phone first (stored contacts, then earlier rows of this batch), then email.
+                target: Contact | dict[str, Any] | None = None
+                if phone:
+                    target = by_phone.get(phone) or new_by_phone.get(phone)
+                if target is None and email:
+                    target = by_email.get(email) or new_by_email.get(email)
+                if target is not None:
                     if not self.update_dupes:
                         self.result.skipped += 1
                         continue
-                    if existing is not None:
-                        _merge_into_contact(existing, v, item.company_id)
-                        changed[existing.id] = existing
-                        self.result.updated += 1
+                    if isinstance(target, Contact):
+                        _merge_into_contact(target, v, item.company_id)
+                        changed[target.id] = target
+                        # The merge may have given it a phone or email: later rows match it.
+                        if target.phone:
+                            by_phone.setdefault(target.phone, target)
+                        if target.email_lower:
+                            by_email.setdefault(target.email_lower, target)
                     else:
-                        _merge_into_row(pending, v)  # type: ignore[arg-type]
-                        self.result.updated += 1
+                        _merge_into_row(target, v)
+                        if target.get("phone"):
+                            new_by_phone.setdefault(target["phone"], target)
+                        if target.get("email_lower"):
+                            new_by_email.setdefault(target["email_lower"], target)
+                    self.result.updated += 1
                     continue
                 row = {
                     "id": ids.new_id("cont"), "team_id": self.p.team_id,

@@ -19,8 +19,8 @@ from callfleet.api.schemas import OkOut, errors
 from callfleet.crm import importer
 from callfleet.crm import service as svc
 from callfleet.crm.schemas import (
-    CompanyEnvelope, CompanyIn, CompanyList, ContactEnvelope, ContactImportIn, ContactIn,
-    ContactList, CustomFieldEnvelope, CustomFieldIn, CustomFieldList, ImportResult,
+    CompanyEnvelope, CompanyIn, CompanyList, ContactDetailEnvelope, ContactEnvelope,
+    ContactImportIn, ContactIn, ContactList, CustomFieldEnvelope, CustomFieldIn, CustomFieldList, ImportResult,
 )
 
 router = APIRouter(prefix="/api/crm", tags=["crm"])
@@ -122,13 +122,13 @@ async def create_contact(body: ContactIn, p: Auth, s: WriteSession, request: Req
 async def list_contacts(
     p: Auth, s: ReadSession, page: Paging, teamId: Q = None, companyId: Q = None,
     search: Q = None, leadStatus: Q = None, doNotCall: Q = None, hasPhone: Q = None,
-    tag: Q = None,
+    tag: Q = None, campaignId: Q = None,
 ) -> JSON:
     p.check_team(teamId)
     items, total = await svc.list_contacts(
         s, p, company_id=companyId, search=search, lead_status=leadStatus,
         do_not_call=parse_bool(doNotCall, "doNotCall"), has_phone=parse_bool(hasPhone, "hasPhone"),
-        tag=tag, limit=page.limit, offset=page.offset,
+        tag=tag, limit=page.limit, offset=page.offset, campaign_id=campaignId,
     )
     return _page(items, "contacts", total, page)
 
@@ -225,7 +225,7 @@ def _importer(request: Request, p: Any, company_id: str | None, on_dup: str) -> 
 
 
 @router.get("/contacts/{contact_id}", response_model=None,
-            responses={200: {"model": ContactEnvelope}, **errors(403, 404)})
+            responses={200: {"model": ContactDetailEnvelope}, **errors(403, 404)})
 async def get_contact(contact_id: str, p: Auth, s: ReadSession) -> JSON:
     return JSON({"success": True, "contact": await svc.get_contact(s, p, contact_id)})
 

@@ -50,7 +50,8 @@ class ContactIn(CamelIn):
 class ContactImportIn(CamelIn):
     team_id: str | None = Field(default=None, max_length=64)
     company_id: str | None = Field(default=None, max_length=64)
-    contacts: list[dict[str, Any]] = Field(max_length=100_000)
+    # Items are checked row by row by the importer: a non-object row is a row error, not a 400.
+    contacts: list[Any] = Field(max_length=100_000)
 
 
 class CustomFieldIn(CamelIn):
@@ -140,6 +141,27 @@ class CompanyList(BaseModel):
 class ContactEnvelope(BaseModel):
     success: bool = True
     contact: ContactOut
+
+
+class ContactEnrollmentOut(BaseModel):
+    campaign_id: str
+    campaign_name: str
+    campaign_status: str
+    enrollment_id: str
+    status: str
+    attempts: int
+    last_outcome: str | None
+    next_attempt_at: str | None
+
+
+class ContactDetailOut(ContactOut):
+    campaigns: list[ContactEnrollmentOut]
+    calls: list[dict[str, Any]]
+
+
+class ContactDetailEnvelope(BaseModel):
+    success: bool = True
+    contact: ContactDetailOut
 
 
 class ContactList(BaseModel):

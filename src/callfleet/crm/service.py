@@ -89,6 +89,9 @@ def custom_field_out(d: CustomFieldDefinition) -> dict[str, Any]:
 # ---------------------------------------------------------------- helpers
 
 
+MAX_SEARCH = 200  # characters of a `search` filter (SQLite refuses LIKE patterns over 50 kB)
+
+
 def like_pattern(term: str) -> str:
     """``%term%`` with LIKE's wildcards escaped (use with ``escape='\\\\'``)."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -199,7 +202,9 @@ async def list_companies(
     limit: int, offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     stmt = scoped(Company, p)
-    if search:
+    if search and search.strip():
+        if len(search.strip()) > MAX_SEARCH:
+            raise bad_request(f"search must be at most {MAX_SEARCH} characters", "search")
         pat = like_pattern(search.strip().lower())
         stmt = stmt.where(
             or_(
@@ -245,6 +250,12 @@ async def delete_company(
 ) -> None:
     c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company",
                         for_update=True)
+    from callfleet.campaigns.models import Campaign
+
+    used = await session.scalar(
+        select(func.count()).select_from(Campaign).where(Campaign.company_id == c.id))
+    if used:
+        raise conflict(f"Company is used by {used} campaign(s); it cannot be deleted")
     n = await _contact_count(session, c.id)
     if n and not cascade:
         raise conflict(
@@ -351,8 +362,30 @@ async def create_contact(
 
 
 async def get_contact(session: AsyncSession, p: Principal, contact_id: str) -> dict[str, Any]:
+    """The contact with its campaign enrollments and its 20 most recent calls."""
+    from callfleet.calls.models import Call
+    from callfleet.calls.service import call_out
+    from callfleet.campaigns.models import Campaign, Enrollment
+    from callfleet.db.base import iso
+
     c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact")
-    return contact_out(c)
+    out = contact_out(c)
+    rows = await session.execute(
+        select(Enrollment, Campaign.name, Campaign.status)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Enrollment.contact_id == c.id, Enrollment.team_id == p.team_id)
+        .order_by(Enrollment.id))
+    out["campaigns"] = [
+        {"campaign_id": e.campaign_id, "campaign_name": name, "campaign_status": status,
+         "enrollment_id": e.id, "status": e.status, "attempts": e.attempts,
+         "last_outcome": e.last_outcome, "next_attempt_at": iso(e.next_attempt_at)}
+        for e, name, status in rows
+    ]
+    calls = await session.scalars(
+        select(Call).where(Call.contact_id == c.id, Call.team_id == p.team_id)
+        .order_by(Call.id.desc()).limit(20))
+    out["calls"] = [call_out(x) for x in calls]
+    return out
 
 
 async def update_contact(
@@ -381,8 +414,16 @@ async def update_contact(
 
 
 async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -> None:
+    from callfleet.campaigns.models import Campaign, Enrollment
+
     c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact",
                         for_update=True)
+    running = await session.scalar(
+        select(Campaign.id).join(Enrollment, Enrollment.campaign_id == Campaign.id)
+        .where(Enrollment.contact_id == c.id, Campaign.status == "running").limit(1))
+    if running:
+        raise conflict(f"Contact is enrolled in running campaign {running}; pause or cancel "
+                       "it, or remove the contact later")
     await session.delete(c)
     await session.flush()
 
@@ -390,8 +431,8 @@ async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -
 def _search_clause(session: AsyncSession, query: str) -> ColumnElement[bool]:
     """Substring match over names, email and phone digits, served by the trigram index."""
     query = query.strip()
-    if len(query) > 200:
-        raise bad_request("search must be at most 200 characters", "search")
+    if len(query) > MAX_SEARCH:
+        raise bad_request(f"search must be at most {MAX_SEARCH} characters", "search")
     term = F.phone_query_digits(query) or query.lower()
     if session.bind.dialect.name == "sqlite" and len(term) >= 3:
         phrase = '"' + term.replace('"', '""') + '"'
@@ -406,9 +447,17 @@ def _search_clause(session: AsyncSession, query: str) -> ColumnElement[bool]:
 async def list_contacts(
     session: AsyncSession, p: Principal, *, company_id: str | None, search: str | None,
     lead_status: str | None, do_not_call: bool | None, has_phone: bool | None,
-    tag: str | None, limit: int, offset: int,
+    tag: str | None, limit: int, offset: int, campaign_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     stmt = scoped(Contact, p)
+    if campaign_id:
+        from callfleet.campaigns.models import Enrollment
+
+        if not ids.is_valid("camp", campaign_id):
+            raise bad_request("campaignId is not a valid campaign id", "campaignId")
+        stmt = stmt.where(Contact.id.in_(
+            select(Enrollment.contact_id).where(Enrollment.campaign_id == campaign_id,
+                                                Enrollment.team_id == p.team_id)))
     if company_id:
         if not ids.is_valid("comp", company_id):
             raise bad_request("companyId is not a valid company id", "companyId")

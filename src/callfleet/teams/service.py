@@ -98,12 +98,18 @@ async def create_key(
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
+    name = (name or "").replace("\x00", "").strip() or None  # PostgreSQL stores no NUL
     scopes = sorted(set(scopes or []))
     bad = [s for s in scopes if s not in SCOPES]
     if bad:
         raise bad_request("scopes may contain only " + ", ".join(SCOPES), "scopes")
     if expires_at is not None and expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=timezone.utc)
+    if expires_at is not None:
+        try:
+            expires_at = expires_at.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+            raise bad_request("expiresAt is out of range", "expiresAt") from None
     if expires_at is not None and expires_at <= utcnow():
         raise bad_request("expiresAt must be in the future", "expiresAt")
     token = new_token()

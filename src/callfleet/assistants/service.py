@@ -1,0 +1,502 @@
+"""Assistants: configuration CRUD, template pre-fill, and the assistant's phone numbers.
+
+Services never commit; the route (or ``api.idempotency``) owns the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callfleet import ids
+from callfleet.api.errors import ApiError, bad_request, conflict, forbidden
+from callfleet.assistants.models import Assistant
+from callfleet.assistants.templates import TEMPLATE_IDS, template_defaults
+from callfleet.campaigns.models import Campaign
+from callfleet.crm import fields as F
+from callfleet.db.base import iso, utcnow
+from callfleet.numbers.models import PhoneNumber
+from callfleet.numbers.service import campaign_using, number_out, running_campaigns
+from callfleet.teams.models import Team
+from callfleet.teams.principal import Principal, get_owned, scoped
+
+# What a column holds when neither the template nor the request sets it (and what ``null``
+# resets it to on PATCH). Mirrors the model's column defaults.
+DEFAULTS: dict[str, Any] = {
+    "type": "outbound",
+    "system_prompt": "",
+    "first_message": "",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "temperature": 0.7,
+    "max_tokens": 300,
+    "voice_provider": None,
+    "voice_model": None,
+    "voice_id": None,
+    "transcriber_provider": None,
+    "transcriber_model": None,
+    "language": "en",
+    "recording_enabled": False,
+    "inbound_enabled": False,
+    "outbound_enabled": True,
+    "voicemail_detection_enabled": True,
+    "voicemail_action": "hangup",
+    "voicemail_message": None,
+    "end_call": {"enabled": False, "trigger_phrases": [], "closing_phrase": None},
+    "call_transfer": {"enabled": False, "departments": []},
+    "info_extraction": {"enabled": False, "fields": []},
+    "success_criteria": None,
+}
+# Plain text columns: (max length, camelCase name for messages).
+TEXT = {
+    "system_prompt": (50_000, "systemPrompt"),
+    "first_message": (5000, "firstMessage"),
+    "voice_provider": (60, "voiceProvider"),
+    "voice_model": (120, "voiceModel"),
+    "voice_id": (120, "voiceId"),
+    "transcriber_provider": (60, "transcriberProvider"),
+    "transcriber_model": (120, "transcriberModel"),
+    "voicemail_message": (5000, "voicemailMessage"),
+    "success_criteria": (5000, "successCriteria"),
+}
+# Columns that cannot be empty: an empty or null value resets them to the default.
+REQUIRED_TEXT = {"provider": (60, "provider"), "model": (120, "model")}
+PLAIN = ("type", "temperature", "max_tokens", "recording_enabled", "inbound_enabled",
+         "outbound_enabled", "voicemail_detection_enabled", "voicemail_action")
+NESTED = ("end_call", "call_transfer", "info_extraction")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Which extraction types may write to a standard contact field.
+TARGET_TYPES = {
+    "custom_fields": None,
+    "email": ("email", "text"),
+    "phone_secondary": ("phone", "text"),
+    "job_title": ("text",),
+    "notes": ("text",),
+    "timezone": ("text",),
+    "lead_status": ("select", "text"),
+}
+
+
+# ---------------------------------------------------------------- serializers
+
+
+def end_call_out(raw: dict[str, Any] | None) -> dict[str, Any]:
+    raw = raw or {}
+    return {
+        "enabled": bool(raw.get("enabled", False)),
+        "trigger_phrases": list(raw.get("trigger_phrases") or []),
+        "closing_phrase": raw.get("closing_phrase"),
+    }
+
+
+def call_transfer_out(raw: dict[str, Any] | None) -> dict[str, Any]:
+    raw = raw or {}
+    return {
+        "enabled": bool(raw.get("enabled", False)),
+        "departments": [
+            {
+                "name": d.get("name", ""),
+                "mode": d.get("mode", "cold"),
+                "phone_number": d.get("phone_number", ""),
+                "intro_message": d.get("intro_message"),
+            }
+            for d in raw.get("departments") or []
+        ],
+    }
+
+
+def info_extraction_out(raw: dict[str, Any] | None) -> dict[str, Any]:
+    raw = raw or {}
+    return {
+        "enabled": bool(raw.get("enabled", False)),
+        "fields": [
+            {
+                "key": f.get("key", ""),
+                "type": f.get("type", "text"),
+                "description": f.get("description"),
+                "options": f.get("options"),
+                "target": f.get("target", "custom_fields"),
+            }
+            for f in raw.get("fields") or []
+        ],
+    }
+
+
+def assistant_out(a: Assistant, number_ids: list[str]) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "team_id": a.team_id,
+        "name": a.name,
+        "type": a.type,
+        "template_id": a.template_id,
+        "system_prompt": a.system_prompt or "",
+        "first_message": a.first_message or "",
+        "provider": a.provider,
+        "model": a.model,
+        "temperature": float(a.temperature),
+        "max_tokens": int(a.max_tokens),
+        "voice_provider": a.voice_provider,
+        "voice_model": a.voice_model,
+        "voice_id": a.voice_id,
+        "transcriber_provider": a.transcriber_provider,
+        "transcriber_model": a.transcriber_model,
+        "language": a.language,
+        "recording_enabled": bool(a.recording_enabled),
+        "inbound_enabled": bool(a.inbound_enabled),
+        "outbound_enabled": bool(a.outbound_enabled),
+        "voicemail_detection_enabled": bool(a.voicemail_detection_enabled),
+        "voicemail_action": a.voicemail_action,
+        "voicemail_message": a.voicemail_message,
+        "end_call": end_call_out(a.end_call),
+        "call_transfer": call_transfer_out(a.call_transfer),
+        "info_extraction": info_extraction_out(a.info_extraction),
+        "success_criteria": a.success_criteria,
+        "phone_number_ids": number_ids,
+        "created_at": iso(a.created_at),
+        "updated_at": iso(a.updated_at),
+    }
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _text(value: Any, name: str, max_len: int) -> str | None:
+    try:
+        return F.clean_text(value, max_len)
+    except ValueError as exc:
+        raise bad_request(f"{name} {exc}", name) from None
+
+
+def _end_call(merged: dict[str, Any]) -> dict[str, Any]:
+    phrases: list[str] = []
+    for i, phrase in enumerate(merged.get("trigger_phrases") or []):
+        cleaned = _text(phrase, f"endCall.triggerPhrases.{i}", 200)
+        if cleaned and cleaned.lower() not in (p.lower() for p in phrases):
+            phrases.append(cleaned)
+    # Enabled with no phrases is valid: the model can still end the call with its tool.
+    return {
+        "enabled": bool(merged.get("enabled", False)),
+        "trigger_phrases": phrases,
+        "closing_phrase": _text(merged.get("closing_phrase"), "endCall.closingPhrase", 1000),
+    }
+
+
+def _call_transfer(merged: dict[str, Any], region: str) -> dict[str, Any]:
+    departments: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, d in enumerate(merged.get("departments") or []):
+        at = f"callTransfer.departments.{i}"
+        name = _text(d.get("name"), f"{at}.name", 100)
+        if not name:
+            raise bad_request(f"{at}.name is required", f"{at}.name")
+        if name.lower() in seen:
+            raise bad_request(f"{at}.name {name!r} is used by another department", f"{at}.name")
+        seen.add(name.lower())
+        try:
+            phone = F.normalize_phone(d.get("phone_number"), region)
+        except ValueError as exc:
+            raise bad_request(f"{at}.phoneNumber {exc}", f"{at}.phoneNumber") from None
+        if phone is None:
+            raise bad_request(f"{at}.phoneNumber is required", f"{at}.phoneNumber")
+        departments.append({
+            "name": name,
+            "mode": d.get("mode") or "cold",
+            "phone_number": phone,
+            "intro_message": _text(d.get("intro_message"), f"{at}.introMessage", 2000),
+        })
+    enabled = bool(merged.get("enabled", False))
+    if enabled and not departments:
+        raise bad_request(
+            "callTransfer.departments must list at least one department when callTransfer is "
+            "enabled", "callTransfer.departments",
+        )
+    return {"enabled": enabled, "departments": departments}
+
+
+def _info_extraction(merged: dict[str, Any]) -> dict[str, Any]:
+    fields: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, f in enumerate(merged.get("fields") or []):
+        at = f"infoExtraction.fields.{i}"
+        key = (f.get("key") or "").strip()
+        if not key:
+            raise bad_request(f"{at}.key is required", f"{at}.key")
+        if not _KEY.match(key):
+            raise bad_request(
+                f"{at}.key must be snake_case (a-z, 0-9 and _, starting with a letter)",
+                f"{at}.key",
+            )
+        if key in seen:
+            raise bad_request(f"{at}.key {key!r} is listed twice", f"{at}.key")
+        seen.add(key)
+        ftype = f.get("type") or "text"
+        target = f.get("target") or "custom_fields"
+        allowed = TARGET_TYPES[target]
+        if allowed is not None and ftype not in allowed:
+            raise bad_request(
+                f"{at}.type must be {' or '.join(allowed)} to write to the contact's {target}",
+                f"{at}.type",
+            )
+        options = None
+        if ftype == "select":
+            cleaned = [_text(o, f"{at}.options", 200) for o in f.get("options") or []]
+            options = list(dict.fromkeys(o for o in cleaned if o))
+            if not options:
+                raise bad_request(f"{at}.options must list the choices of a select field",
+                                  f"{at}.options")
+            if target == "lead_status":
+                bad = [o for o in options if o not in F.LEAD_STATUSES]
+                if bad:
+                    raise bad_request(
+                        f"{at}.options must be lead statuses; not: {', '.join(bad)}",
+                        f"{at}.options",
+                    )
+        fields.append({
+            "key": key,
+            "type": ftype,
+            "description": _text(f.get("description"), f"{at}.description", 2000),
+            "options": options,
+            "target": target,
+        })
+    enabled = bool(merged.get("enabled", False))
+    if enabled and not fields:
+        raise bad_request(
+            "infoExtraction.fields must list at least one field when infoExtraction is enabled",
+            "infoExtraction.fields",
+        )
+    return {"enabled": enabled, "fields": fields}
+
+
+def _merge(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any]:
+    """Nested objects merge key by key; a list sent replaces the stored list."""
+    merged = dict(current or {})
+    merged.update(patch or {})
+    return merged
+
+
+def _values(data: dict[str, Any], current: dict[str, Any], region: str) -> dict[str, Any]:
+    """Validated column values for the keys present in ``data``, merged over ``current``."""
+    out: dict[str, Any] = {}
+    for key, (max_len, name) in TEXT.items():
+        if key in data:
+            value = _text(data[key], name, max_len)
+            out[key] = "" if value is None and DEFAULTS[key] == "" else value
+    for key, (max_len, name) in REQUIRED_TEXT.items():
+        if key in data:
+            out[key] = _text(data[key], name, max_len) or DEFAULTS[key]
+    for key in PLAIN:
+        if key in data:
+            out[key] = DEFAULTS[key] if data[key] is None else data[key]
+    if "language" in data:
+        lang = _text(data["language"], "language", 20) or DEFAULTS["language"]
+        if not _LANGUAGE.match(lang):
+            raise bad_request("language must be a language tag such as en or en-US", "language")
+        out["language"] = lang
+    for key in NESTED:
+        if key not in data:
+            continue
+        # ``null`` resets the tool to its default (off); an object merges into the stored one.
+        merged = DEFAULTS[key] if data[key] is None else _merge(current.get(key), data[key])
+        if key == "end_call":
+            out[key] = _end_call(merged)
+        elif key == "call_transfer":
+            out[key] = _call_transfer(merged, region)
+        else:
+            out[key] = _info_extraction(merged)
+    return out
+
+
+def _name(value: Any) -> str:
+    name = _text(value, "name", 200)
+    if not name:
+        raise bad_request("name is required", "name")
+    return name
+
+
+# ---------------------------------------------------------------- assistants
+
+
+async def _number_ids(session: AsyncSession, assistant_ids: Iterable[str]) -> dict[str, list[str]]:
+    wanted = list(assistant_ids)
+    out: dict[str, list[str]] = {a: [] for a in wanted}
+    if not wanted:
+        return out
+    rows = await session.execute(
+        select(PhoneNumber.assistant_id, PhoneNumber.id)
+        .where(PhoneNumber.assistant_id.in_(wanted))
+        .order_by(PhoneNumber.id)
+    )
+    for assistant_id, number_id in rows:
+        if assistant_id is not None:
+            out[assistant_id].append(number_id)
+    return out
+
+
+async def create_assistant(
+    session: AsyncSession, p: Principal, data: dict[str, Any], region: str
+) -> dict[str, Any]:
+    # On create, null means "not given": the template's value stays.
+    data = {k: v for k, v in data.items() if v is not None}
+    name = _name(data.get("name"))
+    template_id = data.get("template_id") or "custom"
+    if template_id not in TEMPLATE_IDS:
+        raise bad_request("templateId must be one of " + ", ".join(TEMPLATE_IDS), "templateId")
+    business = await session.scalar(select(Team.name).where(Team.id == p.team_id)) or ""
+    base = {**DEFAULTS, **template_defaults(template_id, business)}
+    values = {**base, **_values(data, base, region)}
+    now = utcnow()
+    a = Assistant(id=ids.new_id("asst"), team_id=p.team_id, name=name, template_id=template_id,
+                  created_at=now, updated_at=now, **values)
+    session.add(a)
+    await session.flush()
+    return assistant_out(a, [])
+
+
+async def _owned(session: AsyncSession, p: Principal, assistant_id: str,
+                 for_update: bool = False) -> Assistant:
+    return await get_owned(session, Assistant, assistant_id, p, prefix="asst",
+                           label="Assistant", for_update=for_update)
+
+
+async def get_assistant(session: AsyncSession, p: Principal, assistant_id: str) -> dict[str, Any]:
+    a = await _owned(session, p, assistant_id)
+    return assistant_out(a, (await _number_ids(session, [a.id]))[a.id])
+
+
+async def list_assistants(
+    session: AsyncSession, p: Principal, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = scoped(Assistant, p)
+    total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
+    rows = list(await session.scalars(stmt.order_by(Assistant.id.desc()).limit(limit)
+                                      .offset(offset)))
+    numbers = await _number_ids(session, [a.id for a in rows])
+    return [assistant_out(a, numbers[a.id]) for a in rows], total
+
+
+async def update_assistant(
+    session: AsyncSession, p: Principal, assistant_id: str, data: dict[str, Any], region: str
+) -> dict[str, Any]:
+    a = await _owned(session, p, assistant_id, for_update=True)
+    if data.get("template_id") not in (None, a.template_id):
+        raise bad_request("templateId applies only when an assistant is created; create a new "
+                          "assistant to start from another template", "templateId")
+    if "name" in data:
+        a.name = _name(data["name"])
+    current = {k: getattr(a, k) for k in NESTED}
+    for key, value in _values(data, current, region).items():
+        setattr(a, key, value)
+    a.updated_at = utcnow()
+    await session.flush()
+    return assistant_out(a, (await _number_ids(session, [a.id]))[a.id])
+
+
+async def delete_assistant(session: AsyncSession, p: Principal, assistant_id: str) -> None:
+    """409 while any campaign uses the assistant: a running one must be paused or cancelled,
+    and campaigns keep their assistant for their history (the table has no soft delete)."""
+    a = await _owned(session, p, assistant_id, for_update=True)
+    rows = list(await session.execute(
+        select(Campaign.id, Campaign.name, Campaign.status)
+        .where(Campaign.assistant_id == a.id).order_by(Campaign.id)
+    ))
+    running = [r for r in rows if r.status == "running"]
+    if running:
+        c = running[0]
+        raise conflict(
+            f"Assistant is used by running campaign '{c.name}' ({c.id}); pause or cancel the "
+            "campaign before deleting the assistant"
+        )
+    if rows:
+        raise conflict(
+            f"Assistant is used by {len(rows)} campaign(s) (first: {rows[0].id}); campaigns "
+            "keep their assistant, so it cannot be deleted"
+        )
+    await session.delete(a)
+    await session.flush()
+
+
+# ---------------------------------------------------------------- phone numbers
+
+
+async def assistant_numbers(
+    session: AsyncSession, p: Principal, assistant_id: str
+) -> list[dict[str, Any]]:
+    a = await _owned(session, p, assistant_id)
+    return await _numbers_of(session, a.id)
+
+
+async def _numbers_of(session: AsyncSession, assistant_id: str) -> list[dict[str, Any]]:
+    rows = await session.scalars(
+        select(PhoneNumber).where(PhoneNumber.assistant_id == assistant_id)
+        .order_by(PhoneNumber.id)
+    )
+    return [number_out(n) for n in rows]
+
+
+async def assign_numbers(
+    session: AsyncSession, p: Principal, assistant_id: str, number_ids: list[str], *,
+    replace: bool,
+) -> list[dict[str, Any]]:
+    """Give the assistant these numbers (``replace``: exactly these; else: these too).
+
+    Every id must be one of the team's numbers (400 malformed, 404 unknown, 403 another
+    team's); a number assigned to another assistant is a 409 (unassign it there first).
+    Under ``replace``, a number dropped from the set while a running campaign of this
+    assistant dials from it is a 409.
+    """
+    a = await _owned(session, p, assistant_id, for_update=True)
+    wanted = list(dict.fromkeys(number_ids))
+    bad = [i for i in wanted if not ids.is_valid("pn", i)]
+    if bad:
+        raise bad_request(f"phoneNumberIds has ids that are not phone number ids: "
+                          f"{', '.join(bad[:20])}", "phoneNumberIds")
+    stmt: Any = select(PhoneNumber).where(PhoneNumber.id.in_(wanted))
+    if replace:
+        stmt = select(PhoneNumber).where(
+            (PhoneNumber.id.in_(wanted)) | (PhoneNumber.assistant_id == a.id)
+        )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    rows = {n.id: n for n in await session.scalars(stmt.order_by(PhoneNumber.id))}
+    unknown = [i for i in wanted if i not in rows]
+    if unknown:
+        msg = "Phone numbers not found: " + ", ".join(unknown[:20])
+        raise ApiError(404, msg, {"phoneNumberIds": msg})
+    if any(rows[i].team_id != p.team_id for i in wanted):
+        raise forbidden("Forbidden: phoneNumberIds includes another team's number")
+    taken = [rows[i] for i in wanted if rows[i].assistant_id not in (None, a.id)]
+    if taken:
+        n = taken[0]
+        raise ApiError(
+            409,
+            f"Phone number {n.phone_number} ({n.id}) is assigned to another assistant "
+            f"({n.assistant_id}); unassign it there first",
+            {"phoneNumberIds": f"{n.id} is assigned to another assistant"},
+        )
+    dropped = [n for n in rows.values() if replace and n.assistant_id == a.id
+               and n.id not in wanted]
+    if dropped:
+        mine = [c for c in await running_campaigns(session, p.team_id)
+                if c.assistant_id == a.id]
+        for n in dropped:
+            c = campaign_using(mine, n.id)
+            if c is not None:
+                raise conflict(
+                    f"Phone number {n.phone_number} ({n.id}) is a caller ID of running "
+                    f"campaign '{c.name}' ({c.id}); pause or cancel it before unassigning"
+                )
+    now = utcnow()
+    for n in dropped:
+        n.assistant_id = None
+        n.updated_at = now
+    for i in wanted:
+        if rows[i].assistant_id != a.id:
+            rows[i].assistant_id = a.id
+            rows[i].updated_at = now
+    await session.flush()
+    return await _numbers_of(session, a.id)
