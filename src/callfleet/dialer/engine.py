@@ -112,6 +112,12 @@ class Dialer:
     # ------------------------------------------------------------ scheduled starts
 
     async def promote_scheduled(self, now: datetime) -> int:
+        due = (select(Campaign.id)
+               .where(Campaign.status == "scheduled", Campaign.scheduled_start_at <= now,
+                      Campaign.deleted_at.is_(None)).limit(1))
+        async with self.db.session(write=False) as s:
+            if await s.scalar(due) is None:
+                return 0  # idle passes take no write lock
         async with self.db.session() as s:
             res = await s.execute(
                 update(Campaign)
@@ -125,6 +131,11 @@ class Dialer:
 
     async def enroll_audiences(self, now: datetime) -> int:
         """``audience: all_eligible``: enroll the company's new callable contacts."""
+        async with self.db.session(write=False) as s:
+            if await s.scalar(select(Campaign.id).where(
+                    Campaign.status == "running", Campaign.audience == "all_eligible",
+                    Campaign.deleted_at.is_(None)).limit(1)) is None:
+                return 0
         async with self.db.session() as s:
             campaigns = list(await s.scalars(
                 select(Campaign).where(Campaign.status == "running",
@@ -141,6 +152,13 @@ class Dialer:
 
     async def claim(self, now: datetime) -> list[Placement]:
         placements: list[Placement] = []
+        async with self.db.session(write=False) as s:
+            has_room = await s.scalar(
+                select(Campaign.id)
+                .where(Campaign.status == "running", Campaign.deleted_at.is_(None),
+                       Campaign.active_calls < Campaign.max_concurrent_calls).limit(1))
+            if has_room is None:
+                return placements
         async with self.db.session() as s:
             campaigns = list(await s.scalars(
                 select(Campaign)

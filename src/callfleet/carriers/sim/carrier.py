@@ -294,6 +294,10 @@ class SimCarrier:
         that is due now is delivered in one batch, in order, then the calls advance."""
         now = self.clock.now()
         until = now + self.clock.sim_delta(claim_seconds)
+        async with self.db.session(write=False) as s:
+            if await s.scalar(select(SimCall.id).where(SimCall.next_event_at <= now)
+                              .limit(1)) is None:
+                return 0  # idle passes take no write lock
         async with self.db.session() as s:
             due = (
                 select(SimCall.id)
