@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     team_max_concurrent_calls: int = Field(
         default=100_000, description="Default team-wide cap on calls in progress."
     )
+    team_calls_per_second: float = Field(
+        default=0.0, description="Default cap on calls started per second per team (0: none)."
+    )
     legal_hours_start: str = "08:00"
     legal_hours_end: str = "21:00"
     dialer_tick_seconds: float = Field(default=0.2, description="Real seconds between passes.")

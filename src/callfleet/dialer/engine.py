@@ -212,8 +212,16 @@ class Dialer:
             c.updated_at = utcnow()
             log.warning("campaign_paused_no_numbers", campaign_id=c.id)
             return []
-        team = await s.get(Team, c.team_id)
+        cps = float((await s.scalar(select(Team.settings).where(Team.id == c.team_id)) or {})
+                    .get("calls_per_second", self.settings.team_calls_per_second))
+        team = await s.get(Team, c.team_id, with_for_update=cps > 0 and not dry_run
+                           and not self.db.is_sqlite)
         assert team is not None
+        if cps > 0 and not dry_run:
+            tokens = rules.pacing_tokens(team.pacing_tokens, team.pacing_at, now, cps)
+            budget = min(budget, int(tokens))
+            if budget <= 0:
+                return []
         legal = legal_hours(team.settings, self.settings.legal_hours_start,
                             self.settings.legal_hours_end)
         team_max = int((team.settings or {}).get("max_concurrent_calls",
@@ -309,6 +317,9 @@ class Dialer:
             enr.last_call_id = call.id
             add_event(s, call, "call.initiated", now, {"attempt": enr.attempts})
             placed.append(Placement(call.id, from_number, phone, enr.contact_id, enr.id))
+        if cps > 0 and not dry_run:
+            team.pacing_tokens = tokens - len(placed)
+            team.pacing_at = now
         await s.flush()
         if skipped_any and not placed:
             await maybe_complete(s, c.id, now)

@@ -847,3 +847,22 @@ def caller_id_pick(
         same_country = [n for n, loc in localities if loc is not None and loc[0] == target[0]]
         candidates = same_area or same_country or candidates
     return max(candidates, key=lambda number_id: (_score(enrollment_id, number_id), number_id))
+
+
+# ---------------------------------------------------------------------------------- pacing
+
+
+def pacing_tokens(tokens: float, last: datetime | None, now: datetime, rate: float) -> float:
+    """Calls a team may start now under a limit of ``rate`` calls per second.
+
+    A token bucket whose capacity is one second of calls (so a burst never exceeds the
+    per-second limit carriers enforce): it refills at ``rate`` tokens per second since
+    ``last`` and is capped at ``max(rate, 1)``. ``rate <= 0`` means no limit (infinite).
+    """
+    if rate <= 0:
+        return float("inf")
+    capacity = max(rate, 1.0)
+    if last is None:
+        return capacity
+    elapsed = max(0.0, (_utc(now) - _stored_utc(last)).total_seconds())
+    return min(capacity, max(0.0, tokens) + elapsed * rate)

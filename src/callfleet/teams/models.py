@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callfleet.db.base import Base, JSONType, UTCDateTime, utcnow
@@ -18,6 +18,9 @@ class Team(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Calls in progress across the team's campaigns (see Campaign.active_calls).
     active_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Pacing (calls started per second): token bucket state, see dialer.rules.pacing_tokens.
+    pacing_tokens: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    pacing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

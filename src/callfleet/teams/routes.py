@@ -19,11 +19,32 @@ class ApiKeyIn(CamelIn):
     expires_at: datetime | None = None
 
 
+class TeamSettingsIn(CamelIn):
+    legal_hours_start: str | None = Field(default=None, max_length=8)
+    legal_hours_end: str | None = Field(default=None, max_length=8)
+    max_concurrent_calls: int | None = Field(default=None, ge=1, le=1_000_000)
+    calls_per_second: float | None = Field(default=None, gt=0, le=10_000)
+
+
+class TeamIn(CamelIn):
+    name: str | None = Field(default=None, max_length=200)
+    settings: TeamSettingsIn | None = None
+
+
+class TeamSettingsOut(BaseModel):
+    legal_hours_start: str | None
+    legal_hours_end: str | None
+    max_concurrent_calls: int | None
+    calls_per_second: float | None
+
+
 class TeamOut(BaseModel):
     id: str
     slug: str
     account_slug: str
     name: str
+    settings: TeamSettingsOut
+    active_calls: int
     created_at: str
     updated_at: str
 
@@ -63,6 +84,19 @@ async def get_team(p: Auth, s: ReadSession) -> JSON:
     team = await svc.get_team(s, p.team_id)
     if team is None:
         raise not_found("Team")
+    return JSON({"success": True, "team": svc.team_out(team)})
+
+
+@router.patch("/team", response_model=None,
+              responses={200: {"model": TeamEnvelope}, **errors()})
+async def update_team(body: TeamIn, p: Auth, s: WriteSession, request: Request) -> JSON:
+    """Rename the team or set its dialing settings: legal hours (only narrower than the
+    operator's), a team-wide cap on calls in progress, and calls started per second."""
+    settings = request.app.state.settings
+    changes = body.settings.model_dump(exclude_unset=True) if body.settings else {}
+    team = await svc.update_team(s, p.team_id, body.name, changes,
+                                 (settings.legal_hours_start, settings.legal_hours_end))
+    await s.commit()
     return JSON({"success": True, "team": svc.team_out(team)})
 
 

@@ -23,15 +23,67 @@ _ALPHABET = string.ascii_letters + string.digits
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
+TEAM_SETTINGS = ("legal_hours_start", "legal_hours_end", "max_concurrent_calls",
+                 "calls_per_second")
+
+
 def team_out(t: Team) -> dict[str, Any]:
+    settings = t.settings or {}
     return {
         "id": t.id,
         "slug": t.slug,
         "account_slug": t.slug,
         "name": t.name,
+        "settings": {k: settings.get(k) for k in TEAM_SETTINGS},
+        "active_calls": t.active_calls,
         "created_at": iso(t.created_at),
         "updated_at": iso(t.updated_at),
     }
+
+
+async def update_team(
+    session: AsyncSession, team_id: str, name: str | None, changes: dict[str, Any],
+    legal_floor: tuple[str, str],
+) -> Team:
+    """Rename the team or change its dialing settings. Legal hours may only narrow the
+    operator's legal hours (``CALLFLEET_LEGAL_HOURS_START/END``), never widen them; ``null``
+    returns a setting to the default."""
+    from callfleet.dialer import rules
+
+    team = await session.get(Team, team_id)
+    assert team is not None
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise bad_request("name must be 1-200 characters", "name")
+        team.name = name
+    settings = dict(team.settings or {})
+    for key, value in changes.items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+    floor_start, floor_end = (rules.parse_hhmm(v) for v in legal_floor)
+    try:
+        start = rules.parse_hhmm(settings.get("legal_hours_start", legal_floor[0]))
+    except (ValueError, TypeError):
+        raise bad_request("legalHoursStart must be HH:MM", "settings.legalHoursStart") from None
+    try:
+        end = rules.parse_hhmm(settings.get("legal_hours_end", legal_floor[1]))
+    except (ValueError, TypeError):
+        raise bad_request("legalHoursEnd must be HH:MM", "settings.legalHoursEnd") from None
+    if start < floor_start or end > floor_end or start >= end:
+        raise bad_request(
+            f"legal hours must lie within {rules.format_hhmm(floor_start)}-"
+            f"{rules.format_hhmm(floor_end)} (they can narrow, never widen, the legal hours)",
+            "settings.legalHoursStart")
+    for key in ("legal_hours_start", "legal_hours_end"):
+        if key in settings:
+            settings[key] = rules.format_hhmm(rules.parse_hhmm(settings[key]))
+    team.settings = settings
+    team.updated_at = utcnow()
+    await session.flush()
+    return team
 
 
 def key_out(k: ApiKey, token: str | None = None) -> dict[str, Any]:
