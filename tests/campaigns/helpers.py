@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -85,7 +85,7 @@ async def drive(app: Any, until: Any, *, step: timedelta = timedelta(seconds=5),
 
 
 _week = iter(range(1, 100_000))
-BASE = datetime(2030, 1, 7, 15, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in New York
+BASE = datetime(2030, 1, 7, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 
 
 def fresh_monday(app: Any, hour_utc: int = 15) -> datetime:

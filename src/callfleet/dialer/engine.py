@@ -93,7 +93,8 @@ class Dialer:
                 await asyncio.sleep(0)
 
     async def tick(self) -> int:
-        """One pass; returns how much work it did (0 = idle)."""
+        """One pass; returns how much work it did (0 = idle). Carrier events go first so
+        that slots freed by calls that just ended are used in the same pass."""
         now = self.clock.now()
         work = await self.promote_scheduled(now)
         work += await self.reconcile(now)
@@ -101,12 +102,12 @@ class Dialer:
         if loop_time - self._last_audience > 5.0:
             self._last_audience = loop_time
             work += await self.enroll_audiences(now)
-        placements = await self.claim(now)
-        await self.place(placements)
         pump = getattr(self.carrier, "pump", None)
         if pump is not None:
             work += await pump(self.events.handle_many,
                                claim_seconds=self.settings.lease_seconds)
+        placements = await self.claim(self.clock.now())
+        await self.place(placements)
         return work + len(placements)
 
     # ------------------------------------------------------------ scheduled starts
