@@ -217,9 +217,15 @@ async def _verify(url: str, campaign_id: str, dnc_phones: set[str]) -> None:
     assert 0 < peak <= MAX_CONCURRENT
     # no call for a do-not-call contact, none outside its window or legal hours
     legal = legal_hours(None, "08:00", "21:00")
+    opted_out = {c.contact_id: c.ended_at for c in calls if c.outcome == "opted_out"}
+    assert opted_out  # the simulated personas include people who ask to be removed
     for c in calls:
         contact = contacts[c.contact_id]
-        assert not contact.do_not_call and c.to_number not in dnc_phones
+        # seeded do-not-call contacts are never dialed; one who opts out is not dialed again
+        assert c.to_number not in dnc_phones
+        if c.contact_id in opted_out:
+            assert contact.do_not_call and contact.lead_status == "do_not_contact"
+            assert c.started_at <= opted_out[c.contact_id]
         tz, _ = rules.effective_timezone(contact_tz=contact.timezone, phone=contact.phone,
                                          campaign_tz=campaign.call_window_timezone,
                                          use_contact_timezone=True)
