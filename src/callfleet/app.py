@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import parse_qsl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest

@@ -10,15 +10,13 @@ clock; only sleeps are converted back to real seconds.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
-
-from sqlalchemy import select
+from datetime import UTC, datetime, timedelta
 
 from callfleet.db.session import Database
 
 
 def real_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Clock:

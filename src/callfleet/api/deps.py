@@ -7,13 +7,14 @@ import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet.api.errors import UNAUTHORIZED, ApiError, bad_request
+from callfleet.api.responses import JSON
 from callfleet.config import Settings
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
@@ -160,6 +161,11 @@ Auth = Annotated[Principal, Depends(get_principal)]
 class Page:
     limit: int
     offset: int
+
+    def respond(self, name: str, items: list[Any], total: int) -> JSON:
+        """The list envelope: ``{success, <name>: [...], count, limit, offset}``."""
+        return JSON({"success": True, name: items, "count": total, "limit": self.limit,
+                     "offset": self.offset})
 
 
 def get_page(

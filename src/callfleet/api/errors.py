@@ -73,8 +73,7 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "is not a known field"
     msg = str(err.get("msg", "is invalid"))
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
+    msg = msg.removeprefix("Value error, ")
     return msg
 
 

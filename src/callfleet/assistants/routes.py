@@ -55,8 +55,7 @@ async def list_assistants(
 ) -> JSON:
     p.check_team(teamId, accountSlug)
     items, total = await svc.list_assistants(s, p, page.limit, page.offset)
-    return JSON({"success": True, "assistants": items, "count": total, "limit": page.limit,
-                 "offset": page.offset})
+    return page.respond("assistants", items, total)
 
 
 @router.get("/assistants/{assistant_id}", response_model=None,

@@ -128,9 +128,9 @@ async def finish_call(
         settle.team_slots[call.team_id] += 1
     if call.contact_id is not None:
         await _apply_to_contact(session, call, outcome, at)
-    if call.enrollment_id is not None:
-        if await _apply_to_enrollment(session, call, outcome, at) and call.campaign_id:
-            settle.campaigns.add(call.campaign_id)
+    if (call.enrollment_id is not None and call.campaign_id is not None
+            and await _apply_to_enrollment(session, call, outcome, at)):
+        settle.campaigns.add(call.campaign_id)
     if own:
         await session.flush()
         await settle.apply(session, at)

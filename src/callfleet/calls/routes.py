@@ -88,8 +88,7 @@ async def list_calls(
                "status": status, "outcome": outcome, "direction": direction, "from": from_,
                "to": to, "startedAfter": startedAfter, "startedBefore": startedBefore}
     items, total = await svc.list_calls(s, p, filters, page.limit, page.offset)
-    return JSON({"success": True, "calls": items, "count": total, "limit": page.limit,
-                 "offset": page.offset})
+    return page.respond("calls", items, total)
 
 
 @router.get("/api/calls/{call_id}", response_model=None,

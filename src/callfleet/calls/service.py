@@ -79,7 +79,7 @@ def _when(raw: str | None, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(raw)
     except ValueError:
         raise bad_request(f"{name} must be an ISO 8601 time", name) from None
     if value.tzinfo is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from callfleet.campaigns.models import Campaign
 from callfleet.dialer import rules
 
+
 def retry_policy(c: Campaign) -> rules.RetryPolicy:
     r = c.retry or {}
     return rules.RetryPolicy(

@@ -13,8 +13,15 @@ from callfleet.api.schemas import OkOut, errors
 from callfleet.campaigns import service as svc
 from callfleet.campaigns.run import run_campaign
 from callfleet.campaigns.schemas import (
-    AddContactsIn, AddContactsOut, CampaignEnvelope, CampaignIn, CampaignList, DashboardOut,
-    EnrollmentList, RunIn, RunOut,
+    AddContactsIn,
+    AddContactsOut,
+    CampaignEnvelope,
+    CampaignIn,
+    CampaignList,
+    DashboardOut,
+    EnrollmentList,
+    RunIn,
+    RunOut,
 )
 
 router = APIRouter(prefix="/api/crm/campaigns", tags=["campaigns"])
@@ -34,8 +41,7 @@ async def list_campaigns(
     items, total = await svc.list_campaigns(
         s, p, status=status, assistant_id=assistantId, deleted=deleted, limit=page.limit,
         offset=page.offset)
-    return JSON({"success": True, "campaigns": items, "count": total, "limit": page.limit,
-                 "offset": page.offset})
+    return page.respond("campaigns", items, total)
 
 
 @router.post("", status_code=201, response_model=None,
@@ -127,8 +133,7 @@ async def list_enrollments(campaign_id: str, p: Auth, s: ReadSession, page: Pagi
                            status: Q = None) -> JSON:
     items, total = await svc.list_enrollments(s, p, campaign_id, status, page.limit,
                                               page.offset)
-    return JSON({"success": True, "contacts": items, "count": total, "limit": page.limit,
-                 "offset": page.offset})
+    return page.respond("contacts", items, total)
 
 
 @router.post("/{campaign_id}/run", response_model=None,

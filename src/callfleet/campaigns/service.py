@@ -3,7 +3,7 @@ dashboard. Services never commit; routes do."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, insert, or_, select, update
@@ -293,7 +293,7 @@ async def create_campaign(session: AsyncSession, p: Principal, data: dict[str, A
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def owned(session: AsyncSession, p: Principal, campaign_id: str, *,

@@ -84,8 +84,7 @@ async def list_entries(p: Auth, s: ReadSession, page: Paging, search: Q = None) 
     total = int(await s.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
     rows = await s.scalars(stmt.order_by(DncEntry.id.desc()).limit(page.limit)
                            .offset(page.offset))
-    return JSON({"success": True, "entries": [entry_out(e) for e in rows], "count": total,
-                 "limit": page.limit, "offset": page.offset})
+    return page.respond("entries", [entry_out(e) for e in rows], total)
 
 
 @router.post("", status_code=201, response_model=None,

@@ -127,7 +127,7 @@ def normalize_tags(value: list[str] | str | None) -> list[str]:
     out: list[str] = []
     for tag in value:
         if not isinstance(tag, str):
-            raise ValueError("must be a list of strings")
+            raise ValueError("must be a list of strings")  # noqa: TRY004 - see module doc
         t = clean_text(tag, 100)
         if t and t not in out:
             out.append(t)
@@ -183,7 +183,7 @@ def coerce_custom_value(value: Any, ftype: str, options: list[str] | None) -> An
                 num = float(str(value).strip().replace(",", "").lstrip("$€£"))
             except ValueError:
                 raise ValueError("must be a number") from None
-        if num != num or num in (float("inf"), float("-inf")):
+        if not math.isfinite(num):
             raise ValueError("must be a finite number")
         return int(num) if num.is_integer() and abs(num) < 2**53 else num
     if ftype == "boolean":
@@ -197,7 +197,7 @@ def coerce_custom_value(value: Any, ftype: str, options: list[str] | None) -> An
         except ValueError:
             pass
         try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+            return datetime.fromisoformat(text).date().isoformat()
         except ValueError:
             raise ValueError("must be a date (YYYY-MM-DD)") from None
     if ftype == "select":
@@ -224,7 +224,7 @@ def check_custom_fields(
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise ValueError("must be an object")
+        raise ValueError("must be an object")  # noqa: TRY004 - see module doc
     if len(values) > MAX_CUSTOM_FIELDS:
         raise ValueError(f"may have at most {MAX_CUSTOM_FIELDS} keys")
     out: dict[str, Any] = {}

@@ -17,7 +17,8 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import IO, Any
 
 from sqlalchemy import insert, select, update

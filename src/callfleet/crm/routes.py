@@ -10,7 +10,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
 from callfleet.api.deps import (
-    Auth, Paging, ReadSession, WriteSession, get_db, get_settings_dep, parse_bool,
+    Auth,
+    Paging,
+    ReadSession,
+    WriteSession,
+    get_db,
+    get_settings_dep,
+    parse_bool,
 )
 from callfleet.api.errors import ApiError, bad_request, validation_details
 from callfleet.api.idempotency import respond_created
@@ -19,8 +25,18 @@ from callfleet.api.schemas import OkOut, errors
 from callfleet.crm import importer
 from callfleet.crm import service as svc
 from callfleet.crm.schemas import (
-    CompanyEnvelope, CompanyIn, CompanyList, ContactDetailEnvelope, ContactEnvelope,
-    ContactImportIn, ContactIn, ContactList, CustomFieldEnvelope, CustomFieldIn, CustomFieldList, ImportResult,
+    CompanyEnvelope,
+    CompanyIn,
+    CompanyList,
+    ContactDetailEnvelope,
+    ContactEnvelope,
+    ContactImportIn,
+    ContactIn,
+    ContactList,
+    CustomFieldEnvelope,
+    CustomFieldIn,
+    CustomFieldList,
+    ImportResult,
 )
 
 router = APIRouter(prefix="/api/crm", tags=["crm"])
@@ -30,11 +46,6 @@ Q = Annotated[str | None, Query()]
 def _region(request: Request) -> str:
     return get_settings_dep(request).default_region
 
-
-def _page(items: list[Any], name: str, total: int, page: Any) -> JSON:
-    return JSON(
-        {"success": True, name: items, "count": total, "limit": page.limit, "offset": page.offset}
-    )
 
 
 # ---------------------------------------------------------------- companies
@@ -62,7 +73,7 @@ async def list_companies(
     items, total = await svc.list_companies(
         s, p, search=search, industry=industry, limit=page.limit, offset=page.offset
     )
-    return _page(items, "companies", total, page)
+    return page.respond("companies", items, total)
 
 
 @router.get("/companies/{company_id}", response_model=None,
@@ -99,7 +110,7 @@ async def company_contacts(company_id: str, p: Auth, s: ReadSession, page: Pagin
         s, p, company_id=company_id, search=None, lead_status=None, do_not_call=None,
         has_phone=None, tag=None, limit=page.limit, offset=page.offset,
     )
-    return _page(items, "contacts", total, page)
+    return page.respond("contacts", items, total)
 
 
 # ---------------------------------------------------------------- contacts
@@ -130,7 +141,7 @@ async def list_contacts(
         do_not_call=parse_bool(doNotCall, "doNotCall"), has_phone=parse_bool(hasPhone, "hasPhone"),
         tag=tag, limit=page.limit, offset=page.offset, campaign_id=campaignId,
     )
-    return _page(items, "contacts", total, page)
+    return page.respond("contacts", items, total)
 
 
 _IMPORT_BODY = {
@@ -274,7 +285,7 @@ async def list_custom_fields(
 ) -> JSON:
     p.check_team(teamId)
     items, total = await svc.list_custom_fields(s, p, entityType, page.limit, page.offset)
-    return _page(items, "custom_fields", total, page)
+    return page.respond("custom_fields", items, total)
 
 
 @router.get("/custom-fields/{cf_id}", response_model=None,

@@ -11,7 +11,21 @@ from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import ApiKey, IdempotencyRecord, Team
 
 __all__ = [
-    "Base", "Team", "ApiKey", "IdempotencyRecord", "Company", "Contact", "CustomFieldDefinition",
-    "Assistant", "PhoneNumber", "Campaign", "Enrollment", "Call", "CallEvent", "DncEntry",
-    "SimCall", "SimProfile", "ClockAnchor",
+    "ApiKey",
+    "Assistant",
+    "Base",
+    "Call",
+    "CallEvent",
+    "Campaign",
+    "ClockAnchor",
+    "Company",
+    "Contact",
+    "CustomFieldDefinition",
+    "DncEntry",
+    "Enrollment",
+    "IdempotencyRecord",
+    "PhoneNumber",
+    "SimCall",
+    "SimProfile",
+    "Team",
 ]

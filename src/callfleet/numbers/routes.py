@@ -88,8 +88,7 @@ async def list_numbers(
     items, total = await svc.list_numbers(
         s, p, status=status, assistant_id=assistantId, limit=page.limit, offset=page.offset
     )
-    return JSON({"success": True, "phone_numbers": items, "count": total, "limit": page.limit,
-                 "offset": page.offset})
+    return page.respond("phone_numbers", items, total)
 
 
 @router.get("/phone-numbers/{phone_number_id}", response_model=None,

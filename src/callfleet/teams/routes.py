@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -103,8 +104,7 @@ async def update_team(body: TeamIn, p: Auth, s: WriteSession, request: Request) 
 @router.get("/api-keys", response_model=None, responses={200: {"model": ApiKeyList}, **errors()})
 async def list_keys(p: Auth, s: ReadSession, page: Paging) -> JSON:
     items, total = await svc.list_keys(s, p, page.limit, page.offset)
-    return JSON({"success": True, "api_keys": items, "count": total, "limit": page.limit,
-                 "offset": page.offset})
+    return page.respond("api_keys", items, total)
 
 
 @router.post("/api-keys", status_code=201, response_model=None,

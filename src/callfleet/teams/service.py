@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -156,10 +156,10 @@ async def create_key(
     if bad:
         raise bad_request("scopes may contain only " + ", ".join(SCOPES), "scopes")
     if expires_at is not None and expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=timezone.utc)
+        expires_at = expires_at.replace(tzinfo=UTC)
     if expires_at is not None:
         try:
-            expires_at = expires_at.astimezone(timezone.utc)
+            expires_at = expires_at.astimezone(UTC)
         except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
             raise bad_request("expiresAt is out of range", "expiresAt") from None
     if expires_at is not None and expires_at <= utcnow():
