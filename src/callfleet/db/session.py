@@ -30,7 +30,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
-    "PRAGMA cache_size=-65536",
+    "PRAGMA cache_size=-16384",  # 16 MB per connection
     "PRAGMA mmap_size=268435456",
 )
 
@@ -91,9 +91,15 @@ def open_database(url: str, *, pool_size: int = 20, null_pool: bool = False) -> 
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kw: dict[str, Any] = {"poolclass": NullPool} if null_pool else {"pool_size": pool_size}
-        write = _sqlite_engine(url, immediate=True, **kw)
-        read = _sqlite_engine(url, immediate=False, **kw)
+        if null_pool:
+            write = _sqlite_engine(url, immediate=True, poolclass=NullPool)
+            read = _sqlite_engine(url, immediate=False, poolclass=NullPool)
+        else:
+            # Writers queue for one lock anyway: a few write connections suffice, and each
+            # connection carries its own page cache.
+            write = _sqlite_engine(url, immediate=True, pool_size=min(pool_size, 4),
+                                   max_overflow=4)
+            read = _sqlite_engine(url, immediate=False, pool_size=pool_size, max_overflow=0)
         return Database(url, write, read)
     if null_pool:
         engine = create_async_engine(url, poolclass=NullPool)
