@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 
 from callfleet import ids
 from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_settings_dep
-from callfleet.api.errors import bad_request, conflict, forbidden, not_found
+from callfleet.api.errors import bad_request, conflict
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, OkOut, errors
 from callfleet.calls.lifecycle import add_to_dnc
 from callfleet.compliance.models import DncEntry
 from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
+from callfleet.teams.principal import get_owned, scoped
 
 router = APIRouter(prefix="/api/dnc", tags=["compliance"])
 Q = Annotated[str | None, Query()]
@@ -76,7 +77,7 @@ def _phone(raw: str | None, region: str) -> str:
 
 @router.get("", response_model=None, responses={200: {"model": DncList}, **errors()})
 async def list_entries(p: Auth, s: ReadSession, page: Paging, search: Q = None) -> JSON:
-    stmt = select(DncEntry).where(DncEntry.team_id == p.team_id)
+    stmt = scoped(DncEntry, p)
     if search:
         digits = F.digits(search)
         if digits:
@@ -104,13 +105,7 @@ async def add_entry(body: DncIn, p: Auth, s: WriteSession, request: Request) -> 
 @router.delete("/{entry_id}", response_model=None,
                responses={200: {"model": OkOut}, **errors(403, 404)})
 async def remove_entry(entry_id: str, p: Auth, s: WriteSession) -> JSON:
-    if not ids.is_valid("dnc", entry_id):
-        raise not_found("Do-not-call entry")
-    entry = await s.get(DncEntry, entry_id)
-    if entry is None:
-        raise not_found("Do-not-call entry")
-    if entry.team_id != p.team_id:
-        raise forbidden()
+    entry = await get_owned(s, DncEntry, entry_id, p, prefix="dnc", label="Do-not-call entry")
     await s.delete(entry)
     await s.commit()
     return JSON({"success": True})
