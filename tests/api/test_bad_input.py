@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TeamCtx, make_company, make_contact
+from tests.campaigns.helpers import setup_campaign
+from tests.conftest import DbHandle, TeamCtx, make_company, make_contact
 
 UNKNOWN = {
     "company": "comp_01jzzzzzzzzzzzzzzzzzzzzzzz",
@@ -620,3 +621,34 @@ async def test_json_import_with_broken_rows(client: httpx.AsyncClient, team: Tea
     r = await client.post("/api/crm/contacts/import", json={"teamId": team.id},
                           headers=team.headers)
     assert_400(r, "contacts")
+
+
+async def test_campaign_update_with_bad_reference_ids(
+    client: httpx.AsyncClient, database: DbHandle, team: TeamCtx, other_team: TeamCtx
+) -> None:
+    """PATCH/PUT of a campaign's assistantId/companyId: not an id -> 400, unknown -> 404,
+    another team's -> 403; the campaign keeps its references."""
+    cid, _ = await setup_campaign(client, database, team, [])
+    r = await client.get(f"/api/crm/campaigns/{cid}", headers=team.headers)
+    original = r.json()["campaign"]
+    theirs = await make_company(client, other_team, "Theirs")
+    cases = [
+        ({"assistantId": ""}, 400, "assistantId"),
+        ({"assistantId": "asst_x"}, 400, "assistantId"),
+        ({"assistantId": UNKNOWN["contact"]}, 400, "assistantId"),
+        ({"assistantId": "asst_01jzzzzzzzzzzzzzzzzzzzzzzz"}, 404, "assistantId"),
+        ({"companyId": ""}, 400, "companyId"),
+        ({"companyId": UNKNOWN["company"]}, 404, "companyId"),
+        ({"companyId": theirs}, 403, None),
+    ]
+    for method in ("PATCH", "PUT"):
+        for body, status, field in cases:
+            r = await client.request(method, f"/api/crm/campaigns/{cid}", json=body,
+                                     headers=team.headers)
+            assert r.status_code == status, (method, body, r.text)
+            if field:
+                assert field in r.json()["details"], (method, body, r.text)
+    r = await client.get(f"/api/crm/campaigns/{cid}", headers=team.headers)
+    after = r.json()["campaign"]
+    assert (after["assistant_id"], after["company_id"]) == (
+        original["assistant_id"], original["company_id"])

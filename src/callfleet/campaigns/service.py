@@ -354,6 +354,10 @@ async def update_campaign(session: AsyncSession, p: Principal, campaign_id: str,
             raise conflict("Pause the campaign before changing its settings")
         if c.status in ("completed", "cancelled"):
             raise conflict(f"A {c.status} campaign cannot be changed")
+        for key, camel, prefix, label in (("assistant_id", "assistantId", "asst", "assistant"),
+                                          ("company_id", "companyId", "comp", "company")):
+            if changes.get(key) is not None and not ids.is_valid(prefix, changes[key]):
+                raise bad_request(f"{camel} is not a valid {label} id", camel)
         for key in ("assistant_id", "company_id", "from_number_ids"):
             if key in changes:
                 if changes[key] is None:
@@ -361,7 +365,8 @@ async def update_campaign(session: AsyncSession, p: Principal, campaign_id: str,
                 setattr(c, key, changes[key] if key != "from_number_ids"
                         else list(changes[key]))
         _apply_settings(c, changes)
-        await _check_refs(session, p, c)
+        with session.no_autoflush:  # an unknown id is a 404 here, not a foreign key error
+            await _check_refs(session, p, c)
         if "scheduled_start_at" in changes:
             c.scheduled_start_at = _aware(changes["scheduled_start_at"])
             if c.status in ("draft", "scheduled"):
