@@ -32,6 +32,7 @@ from callfleet.db.session import Database, open_database
 from callfleet.dialer.engine import Dialer
 from callfleet.numbers.routes import router as numbers_router
 from callfleet.teams.routes import router as teams_router
+from callfleet.worker import run_background
 
 HTTP_LATENCY = Histogram(
     "callfleet_http_request_seconds",
@@ -76,7 +77,8 @@ def create_app(
         app.state.clock = dialer.clock
         app.state.carrier = dialer.carrier
         stop = asyncio.Event()
-        task = asyncio.create_task(dialer.run(stop)) if run_worker else None
+        task = (asyncio.create_task(run_background(settings, database, dialer, stop))
+                if run_worker else None)
         try:
             yield
         finally:

@@ -73,11 +73,13 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the dialer only (any number of workers may share one PostgreSQL database)."""
+    """Run the dialer and the other background loops, no API (any number of workers may
+    share one PostgreSQL database)."""
     import signal
 
     from callfleet.app import build_dialer
     from callfleet.logging import configure
+    from callfleet.worker import run_background
 
     settings = get_settings()
     configure(settings.log_level)
@@ -91,7 +93,7 @@ def worker() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await dialer.run(stop)
+            await run_background(settings, db, dialer, stop)
         finally:
             await db.dispose()
 

@@ -18,19 +18,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call, CallEvent
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import retry_policy
+from callfleet.campaigns.service import emit_campaign_event
 from callfleet.carriers.base import Carrier, CarrierEvent
 from callfleet.compliance.models import DncEntry
-from callfleet.conversation import script
-from callfleet.crm.models import Company, Contact
-from callfleet.crm.service import company_out, contact_out
+from callfleet.conversation import runtime
+from callfleet.conversation.runtime import Hangup
+from callfleet.crm.models import Contact
+from callfleet.crm.service import emit_contact_updated
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
 from callfleet.dialer import rules
 from callfleet.teams.models import Team
+from callfleet.webhooks.outbox import emit
 
 log = structlog.get_logger("callfleet.calls")
 
@@ -42,8 +44,14 @@ CARRIER_REASONS = {
 
 def add_event(session: AsyncSession, call: Call, kind: str, at: datetime,
               data: dict[str, Any] | None = None) -> None:
+    """Record a step of the call's timeline and, in the same transaction, its event for
+    webhooks (SPEC 7)."""
+    from callfleet.calls.service import call_out
+
     session.add(CallEvent(id=ids.new_id("evt"), call_id=call.id, type=kind, at=at,
                           data=data or {}))
+    emit(session, call.team_id, kind, {"call": call_out(call), **(data or {})}, at,
+         subject_id=call.id)
 
 
 async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime) -> bool:
@@ -63,7 +71,12 @@ async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime)
         .values(status="completed", completed_at=now, updated_at=now,
                 status_reason="every contact reached a final status")
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    if not res.rowcount:  # type: ignore[attr-defined]
+        return False
+    campaign = await session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is not None:
+        emit_campaign_event(session, campaign, "campaign.completed", now)
+    return True
 
 
 @dataclass
@@ -148,9 +161,11 @@ async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
         contact.updated_at = utcnow()
         await add_to_dnc(session, call.team_id, call.to_number, "opted out during a call",
                          "call", at)
+        emit_contact_updated(session, contact, at, ["do_not_call", "lead_status"])
     elif outcome == "answered" and contact.lead_status == "new":
         contact.lead_status = "contacted"
         contact.updated_at = utcnow()
+        emit_contact_updated(session, contact, at, ["lead_status"])
 
 
 async def add_to_dnc(session: AsyncSession, team_id: str, phone: str, reason: str,
@@ -188,12 +203,6 @@ async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
     enr.reason = result.reason
     enr.updated_at = utcnow()
     return status != "pending"
-
-
-@dataclass
-class Hangup:
-    carrier_call_id: str
-    after_seconds: float
 
 
 class CallEvents:
@@ -252,10 +261,10 @@ class CallEvents:
                 add_event(s, call, "call.answered", event.at,
                           {"answered_by": event.data.get("answered_by", "human")})
                 if event.data.get("answered_by") != "machine":
-                    return await self._converse(s, call, event)
+                    return await runtime.on_answered(s, call, event)
         elif event.type == "machine_detected":
             if not (call.call_metadata or {}).get("voicemail"):
-                return await self._voicemail(s, call, event)
+                return await runtime.on_machine(s, call, event)
         elif event.type == "ended":
             outcome, reason = self._outcome(call, event)
             await finish_call(s, call, outcome, reason, event.at, settle)
@@ -272,59 +281,3 @@ class CallEvents:
             return meta.get("conversation_outcome", "answered"), meta.get(
                 "conversation_ended_reason", "customer_ended_call")
         return "no_answer", "carrier_no_answer"
-
-    async def _context(self, s: AsyncSession, call: Call) -> tuple[
-        Assistant | None, dict[str, Any] | None, dict[str, Any] | None, Campaign | None
-    ]:
-        assistant = await s.get(Assistant, call.assistant_id) if call.assistant_id else None
-        contact = await s.get(Contact, call.contact_id) if call.contact_id else None
-        company = await s.get(Company, contact.company_id) if contact else None
-        campaign = await s.get(Campaign, call.campaign_id) if call.campaign_id else None
-        return (assistant, contact_out(contact) if contact else None,
-                company_out(company, 0) if company else None, campaign)
-
-    async def _converse(self, s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup:
-        from callfleet.assistants.prompts import render, variables_for
-
-        assistant, contact, company, campaign = await self._context(s, call)
-        variables = variables_for(
-            contact, company, {"name": campaign.name} if campaign else None
-        )
-        first, unknown = render(assistant.first_message if assistant else "", variables)
-        fields = ((assistant.info_extraction or {}).get("fields") or []) if assistant else []
-        closing = ((assistant.end_call or {}).get("closing_phrase")) if assistant else None
-        result = script.run_scripted(
-            first_message=first, persona=event.data.get("persona") or "interested",
-            contact=contact, extraction_fields=fields, closing_phrase=closing,
-        )
-        call.messages = result.messages
-        call.transcript = script.transcript(result.messages)
-        meta = dict(call.call_metadata or {})
-        meta.update(conversation_outcome=result.outcome,
-                    conversation_ended_reason=result.ended_reason,
-                    persona=event.data.get("persona"))
-        if unknown:
-            meta["unknown_variables"] = unknown
-            log.warning("unknown_prompt_variables", call_id=call.id, variables=unknown)
-        call.call_metadata = meta
-        return Hangup(event.carrier_call_id, result.duration_seconds)
-
-    async def _voicemail(self, s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup:
-        assistant, contact, company, campaign = await self._context(s, call)
-        action = (campaign.voicemail_action if campaign and campaign.voicemail_action
-                  else assistant.voicemail_action if assistant else "hangup")
-        meta = dict(call.call_metadata or {})
-        meta.update(voicemail=True, voicemail_action=action)
-        call.call_metadata = meta
-        add_event(s, call, "call.machine_detection.ended", event.at,
-                  {"result": "machine", "action": action})
-        if action == "leave_message" and assistant is not None:
-            from callfleet.assistants.prompts import render, variables_for
-
-            text, _ = render(assistant.voicemail_message or assistant.first_message,
-                             variables_for(contact, company,
-                                           {"name": campaign.name} if campaign else None))
-            call.messages = [{"role": "assistant", "text": text, "time": 0.0}]
-            call.transcript = script.transcript(call.messages)
-            return Hangup(event.carrier_call_id, 1.0 + len(text.split()) * 0.4)
-        return Hangup(event.carrier_call_id, 0.5)

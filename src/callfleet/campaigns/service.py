@@ -21,6 +21,7 @@ from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.webhooks.outbox import emit
 
 # Per-outcome retry settings: outcome -> the suffix of its request/response field
 # (``retryDelayMinutesError`` governs the ``failed`` outcome).
@@ -392,11 +393,16 @@ async def transition(session: AsyncSession, c: Campaign, target: str, now: datet
         rules.check_transition(c.status, target)
     except rules.InvalidTransition as exc:
         raise conflict(f"Cannot {_verb(target)}: {exc}") from None
+    previous = c.status
     c.status = target
     c.status_reason = reason
     c.updated_at = utcnow()
     if target == "running" and c.started_at is None:
         c.started_at = now
+    kind = {"paused": "campaign.paused", "cancelled": "campaign.cancelled"}.get(
+        target, "campaign.resumed" if previous == "paused" else "campaign.started")
+    if target in ("running", "paused", "cancelled"):
+        emit_campaign_event(session, c, kind, now)
     if target == "cancelled":
         c.completed_at = now
         await session.execute(
@@ -404,6 +410,19 @@ async def transition(session: AsyncSession, c: Campaign, target: str, now: datet
                                      Enrollment.status == "pending")
             .values(status="cancelled", reason="campaign cancelled", next_attempt_at=None,
                     updated_at=utcnow()))
+
+
+def campaign_event_data(c: Campaign) -> dict[str, Any]:
+    return {"campaign": {
+        "id": c.id, "team_id": c.team_id, "name": c.name, "status": c.status,
+        "status_reason": c.status_reason, "assistant_id": c.assistant_id,
+        "company_id": c.company_id, "started_at": iso(c.started_at),
+        "completed_at": iso(c.completed_at),
+    }}
+
+
+def emit_campaign_event(session: AsyncSession, c: Campaign, kind: str, at: datetime) -> None:
+    emit(session, c.team_id, kind, campaign_event_data(c), at, subject_id=c.id)
 
 
 def _verb(target: str) -> str:

@@ -5,6 +5,7 @@ Services never commit; the route (or ``api.idempotency``) owns the transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, text
@@ -16,6 +17,7 @@ from callfleet.crm import fields as F
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import iso, utcnow
 from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.webhooks.outbox import emit
 
 Definitions = dict[str, tuple[str, list[str] | None]]
 
@@ -410,7 +412,17 @@ async def update_contact(
     _refresh_search(c)
     c.updated_at = utcnow()
     await session.flush()
-    return contact_out(c)
+    out = contact_out(c)
+    emit(session, c.team_id, "contact.updated",
+         {"contact": out, "changed": sorted(data)}, c.updated_at, subject_id=c.id)
+    return out
+
+
+def emit_contact_updated(session: AsyncSession, c: Contact, at: datetime,
+                         changed: list[str]) -> None:
+    """``contact.updated`` for a change made by the system (a call, its analysis)."""
+    emit(session, c.team_id, "contact.updated",
+         {"contact": contact_out(c), "changed": sorted(changed)}, at, subject_id=c.id)
 
 
 async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -> None:

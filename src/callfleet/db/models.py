@@ -9,6 +9,7 @@ from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import Base
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import ApiKey, IdempotencyRecord, Team
+from callfleet.webhooks.models import OutboxEvent
 
 __all__ = [
     "ApiKey",
@@ -24,6 +25,7 @@ __all__ = [
     "DncEntry",
     "Enrollment",
     "IdempotencyRecord",
+    "OutboxEvent",
     "PhoneNumber",
     "SimCall",
     "SimProfile",

@@ -34,6 +34,7 @@ from callfleet.calls.lifecycle import CallEvents, Settlement, add_event, finish_
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
+from callfleet.campaigns.service import emit_campaign_event
 from callfleet.carriers.base import Carrier, CarrierRejected
 from callfleet.clock import Clock
 from callfleet.compliance.models import DncEntry
@@ -120,15 +121,20 @@ class Dialer:
             if await s.scalar(due) is None:
                 return 0  # idle passes take no write lock
         async with self.db.session() as s:
-            res = await s.execute(
-                update(Campaign)
-                .where(Campaign.status == "scheduled", Campaign.scheduled_start_at <= now,
-                       Campaign.deleted_at.is_(None))
-                .values(status="running", started_at=now, updated_at=utcnow(),
-                        status_reason="scheduled start")
-            )
+            stmt = (select(Campaign)
+                    .where(Campaign.status == "scheduled", Campaign.scheduled_start_at <= now,
+                           Campaign.deleted_at.is_(None)).order_by(Campaign.id))
+            if not self.db.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            started = list(await s.scalars(stmt))
+            for c in started:
+                c.status = "running"
+                c.started_at = now
+                c.updated_at = utcnow()
+                c.status_reason = "scheduled start"
+                emit_campaign_event(s, c, "campaign.started", now)
             await s.commit()
-            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+            return len(started)
 
     async def enroll_audiences(self, now: datetime) -> int:
         """``audience: all_eligible``: enroll the company's new callable contacts."""

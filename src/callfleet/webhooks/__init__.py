@@ -1,0 +1,1 @@
+"""Events and webhooks (SPEC 7): the outbox every change writes to, and the signed sender."""
