@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ async def app(database: DbHandle) -> AsyncIterator[Any]:
     (``app.state.clock.advance(...)``); tests drive the dialer with ``app.state.dialer.tick()``.
     """
     application = create_app(make_settings(database.url), db=database.db, run_worker=False,
-                             clock=FixedClock(datetime.now(timezone.utc)))
+                             clock=FixedClock(datetime.now(UTC)))
     async with application.router.lifespan_context(application):
         yield application
 

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from sqlalchemy import text
 from starlette.responses import Response
 
-from callfleet import __version__
+from callfleet import __version__, secrets
 from callfleet.api import errors
 from callfleet.api.deps import AuthCache, RateLimiter
 from callfleet.api.responses import JSON
@@ -32,6 +32,7 @@ from callfleet.db.session import Database, open_database
 from callfleet.dialer.engine import Dialer
 from callfleet.numbers.routes import router as numbers_router
 from callfleet.teams.routes import router as teams_router
+from callfleet.webhooks.routes import router as webhooks_router
 from callfleet.worker import run_background
 
 HTTP_LATENCY = Histogram(
@@ -71,6 +72,7 @@ def create_app(
             settings.resolved_database_url(), pool_size=settings.db_pool_size
         )
         await migrate(database)
+        secrets.configure(settings)
         app.state.db = database
         dialer = await build_dialer(settings, database, clock)
         app.state.dialer = dialer
@@ -148,6 +150,7 @@ def create_app(
     app.include_router(campaigns_router)
     app.include_router(calls_router)
     app.include_router(dnc_router)
+    app.include_router(webhooks_router)
     return app
 
 

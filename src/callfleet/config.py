@@ -58,6 +58,52 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         default=30.0, description="Real seconds a worker owns a call before others reconcile it."
     )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, description="Real seconds a webhook receiver has to answer one delivery."
+    )
+    webhook_max_in_flight: int = Field(default=32, description="Deliveries sent at once.")
+    webhook_retry_base_seconds: float = Field(
+        default=10.0, description="First retry delay (simulated seconds; x3 per attempt)."
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, description="Cap on one retry delay (simulated seconds)."
+    )
+    webhook_retry_window_seconds: float = Field(
+        default=86400.0, description="Retry a failing delivery for this long, then mark failed."
+    )
+    webhook_lease_seconds: float = Field(
+        default=30.0, description="Real seconds a sender owns a delivery before others retry it."
+    )
+    webhook_tick_seconds: float = Field(default=0.2, description="Real seconds between passes.")
+    webhook_batch: int = Field(default=500, description="Outbox events fanned out per pass.")
+    webhook_retention_days: float = Field(
+        default=7.0, description="Dispatched events and finished deliveries are kept this long."
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated (first encrypts), for secrets kept at rest "
+        "(webhook signing secrets, LLM API keys); default: <data_dir>/secret.key, created on "
+        "first use. Every process of a deployment needs the same key.",
+    )
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible API for conversations and analysis "
+        "(unset: the deterministic script and extractor).")
+    llm_api_key: str | None = Field(default=None, description="Key for llm_base_url (never "
+                                    "logged).")
+    llm_model: str | None = Field(default=None, description="Model at llm_base_url (else the "
+                                  "assistant's model).")
+    llm_timeout_seconds: float = Field(default=30.0, description="Time per model request.")
+    llm_max_retries: int = Field(default=3, description="Retries on 429/5xx/timeouts.")
+    llm_retry_base_seconds: float = Field(default=0.5, description="First retry delay "
+                                          "(doubles each retry).")
+    conversation_max_turns: int = Field(default=12, description="Callee turns per LLM call.")
+    conversation_lease_seconds: float = Field(
+        default=60.0, description="Real seconds a worker owns a conversation or analysis.")
+    conversation_max_attempts: int = Field(
+        default=3, description="Workers that may take over a conversation before it ends.")
+    tool_timeout_seconds: float = Field(default=5.0, description="Custom webhook tool timeout.")
+    intelligence_tick_seconds: float = Field(
+        default=0.2, description="Real seconds between conversation/analysis passes.")
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

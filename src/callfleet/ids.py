@@ -10,7 +10,8 @@ import re
 from ulid import ULID
 
 PREFIXES = frozenset(
-    {"team", "key", "comp", "cont", "cf", "asst", "pn", "camp", "cc", "call", "wh", "evt", "dnc"}
+    {"team", "key", "comp", "cont", "cf", "asst", "pn", "camp", "cc", "call", "wh", "whd", "evt",
+     "dnc"}
 )
 _BODY = re.compile(r"^[0-7][0-9a-hjkmnp-tv-z]{25}$")
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 
+from callfleet import secrets
 from callfleet.config import Settings
+from callfleet.conversation.worker import run_intelligence
 from callfleet.db.session import Database
 from callfleet.dialer.engine import Dialer
+from callfleet.webhooks.sender import WebhookSender
 
 
 async def run_background(settings: Settings, db: Database, dialer: Dialer,
                          stop: asyncio.Event) -> None:
-    loops = [dialer.run(stop)]
+    secrets.configure(settings)
+    loops = [dialer.run(stop), WebhookSender(db, dialer.clock, settings).run(stop)]
+    loops.append(run_intelligence(settings, db, dialer, stop))
     await asyncio.gather(*loops)

@@ -65,6 +65,9 @@ class Side:
     call: str = ""
     dnc: str = ""
     dnc_phone: str = ""
+    webhook: str = ""
+    webhook_url: str = ""
+    delivery: str = ""
     secrets: set[str] = field(default_factory=set)
 
 
@@ -123,10 +126,16 @@ async def build_side(client: httpx.AsyncClient, database: DbHandle, app: Any, na
     side.dnc = (await ok(await client.post("/api/dnc", headers=h,
                                            json={"phoneNumber": side.dnc_phone,
                                                  "reason": f"{side.tag} reason"})))["entry"]["id"]
+    side.webhook_url = f"https://{name.lower()}-secret.example/hooks"
+    side.webhook = (await ok(await client.post("/api/webhooks", headers=h, json={
+        "url": side.webhook_url, "description": f"{side.tag} hook"})))["webhook"]["id"]
+    side.delivery = (await ok(await client.post(f"/api/webhooks/{side.webhook}/test",
+                                                headers=h), 200))["delivery"]["id"]
     side.secrets = {
         t.id, t.slug, side.tag, side.company, side.contact, side.cf, side.cf_key, side.key,
         side.auth_key, side.assistant, side.number, side.campaign, side.call, side.dnc,
         side.contact_email, side.contact_phone, side.dnc_phone, side.number_e164,
+        side.webhook, side.webhook_url, side.delivery,
     }
     return side
 
@@ -337,6 +346,9 @@ ATTACKS: dict[tuple[str, str], list[Try]] = {
         Try("/api/calls", EMPTY, params={"assistantId": "{A.assistant}"}),
     ],
     ("GET", "/api/calls/{call_id}"): [Try("/api/calls/{A.call}", 403)],
+    ("POST", "/api/calls/{call_id}/analysis/revert"): [
+        Try("/api/calls/{A.call}/analysis/revert", 403),
+    ],
     ("POST", "/api/crm/calls"): [
         Try("/api/crm/calls", 403, json={"teamId": "{A.t.id}", "assistantId": "{B.assistant}",
                                          "toNumber": "{B.contact_phone}"}),
@@ -416,6 +428,34 @@ ATTACKS: dict[tuple[str, str], list[Try]] = {
     ("DELETE", "/api/phone-numbers/{phone_number_id}"): [
         Try("/api/phone-numbers/{A.number}", 403),
     ],
+    # ---- webhooks
+    ("GET", "/api/webhooks"): [
+        Try("/api/webhooks", 403, params={"teamId": "{A.t.id}"}),
+        Try("/api/webhooks", 403, params={"accountSlug": "{A.t.slug}"}),
+        Try("/api/webhooks", OWN),
+    ],
+    ("POST", "/api/webhooks"): [
+        Try("/api/webhooks", 403, json={"teamId": "{A.t.id}", "url": "https://x.example/h"}),
+        Try("/api/webhooks", 403,
+            json={"accountSlug": "{A.t.slug}", "url": "https://x.example/h"}),
+        Try("/api/webhooks", OWN, json={"url": "https://x.example/h"}, check=_created_in_b),
+    ],
+    ("GET", "/api/webhooks/{webhook_id}"): [Try("/api/webhooks/{A.webhook}", 403)],
+    ("PATCH", "/api/webhooks/{webhook_id}"): [
+        Try("/api/webhooks/{A.webhook}", 403, json={"url": "https://pwned.example/"}),
+        Try("/api/webhooks/{A.webhook}", 403, json={"enabled": False}),
+        Try("/api/webhooks/{B.webhook}", 403, json={"teamId": "{A.t.id}"}),
+    ],
+    ("DELETE", "/api/webhooks/{webhook_id}"): [Try("/api/webhooks/{A.webhook}", 403)],
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): [
+        Try("/api/webhooks/{A.webhook}/deliveries", 403),
+    ],
+    ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): [
+        Try("/api/webhooks/{A.webhook}/deliveries/{A.delivery}/retry", 403),
+        # A's delivery under B's own endpoint: not found there (nothing revealed)
+        Try("/api/webhooks/{B.webhook}/deliveries/{A.delivery}/retry", 403),
+    ],
+    ("POST", "/api/webhooks/{webhook_id}/test"): [Try("/api/webhooks/{A.webhook}/test", 403)],
 }
 
 # What A reads (with A's key) before and after the attacks; kept to the routes that exist.
@@ -444,6 +484,9 @@ SNAPSHOT = [
      "/api/assistants/{A.assistant}/phone-numbers", None),
     ("/api/phone-numbers", "/api/phone-numbers", {"teamId": "{A.t.id}"}),
     ("/api/phone-numbers/{phone_number_id}", "/api/phone-numbers/{A.number}", None),
+    ("/api/webhooks", "/api/webhooks", None),
+    ("/api/webhooks/{webhook_id}", "/api/webhooks/{A.webhook}", None),
+    ("/api/webhooks/{webhook_id}/deliveries", "/api/webhooks/{A.webhook}/deliveries", None),
 ]
 
 

@@ -26,6 +26,7 @@ ASSISTANT_FIELDS = {
     "inbound_enabled", "outbound_enabled", "voicemail_detection_enabled", "voicemail_action",
     "voicemail_message", "end_call", "call_transfer", "info_extraction", "success_criteria",
     "phone_number_ids", "created_at", "updated_at",
+    "llm_base_url", "llm_api_key_set", "tools",  # LLM settings (docs/intelligence.md)
 }
 
 

@@ -37,5 +37,10 @@ class Assistant(TeamOwned, Base):
     call_transfer: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     info_extraction: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     success_criteria: Mapped[str | None] = mapped_column(Text)
+    # Per-assistant LLM endpoint (conversation.llm.resolve_config); the key is never returned.
+    llm_base_url: Mapped[str | None] = mapped_column(String(500))
+    llm_api_key: Mapped[str | None] = mapped_column(Text)  # encrypted
+    # Custom webhook tools: [{name, description, url, parameters, timeout_seconds, headers}].
+    tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=list)
 
     __table_args__ = (Index("ix_assistants_team_id_id", "team_id", "id"),)

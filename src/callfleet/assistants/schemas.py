@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -52,6 +52,18 @@ class InfoExtractionIn(CamelIn):
     fields: list[ExtractionFieldIn] | None = Field(default=None, max_length=50)
 
 
+class ToolIn(CamelIn):
+    """A custom webhook tool: the model may call it; callfleet POSTs the arguments to ``url``
+    and gives the answer back to the model."""
+
+    name: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=1000)
+    url: str | None = Field(default=None, max_length=2000)
+    parameters: dict[str, Any] | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0, le=30)
+    headers: dict[str, str] | None = Field(default=None, max_length=20)
+
+
 class AssistantIn(CamelIn):
     """Create and PATCH body. On PATCH only the keys sent change; ``endCall``, ``callTransfer``
     and ``infoExtraction`` merge key by key (a list sent replaces the stored list)."""
@@ -83,6 +95,9 @@ class AssistantIn(CamelIn):
     call_transfer: CallTransferIn | None = None
     info_extraction: InfoExtractionIn | None = None
     success_criteria: str | None = Field(default=None, max_length=5000)
+    llm_base_url: str | None = Field(default=None, max_length=500)
+    llm_api_key: str | None = Field(default=None, max_length=500)
+    tools: list[ToolIn] | None = Field(default=None, max_length=20)
 
 
 class PhoneNumberIdsIn(CamelIn):
@@ -123,6 +138,15 @@ class InfoExtractionOut(BaseModel):
     fields: list[ExtractionFieldOut]
 
 
+class ToolOut(BaseModel):
+    name: str
+    description: str | None
+    url: str
+    parameters: dict[str, Any]
+    timeout_seconds: float | None
+    header_names: list[str]
+
+
 class AssistantOut(BaseModel):
     id: str
     team_id: str
@@ -151,6 +175,9 @@ class AssistantOut(BaseModel):
     call_transfer: CallTransferOut
     info_extraction: InfoExtractionOut
     success_criteria: str | None
+    llm_base_url: str | None
+    llm_api_key_set: bool
+    tools: list[ToolOut]
     phone_number_ids: list[str]
     created_at: str
     updated_at: str

@@ -21,6 +21,7 @@ from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
 from callfleet.numbers.models import PhoneNumber
 from callfleet.numbers.service import campaign_using, number_out, running_campaigns
+from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal, get_owned, scoped
 
@@ -50,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "call_transfer": {"enabled": False, "departments": []},
     "info_extraction": {"enabled": False, "fields": []},
     "success_criteria": None,
+    "llm_base_url": None,
+    "llm_api_key": None,
+    "tools": [],
 }
 # Plain text columns: (max length, camelCase name for messages).
 TEXT = {
@@ -127,6 +131,20 @@ def info_extraction_out(raw: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def tools_out(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": t.get("name", ""),
+            "description": t.get("description"),
+            "url": t.get("url", ""),
+            "parameters": t.get("parameters") or {"type": "object", "properties": {}},
+            "timeout_seconds": t.get("timeout_seconds"),
+            "header_names": sorted(t.get("headers") or {}),  # values may be secrets
+        }
+        for t in raw or []
+    ]
+
+
 def assistant_out(a: Assistant, number_ids: list[str]) -> dict[str, Any]:
     return {
         "id": a.id,
@@ -156,6 +174,9 @@ def assistant_out(a: Assistant, number_ids: list[str]) -> dict[str, Any]:
         "call_transfer": call_transfer_out(a.call_transfer),
         "info_extraction": info_extraction_out(a.info_extraction),
         "success_criteria": a.success_criteria,
+        "llm_base_url": a.llm_base_url,
+        "llm_api_key_set": bool(a.llm_api_key),  # the key itself is never returned
+        "tools": tools_out(a.tools),
         "phone_number_ids": number_ids,
         "created_at": iso(a.created_at),
         "updated_at": iso(a.updated_at),
@@ -272,6 +293,49 @@ def _info_extraction(merged: dict[str, Any]) -> dict[str, Any]:
     return {"enabled": enabled, "fields": fields}
 
 
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+_TOOL_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
+
+
+def _url(value: Any, name: str) -> str | None:
+    text = _text(value, name, 2000)
+    if text is not None and not _URL.match(text):
+        raise bad_request(f"{name} must be an http(s) URL", name)
+    return text
+
+
+def _tools(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, t in enumerate(raw or []):
+        at = f"tools.{i}"
+        name = (t.get("name") or "").strip()
+        if not _TOOL_NAME.match(name):
+            raise bad_request(f"{at}.name must be 1-64 letters, digits, _ or -, starting with "
+                              "a letter", f"{at}.name")
+        if name in ("end_call", "transfer_call") or name in seen:
+            raise bad_request(f"{at}.name {name!r} is already used", f"{at}.name")
+        seen.add(name)
+        url = _url(t.get("url"), f"{at}.url")
+        if not url:
+            raise bad_request(f"{at}.url is required", f"{at}.url")
+        params = t.get("parameters") or {"type": "object", "properties": {}}
+        if params.get("type") != "object":
+            raise bad_request(f"{at}.parameters must be a JSON schema of type object",
+                              f"{at}.parameters")
+        out.append({
+            "name": name,
+            "description": _text(t.get("description"), f"{at}.description", 1000),
+            "url": url,
+            "parameters": params,
+            "timeout_seconds": t.get("timeout_seconds"),
+            # Header values are often credentials: encrypted at rest like other secrets.
+            "headers": {str(k): secret_box().encrypt(str(v))
+                        for k, v in (t.get("headers") or {}).items()},
+        })
+    return out
+
+
 def _merge(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict[str, Any]:
     """Nested objects merge key by key; a list sent replaces the stored list."""
     merged = dict(current or {})
@@ -297,6 +361,14 @@ def _values(data: dict[str, Any], current: dict[str, Any], region: str) -> dict[
         if not _LANGUAGE.match(lang):
             raise bad_request("language must be a language tag such as en or en-US", "language")
         out["language"] = lang
+    if "llm_base_url" in data:
+        out["llm_base_url"] = _url(data["llm_base_url"], "llmBaseUrl")
+    if "llm_api_key" in data:
+        key = _text(data["llm_api_key"], "llmApiKey", 500)
+        # Kept encrypted at rest (callfleet.secrets); only the LLM client sees it in clear.
+        out["llm_api_key"] = secret_box().encrypt(key) if key else None
+    if "tools" in data:
+        out["tools"] = _tools(data["tools"])
     for key in NESTED:
         if key not in data:
             continue

@@ -13,9 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from callfleet import ids
 from callfleet.calls.models import Call, CallEvent
@@ -25,6 +28,7 @@ from callfleet.campaigns.service import emit_campaign_event
 from callfleet.carriers.base import Carrier, CarrierEvent
 from callfleet.compliance.models import DncEntry
 from callfleet.conversation import runtime
+from callfleet.conversation.analysis import mark_for_analysis
 from callfleet.conversation.runtime import Hangup
 from callfleet.crm.models import Contact
 from callfleet.crm.service import emit_contact_updated
@@ -42,16 +46,39 @@ CARRIER_REASONS = {
 }
 
 
+_STAGED_EVENTS = "callfleet.staged_call_events"
+
+
 def add_event(session: AsyncSession, call: Call, kind: str, at: datetime,
               data: dict[str, Any] | None = None) -> None:
     """Record a step of the call's timeline and, in the same transaction, its event for
-    webhooks (SPEC 7)."""
+    webhooks (SPEC 7).
+
+    The timeline row is written by the session's next flush (as a pending ORM object
+    would be), together with every other step staged since, in one executemany: a batch of
+    calls pays one INSERT, not one ORM object per step."""
     from callfleet.calls.service import call_out
 
-    session.add(CallEvent(id=ids.new_id("evt"), call_id=call.id, type=kind, at=at,
-                          data=data or {}))
+    staged = session.info.get(_STAGED_EVENTS)
+    if staged is None:
+        staged = session.info[_STAGED_EVENTS] = []
+    staged.append({"id": ids.new_id("evt"), "call_id": call.id, "type": kind, "at": at,
+                   "data": data or {}})
+    # The outbox row is a pending object, so the session always flushes the staged rows.
     emit(session, call.team_id, kind, {"call": call_out(call), **(data or {})}, at,
          subject_id=call.id)
+
+
+@event.listens_for(Session, "after_flush")
+def _write_staged_events(session: Session, _flush_context: Any) -> None:
+    rows = session.info.pop(_STAGED_EVENTS, None)
+    if rows:  # after the flush's INSERTs, so the calls they belong to exist
+        session.connection().execute(insert(CallEvent.__table__), rows)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_staged_events(session: Session, _previous: Any) -> None:
+    session.info.pop(_STAGED_EVENTS, None)
 
 
 async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime) -> bool:
@@ -88,8 +115,13 @@ class Settlement:
     campaign_slots: Counter[str] = field(default_factory=Counter)
     team_slots: Counter[str] = field(default_factory=Counter)
     campaigns: set[str] = field(default_factory=set)
+    # Numbers to add to team DNC lists: (team_id, phone, reason, source, at).
+    dnc: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)
 
     async def apply(self, session: AsyncSession, at: datetime) -> None:
+        if self.dnc:
+            await add_many_to_dnc(session, self.dnc)
+            self.dnc.clear()
         for campaign_id, n in sorted(self.campaign_slots.items()):
             await session.execute(
                 update(Campaign).where(Campaign.id == campaign_id)
@@ -109,6 +141,34 @@ class Settlement:
         self.campaign_slots.clear()
         self.team_slots.clear()
         self.campaigns.clear()
+
+
+async def load_call_context(session: AsyncSession, calls: list[Call]) -> list[Any]:
+    """Load, with one query per table, every row that ending or advancing these calls reads
+    (enrollments, contacts, their companies, campaigns, assistants) into the session, so the
+    per-call ``session.get`` calls of ``finish_call`` and the conversation runtime find them
+    without a query. Use with ``session.no_autoflush``: the batch's changes then reach the
+    database in one flush, one executemany per table and statement shape. Keep the returned
+    list while the batch runs (the session's identity map holds rows only weakly)."""
+    from callfleet.assistants.models import Assistant
+    from callfleet.crm.models import Company
+
+    def ids_of(rows: list[Any], attr: str) -> list[str]:
+        return sorted({v for c in rows if (v := getattr(c, attr)) is not None})
+
+    loaded: list[Any] = []
+    for model, attr in ((Enrollment, "enrollment_id"), (Contact, "contact_id"),
+                        (Campaign, "campaign_id"), (Assistant, "assistant_id")):
+        wanted = ids_of(calls, attr)
+        if wanted:
+            rows = list(await session.scalars(select(model).where(model.id.in_(wanted))))
+            loaded.extend(rows)
+            if model is Contact:
+                companies = ids_of(rows, "company_id")
+                if companies:
+                    loaded.extend(await session.scalars(
+                        select(Company).where(Company.id.in_(companies))))
+    return loaded
 
 
 async def finish_call(
@@ -136,11 +196,12 @@ async def finish_call(
     call.updated_at = utcnow()
     add_event(session, call, "call.hangup", at, {"ended_reason": ended_reason})
     add_event(session, call, "call.completed", at, {"outcome": outcome})
+    mark_for_analysis(session, call, at)  # post-call analysis, exactly once
     if call.campaign_id is not None:
         settle.campaign_slots[call.campaign_id] += 1
         settle.team_slots[call.team_id] += 1
     if call.contact_id is not None:
-        await _apply_to_contact(session, call, outcome, at)
+        await _apply_to_contact(session, call, outcome, at, settle)
     if (call.enrollment_id is not None and call.campaign_id is not None
             and await _apply_to_enrollment(session, call, outcome, at)):
         settle.campaigns.add(call.campaign_id)
@@ -151,7 +212,7 @@ async def finish_call(
 
 
 async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
-                            at: datetime) -> None:
+                            at: datetime, settle: Settlement) -> None:
     contact = await session.get(Contact, call.contact_id)
     if contact is None:
         return
@@ -159,27 +220,36 @@ async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
         contact.do_not_call = True
         contact.lead_status = "do_not_contact"
         contact.updated_at = utcnow()
-        await add_to_dnc(session, call.team_id, call.to_number, "opted out during a call",
-                         "call", at)
+        settle.dnc.append((call.team_id, call.to_number, "opted out during a call", "call",
+                           at))
         emit_contact_updated(session, contact, at, ["do_not_call", "lead_status"])
     elif outcome == "answered" and contact.lead_status == "new":
         contact.lead_status = "contacted"
         contact.updated_at = utcnow()
+        flag_modified(contact, "do_not_call")  # same SET columns as an opt-out: one batch
         emit_contact_updated(session, contact, at, ["lead_status"])
 
 
 async def add_to_dnc(session: AsyncSession, team_id: str, phone: str, reason: str,
                      source: str, at: datetime) -> None:
-    present = await session.scalar(
-        select(DncEntry.id).where(DncEntry.team_id == team_id, DncEntry.phone_number == phone)
+    await add_many_to_dnc(session, [(team_id, phone, reason, source, at)])
+
+
+async def add_many_to_dnc(session: AsyncSession,
+                          entries: list[tuple[str, str, str, str, datetime]]) -> None:
+    """One statement, no savepoint (a savepoint would flush the caller's whole batch); an
+    existing entry for a number wins. Entries: (team_id, phone, reason, source, at)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for team_id, phone, reason, source, at in entries:
+        rows.setdefault((team_id, phone), {
+            "id": ids.new_id("dnc"), "team_id": team_id, "phone_number": phone,
+            "reason": reason, "source": source, "created_at": at})
+    dialect = session.bind.dialect.name
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert_(DncEntry).values([rows[k] for k in sorted(rows)])
+        .on_conflict_do_nothing(index_elements=["team_id", "phone_number"])
     )
-    if present is None:
-        try:
-            async with session.begin_nested():
-                session.add(DncEntry(id=ids.new_id("dnc"), team_id=team_id, phone_number=phone,
-                                     reason=reason, source=source, created_at=at))
-        except IntegrityError:
-            pass
 
 
 async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
@@ -202,6 +272,10 @@ async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
     enr.next_attempt_at = result.next_attempt_at if status == "pending" else None
     enr.reason = result.reason
     enr.updated_at = utcnow()
+    # Every ending writes the same columns, so a batch's flush is one executemany (the ORM
+    # batches only consecutive rows whose changed columns match).
+    for name in ("answered", "next_attempt_at", "reason"):
+        flag_modified(enr, name)
     return status != "pending"
 
 
@@ -227,14 +301,20 @@ class CallEvents:
             if s.bind.dialect.name == "postgresql":
                 stmt = stmt.with_for_update()
             calls = {c.id: c for c in await s.scalars(stmt)}
+            context = await load_call_context(  # noqa: F841 (held for the batch)
+                s, [c for c in calls.values() if c.status != "ended"])
             settle = Settlement()
-            for event in events:
-                call = calls.get(event.call_ref)
-                if call is None or call.status == "ended":
-                    continue
-                hangup = await self._apply(s, call, event, settle)
-                if hangup is not None:
-                    hangups.append(hangup)
+            asked: list[tuple[Call, Hangup]] = []
+            with s.no_autoflush:
+                for event in events:
+                    call = calls.get(event.call_ref)
+                    if call is None or call.status == "ended":
+                        continue
+                    hangup = await self._apply(s, call, event, settle)
+                    if hangup is not None:
+                        asked.append((call, hangup))
+            # A call that already ended in this batch needs no hangup.
+            hangups = [h for call, h in asked if call.status != "ended"]
             await s.flush()
             await settle.apply(s, max(e.at for e in events))
             await s.commit()

@@ -123,3 +123,16 @@ async def place_call(body: CallIn, p: Auth, s: WriteSession, request: Request) -
         call = placed[0]
         await dialer.place_single(call.id, call.from_number, call.to_number)
     return response
+
+
+@router.post("/api/calls/{call_id}/analysis/revert", response_model=None,
+             responses={200: {"model": CallEnvelope}, **errors(403, 404, 409)})
+async def revert_analysis(call_id: str, p: Auth, s: WriteSession, request: Request) -> JSON:
+    """Undo what the call's post-call analysis wrote into the contact: every value it changed
+    goes back to its previous value, unless it was changed again since (then it is left as
+    is and listed in ``analysis.revert_skipped``). 409 when there is nothing to revert."""
+    from callfleet.conversation.analysis import revert_analysis as revert
+
+    call = await revert(s, p, call_id, request.app.state.dialer.clock.now())
+    await s.commit()
+    return JSON({"success": True, "call": call})

@@ -55,6 +55,7 @@ def call_out(c: Call, *, full: bool = False, events: list[CallEvent] | None = No
             messages=c.messages or [],
             transcript=c.transcript,
             analysis={
+                **analysis,  # method, analyzed_at, rejected, reverted_at, ... when present
                 "summary": analysis.get("summary"),
                 "success_evaluation": analysis.get("success_evaluation"),
                 "extracted_data": analysis.get("extracted_data", {}),

@@ -1,8 +1,13 @@
 """The conversation of an answered call: the assistant against the callee.
 
 The carrier reports "answered" (or "machine detected"); this module holds the conversation
-(or leaves the voicemail) and tells the caller when to hang up. Today the assistant side is
-the deterministic script of ``conversation.script``.
+(or leaves the voicemail) and tells the caller when to hang up.
+
+Two paths. With no LLM configured (``conversation.llm.resolve_config``) the deterministic
+script of ``conversation.script`` runs right here, inside the carrier-event transaction (it
+takes microseconds). With an LLM, ``on_answered`` only queues a ``conversation`` job and
+leaves the call in progress; ``conversation.worker.ConversationWorker`` runs the turns
+outside any transaction and asks the carrier to hang up when the conversation ends.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet.assistants.models import Assistant
@@ -18,6 +24,8 @@ from callfleet.calls.models import Call
 from callfleet.campaigns.models import Campaign
 from callfleet.carriers.base import CarrierEvent
 from callfleet.conversation import script
+from callfleet.conversation.jobs import add_job
+from callfleet.conversation.llm import LlmConfig, resolve_config
 from callfleet.crm.models import Company, Contact
 from callfleet.crm.service import company_out, contact_out
 
@@ -41,10 +49,58 @@ async def call_context(s: AsyncSession, call: Call) -> tuple[
             company_out(company, 0) if company else None, campaign)
 
 
-async def on_answered(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup:
+_TEAM_LLM_TTL = 5.0
+_team_llm: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+async def team_llm_settings(s: AsyncSession, team_id: str, *, fresh: bool = False
+                            ) -> dict[str, Any]:
+    """The team's LLM settings (``llm_base_url``, ``llm_api_key``, ``llm_model``), cached
+    for a few seconds per process so the deterministic path pays no query per call."""
+    import time
+
+    from callfleet.teams.models import Team
+
+    now = time.monotonic()
+    hit = _team_llm.get(team_id)
+    if hit is not None and not fresh and now - hit[0] < _TEAM_LLM_TTL:
+        return hit[1]
+    settings = await s.scalar(select(Team.settings).where(Team.id == team_id)) or {}
+    value = {k: settings.get(k) for k in ("llm_base_url", "llm_api_key", "llm_model")
+             if settings.get(k)}
+    if len(_team_llm) > 10_000:
+        _team_llm.clear()
+    _team_llm[team_id] = (now, value)
+    return value
+
+
+def forget_team(team_id: str) -> None:
+    """Drop the cached team LLM settings (PATCH /api/team calls this)."""
+    _team_llm.pop(team_id, None)
+
+
+async def llm_for(s: AsyncSession, call: Call, assistant: Assistant | None
+                  ) -> LlmConfig | None:
+    if assistant is not None and assistant.llm_base_url:
+        return resolve_config(assistant, None)
+    return resolve_config(assistant, await team_llm_settings(s, call.team_id))
+
+
+async def on_answered(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup | None:
+    """A person answered. With an LLM configured the conversation is queued for a
+    conversation worker (it takes seconds; no transaction may wait for it) and the call
+    stays in progress; else the deterministic script runs here at once."""
     from callfleet.assistants.prompts import render, variables_for
 
     assistant, contact, company, campaign = await call_context(s, call)
+    persona = event.data.get("persona")
+    config = await llm_for(s, call, assistant)
+    if config is not None and assistant is not None:
+        meta = dict(call.call_metadata or {})
+        meta.update(persona=persona, conversation="llm", llm=config.describe())
+        call.call_metadata = meta
+        add_job(s, call.id, call.team_id, "conversation", event.at)
+        return None
     variables = variables_for(
         contact, company, {"name": campaign.name} if campaign else None
     )
@@ -52,15 +108,16 @@ async def on_answered(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangu
     fields = ((assistant.info_extraction or {}).get("fields") or []) if assistant else []
     closing = ((assistant.end_call or {}).get("closing_phrase")) if assistant else None
     result = script.run_scripted(
-        first_message=first, persona=event.data.get("persona") or "interested",
+        first_message=first, persona=persona or "interested",
         contact=contact, extraction_fields=fields, closing_phrase=closing,
+        number=call.to_number,
     )
     call.messages = result.messages
     call.transcript = script.transcript(result.messages)
     meta = dict(call.call_metadata or {})
     meta.update(conversation_outcome=result.outcome,
                 conversation_ended_reason=result.ended_reason,
-                persona=event.data.get("persona"))
+                persona=persona)
     if unknown:
         meta["unknown_variables"] = unknown
         log.warning("unknown_prompt_variables", call_id=call.id, variables=unknown)

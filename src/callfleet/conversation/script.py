@@ -1,38 +1,22 @@
 """The deterministic conversation: the assistant's script against a scripted callee.
 
-Used when no LLM is configured (and always by the simulated carrier's personas). The
-assistant side follows its first message and then asks for its extraction fields; the
-callee side is one of the simulated personas. The result decides the attempt's outcome:
+Used when no LLM is configured. The assistant side follows its first message and then asks
+for its extraction fields; the callee side is one of the simulated personas
+(``conversation.personas``), answering from its facts. The result decides the attempt's outcome:
 ``opted_out`` when the callee asks to be removed, else ``answered``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from callfleet.conversation.personas import SMALL_TALK, Callee
 
 OPT_OUT_PHRASES = (
     "don't call me again", "do not call me again", "remove me from your list",
     "take me off your list", "stop calling", "unsubscribe", "put me on your do not call list",
 )
-
-PERSONA_LINES: dict[str, list[str]] = {
-    "interested": ["Oh hi, yes, I have a minute.", "That sounds interesting, tell me more.",
-                   "Sure, send me the details."],
-    "busy_now": ["I'm in the middle of something right now.",
-                 "Can you call me back later this week?"],
-    "callback": ["Hi. This isn't a good time.", "Call me back on Thursday afternoon please."],
-    "gives_email": ["Hello, yes.", "Sure, my email is {email}.",
-                    "That's right. Thanks, bye."],
-    "asks_price": ["Hi. How much does it cost?", "Hmm, what's the price per month?",
-                   "Okay, I'll think about it."],
-    "refuses": ["No thanks, we're not interested.", "No, really, not interested. Goodbye."],
-    "opt_out": ["Who is this?", "Please remove me from your list and don't call me again."],
-    "gives_info": ["Hello, speaking.", "We're a team of about fifty people.",
-                   "Our budget is around 2000 a month."],
-}
-
 
 @dataclass
 class ConversationResult:
@@ -52,12 +36,18 @@ def _seconds(text: str) -> float:
     return 1.0 + len(text.split()) * 0.4  # ~150 words per minute plus a pause
 
 
+def seconds_to_say(text: str) -> float:
+    return _seconds(text)
+
+
 def run_scripted(
     *, first_message: str, persona: str, contact: dict[str, Any] | None,
     extraction_fields: list[dict[str, Any]], closing_phrase: str | None,
+    number: str | None = None,
 ) -> ConversationResult:
-    lines = PERSONA_LINES.get(persona, PERSONA_LINES["interested"])
-    email = (contact or {}).get("email") or _fake_email(contact)
+    """The assistant says its first message, then asks each extraction field's question
+    (its description) once; the callee answers from its facts (``personas``)."""
+    callee = Callee.for_call(persona, contact, number)
     t = 0.0
     messages: list[dict[str, Any]] = []
 
@@ -70,17 +60,24 @@ def run_scripted(
     questions = [f.get("description") or f"Could you tell me your {f.get('key')}?"
                  for f in extraction_fields]
     opted_out = False
-    for i, line in enumerate(lines):
-        text = line.format(email=email)
+    last = messages[0]["text"]
+    turns = max(len(questions) + 1, len(SMALL_TALK.get(callee.persona, [])))
+    for i in range(turns):
+        text = callee.reply(last)
         say("user", text)
         if detects_opt_out(text):
             opted_out = True
             say("assistant", "Understood, I've removed you from our list. Sorry to bother you.")
             break
+        if callee.said_goodbye:
+            break
         if i < len(questions):
-            say("assistant", questions[i])
-        elif i < len(lines) - 1:
-            say("assistant", "Thanks, that's helpful.")
+            last = questions[i]
+        elif i < turns - 1:
+            last = "Thanks, that's helpful."
+        else:
+            break
+        say("assistant", last)
     if not opted_out:
         say("assistant", closing_phrase or "Thank you for your time. Goodbye!")
     return ConversationResult(
@@ -89,12 +86,6 @@ def run_scripted(
         ended_reason="customer_opted_out" if opted_out else "assistant_ended_call",
         duration_seconds=round(t, 1),
     )
-
-
-def _fake_email(contact: dict[str, Any] | None) -> str:
-    name = ((contact or {}).get("first_name") or "someone").lower()
-    tag = hashlib.sha256(name.encode()).hexdigest()[:4]
-    return f"{name}.{tag}@example.com"
 
 
 def transcript(messages: list[dict[str, Any]]) -> str:

@@ -5,11 +5,12 @@ from callfleet.calls.models import Call, CallEvent
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.carriers.sim.models import ClockAnchor, SimCall, SimProfile
 from callfleet.compliance.models import DncEntry
+from callfleet.conversation.models import CallJob
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import Base
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import ApiKey, IdempotencyRecord, Team
-from callfleet.webhooks.models import OutboxEvent
+from callfleet.webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -17,6 +18,7 @@ __all__ = [
     "Base",
     "Call",
     "CallEvent",
+    "CallJob",
     "Campaign",
     "ClockAnchor",
     "Company",
@@ -30,4 +32,6 @@ __all__ = [
     "SimCall",
     "SimProfile",
     "Team",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -9,6 +9,7 @@ from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession
 from callfleet.api.errors import not_found
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, errors
+from callfleet.conversation.runtime import forget_team as forget_team_llm
 from callfleet.teams import service as svc
 
 router = APIRouter(prefix="/api", tags=["teams"])
@@ -25,6 +26,9 @@ class TeamSettingsIn(CamelIn):
     legal_hours_end: str | None = Field(default=None, max_length=8)
     max_concurrent_calls: int | None = Field(default=None, ge=1, le=1_000_000)
     calls_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    llm_base_url: str | None = Field(default=None, max_length=500)
+    llm_api_key: str | None = Field(default=None, max_length=500, description="Write-only.")
+    llm_model: str | None = Field(default=None, max_length=120)
 
 
 class TeamIn(CamelIn):
@@ -37,6 +41,9 @@ class TeamSettingsOut(BaseModel):
     legal_hours_end: str | None
     max_concurrent_calls: int | None
     calls_per_second: float | None
+    llm_base_url: str | None
+    llm_model: str | None
+    llm_api_key_set: bool
 
 
 class TeamOut(BaseModel):
@@ -98,6 +105,7 @@ async def update_team(body: TeamIn, p: Auth, s: WriteSession, request: Request) 
     team = await svc.update_team(s, p.team_id, body.name, changes,
                                  (settings.legal_hours_start, settings.legal_hours_end))
     await s.commit()
+    forget_team_llm(p.team_id)
     return JSON({"success": True, "team": svc.team_out(team)})
 
 

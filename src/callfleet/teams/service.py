@@ -15,6 +15,7 @@ from callfleet import ids
 from callfleet.api.deps import hash_key
 from callfleet.api.errors import bad_request, conflict
 from callfleet.db.base import iso, utcnow
+from callfleet.secrets import secret_box
 from callfleet.teams.models import ApiKey, Team
 from callfleet.teams.principal import Principal, get_owned, scoped
 
@@ -24,7 +25,8 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
 TEAM_SETTINGS = ("legal_hours_start", "legal_hours_end", "max_concurrent_calls",
-                 "calls_per_second")
+                 "calls_per_second", "llm_base_url", "llm_model")
+_LLM_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
 def team_out(t: Team) -> dict[str, Any]:
@@ -34,7 +36,9 @@ def team_out(t: Team) -> dict[str, Any]:
         "slug": t.slug,
         "account_slug": t.slug,
         "name": t.name,
-        "settings": {k: settings.get(k) for k in TEAM_SETTINGS},
+        "settings": {**{k: settings.get(k) for k in TEAM_SETTINGS},
+                     # The team's LLM key is write-only: never returned, never logged.
+                     "llm_api_key_set": bool(settings.get("llm_api_key"))},
         "active_calls": t.active_calls,
         "created_at": iso(t.created_at),
         "updated_at": iso(t.updated_at),
@@ -77,6 +81,17 @@ async def update_team(
             f"legal hours must lie within {rules.format_hhmm(floor_start)}-"
             f"{rules.format_hhmm(floor_end)} (they can narrow, never widen, the legal hours)",
             "settings.legalHoursStart")
+    url = settings.get("llm_base_url")
+    if url is not None and (not isinstance(url, str) or not _LLM_URL.match(url.strip())):
+        raise bad_request("llmBaseUrl must be an http(s) URL", "settings.llmBaseUrl")
+    for key in ("llm_base_url", "llm_model", "llm_api_key"):
+        if isinstance(settings.get(key), str):
+            settings[key] = settings[key].strip()
+            if not settings[key]:
+                settings.pop(key)
+    if "llm_api_key" in changes and settings.get("llm_api_key"):
+        # Kept encrypted at rest (callfleet.secrets); only the LLM client sees it in clear.
+        settings["llm_api_key"] = secret_box().encrypt(settings["llm_api_key"])
     for key in ("legal_hours_start", "legal_hours_end"):
         if key in settings:
             settings[key] = rules.format_hhmm(rules.parse_hhmm(settings[key]))
