@@ -440,8 +440,10 @@ class Dialers:
         spy_dir: Path | None = self.ctx.args.py_spy
         if self.inprocess:
             from callfleet.app import build_dialer
+            from callfleet.logging import configure
 
             settings = settings_from_env(self.env)
+            configure(settings.log_level)  # as a worker does (WARNING in these runs)
             self._db = open_database(self.url, pool_size=5)
             await migrate(self._db)
             dialer = await build_dialer(settings, self._db)
@@ -449,15 +451,23 @@ class Dialers:
                 self.counter = StatementCounter(self._db)
                 self.counter.enabled = True
             self.started_at = utcnow()
-            self._task = asyncio.create_task(dialer.run(self._stop))
+            if self.ctx.args.loops == "all":
+                from callfleet.worker import run_background
+
+                self._task = asyncio.create_task(
+                    run_background(settings, self._db, dialer, self._stop))
+            else:
+                self._task = asyncio.create_task(dialer.run(self._stop))
             if spy_dir:
                 spy = attach_py_spy(os.getpid(), spy_dir / f"{self.label}.txt")
                 if spy:
                     self.spies.append(spy)
             return
         self.started_at = utcnow()
+        cmd = ([sys.executable, "-m", "callfleet.cli", "worker"] if self.ctx.args.loops == "all"
+               else [sys.executable, str(Path(__file__).resolve()), "--run-dialer"])
         for i in range(self.workers):
-            p = spawn([sys.executable, "-m", "callfleet.cli", "worker"], self.env, self.logfile)
+            p = spawn(cmd, self.env, self.logfile)
             self.procs.append(p)
             if spy_dir:
                 spy = attach_py_spy(p.pid, spy_dir / f"{self.label}-w{i}.txt")
@@ -969,20 +979,20 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def verdicts(backend: str, summary: dict[str, Any], conc: dict[str, Any] | None
-             ) -> dict[str, Any]:
+def verdicts(backend: str, summary: dict[str, Any], conc: dict[str, Any] | None,
+             suffix: str = "") -> dict[str, Any]:
     v: dict[str, Any] = {}
-    if backend == "sqlite" and "sqlite-inproc-1" in summary:
-        got = summary["sqlite-inproc-1"]["steady_attempts_per_s_median"]
+    if backend == "sqlite" and f"sqlite-inproc-1{suffix}" in summary:
+        got = summary[f"sqlite-inproc-1{suffix}"]["steady_attempts_per_s_median"]
         v["sqlite_attempts_per_s"] = {"target": 200, "got": got,
                                       "met": got is not None and got >= 200}
-    if backend == "postgres" and "postgres-workers-4" in summary:
-        got = summary["postgres-workers-4"]["steady_attempts_per_s_median"]
+    if backend == "postgres" and f"postgres-workers-4{suffix}" in summary:
+        got = summary[f"postgres-workers-4{suffix}"]["steady_attempts_per_s_median"]
         v["postgres_4_workers_attempts_per_s"] = {"target": 500, "got": got,
                                                   "met": got is not None and got >= 500}
     lat = summary.get("latency", {})
-    target_key = ("sqlite-inproc-1@200/s" if backend == "sqlite"
-                  else "postgres-workers-4@500/s")
+    target_key = (f"sqlite-inproc-1{suffix}@200/s" if backend == "sqlite"
+                  else f"postgres-workers-4{suffix}@500/s")
     if target_key in lat:
         p95 = lat[target_key]["p95_s"]
         v["p95_due_to_dial_at_target_load"] = {
@@ -1013,7 +1023,7 @@ def env_info(args: argparse.Namespace) -> dict[str, Any]:
         "src_dirty": dirty, "python": platform.python_version(),
         "platform": platform.platform(), "cpus": os.cpu_count(),
         "sqlalchemy": ver("sqlalchemy"), "asyncpg": ver("asyncpg"),
-        "aiosqlite": ver("aiosqlite"), "argv": sys.argv[1:],
+        "aiosqlite": ver("aiosqlite"), "argv": sys.argv[1:], "loops": args.loops,
         "dialer_env_overrides": args.env,
         "settings_defaults": {k: getattr(Settings(_env_file=None), k) for k in  # type: ignore
                               ("dialer_tick_seconds", "dialer_batch", "lease_seconds",
@@ -1025,13 +1035,14 @@ async def bench_backend(ctx: Ctx, backend: str) -> dict[str, Any]:
     args = ctx.args
     results: dict[str, Any] = {"throughput": {}, "latency": {}}
     configs: list[tuple[str, int, bool, bool]] = []  # label, workers, inprocess, count stmts
+    suffix = "" if args.loops == "all" else "-dialer-only"
     if backend == "sqlite":
-        configs.append(("sqlite-inproc-1", 1, True, True))
+        configs.append((f"sqlite-inproc-1{suffix}", 1, True, True))
     else:
         if "statements" in args.phases:
-            configs.append(("postgres-inproc-1", 1, True, True))
+            configs.append((f"postgres-inproc-1{suffix}", 1, True, True))
         for w in args.workers:
-            configs.append((f"postgres-workers-{w}", w, False, False))
+            configs.append((f"postgres-workers-{w}{suffix}", w, False, False))
     gate_log: list[dict[str, Any]] = []
 
     def gate(what: str) -> None:
@@ -1069,7 +1080,9 @@ async def bench_backend(ctx: Ctx, backend: str) -> dict[str, Any]:
             rates = [target]
             measured = median([r.get("steady_attempts_per_s")
                                for r in results["throughput"].get(label, [])])
-            if measured:
+            if args.latency_rates:
+                rates = list(args.latency_rates)
+            elif measured:
                 light = float(max(10, int(measured * args.light_fraction)))
                 if light < target:
                     rates.append(light)
@@ -1087,7 +1100,7 @@ async def bench_backend(ctx: Ctx, backend: str) -> dict[str, Any]:
         conc = results["concurrency_runs"][0]  # the product defaults decide the verdict
     summary = summarize(results)
     return {"env": env_info(args), "load_gate": gate_log, "summary": summary,
-            "verdicts": verdicts(backend, summary, conc), **results}
+            "verdicts": verdicts(backend, summary, conc, suffix), **results}
 
 
 # ============================================================== table
@@ -1206,6 +1219,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--latency-drain", type=float, default=30.0,
                     help="stop a latency run this long after the last due time; contacts "
                          "not dialed by then count as never dialed")
+    ap.add_argument("--latency-rates", default="",
+                    help="comma-separated offered rates for the latency phase (default: the "
+                         "target, plus --light-fraction of the measured throughput)")
     ap.add_argument("--light-fraction", type=float, default=0.7,
                     help="also measure latency at this fraction of the measured throughput")
     ap.add_argument("--concurrency-backends", default="postgres",
@@ -1246,12 +1262,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--table", action="store_true",
                     help="print the markdown table of bench/results/dialer-*.json and exit")
     ap.add_argument("--summarize-profile", type=Path, default=None, metavar="FILE")
+    ap.add_argument("--loops", choices=("all", "dialer"), default="all",
+                    help="what each dialer process runs: all = the loops of `callfleet "
+                         "worker` (dialer, webhook sender, conversation/analysis), as in "
+                         "production; dialer = the dialer loop alone (diagnosis)")
+    ap.add_argument("--run-dialer", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
     bad = args.phases - {"throughput", "statements", "latency", "concurrency"}
     if bad:
         ap.error(f"unknown phases {sorted(bad)}")
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
+    args.latency_rates = [float(x) for x in args.latency_rates.split(",") if x.strip()]
     args.concurrency_backends = {b.strip() for b in args.concurrency_backends.split(",")}
     args.concurrency_leases = [None if x.strip() == "default" else float(x)
                                for x in args.concurrency_leases.split(",") if x.strip()]
@@ -1292,8 +1314,34 @@ async def amain(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_dialer_only() -> int:
+    """A worker process that runs only the dialer loop (``--loops dialer``)."""
+    from callfleet.app import build_dialer
+    from callfleet.config import get_settings
+
+    settings = get_settings()
+
+    async def run() -> None:
+        db = open_database(settings.resolved_database_url(), pool_size=5)
+        await migrate(db)
+        dialer = await build_dialer(settings, db)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await dialer.run(stop)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
 def main() -> int:
     args = parse_args()
+    if args.run_dialer:
+        return run_dialer_only()
     if args.table:
         print(table(sorted(RESULTS_DIR.glob("dialer-*.json"))))
         return 0

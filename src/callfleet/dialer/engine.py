@@ -24,23 +24,31 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.calls.lifecycle import CallEvents, Settlement, add_event, finish_call, maybe_complete
+from callfleet.calls.lifecycle import (
+    CallEvents,
+    Settlement,
+    add_event,
+    finish_call,
+    load_call_context,
+    maybe_complete,
+)
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
 from callfleet.campaigns.service import emit_campaign_event
-from callfleet.carriers.base import Carrier, CarrierRejected
+from callfleet.carriers.base import Carrier, CarrierCallStatus, CarrierRejected
 from callfleet.clock import Clock
 from callfleet.compliance.models import DncEntry
 from callfleet.config import Settings
 from callfleet.crm.models import Contact
-from callfleet.db.base import utcnow
+from callfleet.db.base import UTCDateTime, utcnow
 from callfleet.db.session import Database
 from callfleet.dialer import rules
 from callfleet.numbers.models import PhoneNumber
@@ -105,7 +113,7 @@ class Dialer:
             work += await self.enroll_audiences(now)
         pump = getattr(self.carrier, "pump", None)
         if pump is not None:
-            work += await pump(self.events.handle_many,
+            work += await pump(self.events.handle_many, limit=self.settings.dialer_batch,
                                claim_seconds=self.settings.lease_seconds)
         placements = await self.claim(self.clock.now())
         await self.place(placements)
@@ -201,6 +209,11 @@ class Dialer:
     async def _claim_campaign(
         self, s: AsyncSession, c: Campaign, now: datetime, budget: int, *, dry_run: bool = False
     ) -> list[Placement]:
+        """Claim a batch of one campaign's due enrollments in a few set-based statements:
+        one SELECT of the candidates (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), the dial-time
+        rules in Python, one conditional UPDATE each on the campaign and the team for the
+        whole batch's slots, one executemany each for the enrollments, the calls and their
+        events."""
         free = c.max_concurrent_calls - c.active_calls
         if free <= 0:
             return []
@@ -219,12 +232,17 @@ class Dialer:
             c.updated_at = utcnow()
             log.warning("campaign_paused_no_numbers", campaign_id=c.id)
             return []
-        cps = float((await s.scalar(select(Team.settings).where(Team.id == c.team_id)) or {})
-                    .get("calls_per_second", self.settings.team_calls_per_second))
-        team = await s.get(Team, c.team_id, with_for_update=cps > 0 and not dry_run
-                           and not self.db.is_sqlite)
+        by_number = dict(active)
+        team = await s.get(Team, c.team_id)
         assert team is not None
+        cps = float((team.settings or {}).get("calls_per_second",
+                                              self.settings.team_calls_per_second))
+        tokens = 0.0
         if cps > 0 and not dry_run:
+            if not self.db.is_sqlite:  # the pacing bucket is read-modify-write
+                team = await s.get(Team, c.team_id, with_for_update=True,
+                                   populate_existing=True)
+                assert team is not None
             tokens = rules.pacing_tokens(team.pacing_tokens, team.pacing_at, now, cps)
             budget = min(budget, int(tokens))
             if budget <= 0:
@@ -233,44 +251,52 @@ class Dialer:
                             self.settings.legal_hours_end)
         team_max = int((team.settings or {}).get("max_concurrent_calls",
                                                  self.settings.team_max_concurrent_calls))
+        want = min(budget, free)
         on_dnc = exists().where(DncEntry.team_id == c.team_id,
                                 DncEntry.phone_number == Contact.phone)
         stmt = (
-            select(Enrollment, Contact.phone, Contact.do_not_call, Contact.lead_status,
-                   Contact.timezone, on_dnc.label("on_dnc"))
+            select(Enrollment.id, Enrollment.contact_id, Enrollment.status,
+                   Enrollment.next_attempt_at, Enrollment.attempts, Enrollment.from_number_id,
+                   Contact.phone, Contact.do_not_call, Contact.lead_status, Contact.timezone,
+                   on_dnc.label("on_dnc"))
             .join(Contact, Contact.id == Enrollment.contact_id)
             .where(Enrollment.campaign_id == c.id, Enrollment.status == "pending",
                    or_(Enrollment.next_attempt_at.is_(None), Enrollment.next_attempt_at <= now))
             .order_by(Enrollment.priority.desc(), Enrollment.next_attempt_at.asc().nulls_first(),
                       Enrollment.id)
-            .limit(min(budget, free) * 3 + 10)
+            .limit(want * 3 + 10)
         )
         if not self.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=Enrollment)
         rows = list(await s.execute(stmt))
-        placed: list[Placement] = []
-        skipped_any = False
-        campaign_active = c.active_calls
-        for enr, phone, dnc, lead_status, contact_tz, listed in rows:
-            if len(placed) >= min(budget, free):
+        windows: dict[str, rules.CallWindow] = {}
+        chosen: list[tuple[Any, str]] = []  # (row, caller-ID number id)
+        skipped: list[dict[str, Any]] = []
+        later: list[dict[str, Any]] = []
+        campaign_status = "running" if dry_run else c.status
+        for row in rows:
+            if len(chosen) >= want:
                 break
             tz, _source = rules.effective_timezone(
-                contact_tz=contact_tz, phone=phone, campaign_tz=c.call_window_timezone,
+                contact_tz=row.timezone, phone=row.phone, campaign_tz=c.call_window_timezone,
                 use_contact_timezone=c.use_contact_timezone,
             )
             # Legal hours are always the recipient's own, whatever the campaign says.
             local_tz, _ = rules.effective_timezone(
-                contact_tz=contact_tz, phone=phone, campaign_tz=c.call_window_timezone,
+                contact_tz=row.timezone, phone=row.phone, campaign_tz=c.call_window_timezone,
                 use_contact_timezone=True,
             )
+            window = windows.get(tz)
+            if window is None:
+                window = windows[tz] = call_window(c, tz)
             decision = rules.is_dialable(
                 rules.DialInput(
-                    campaign_status="running" if dry_run else c.status,
-                    campaign_deleted=c.deleted_at is not None,
-                    enrollment_status=enr.status, next_attempt_at=enr.next_attempt_at,
-                    phone=phone, do_not_call=bool(dnc), lead_status=lead_status,
-                    on_team_dnc=bool(listed), window=call_window(c, tz), legal=legal,
-                    contact_tz=local_tz, campaign_active_calls=campaign_active,
+                    campaign_status=campaign_status, campaign_deleted=c.deleted_at is not None,
+                    enrollment_status=row.status, next_attempt_at=row.next_attempt_at,
+                    phone=row.phone, do_not_call=bool(row.do_not_call),
+                    lead_status=row.lead_status, on_team_dnc=bool(row.on_dnc), window=window,
+                    legal=legal, contact_tz=local_tz,
+                    campaign_active_calls=c.active_calls + len(chosen),
                     max_concurrent_calls=c.max_concurrent_calls,
                     team_active_calls=team.active_calls, team_max_concurrent=team_max,
                 ),
@@ -282,79 +308,115 @@ class Dialer:
                         break
                     continue
                 if decision.permanent:
-                    skipped_any = True
-                    enr.status = "skipped"
-                    enr.reason = decision.reason
-                    enr.updated_at = utcnow()
+                    skipped.append({"eid": row.id, "status": "skipped",
+                                    "reason": decision.reason})
                 elif decision.reason in ("outside_window", "outside_legal_hours", "not_due"):
-                    enr.next_attempt_at = decision.next_time or now + timedelta(days=1)
-                    enr.reason = decision.reason
-                    enr.updated_at = utcnow()
+                    later.append({"eid": row.id, "reason": decision.reason,
+                                  "next": decision.next_time or now + timedelta(days=1)})
                 else:
                     break  # capacity: nothing more for this campaign now
                 continue
-            number_id = enr.from_number_id
-            if number_id not in dict(active):
-                number_id = rules.caller_id_pick(enr.id, active, phone)
+            number_id = row.from_number_id
+            if number_id not in by_number:
+                number_id = rules.caller_id_pick(row.id, active, row.phone)
             assert number_id is not None
-            from_number = dict(active)[number_id]
-            if dry_run:
-                campaign_active += 1
-                placed.append(Placement(None, from_number, phone, enr.contact_id, enr.id))
-                continue
-            if not await self._take_slot(s, c, team_max):
-                break
-            campaign_active += 1
-            enr.status = "calling"
-            enr.attempts += 1
-            enr.from_number_id = number_id
-            enr.reason = None
-            enr.updated_at = utcnow()
+            chosen.append((row, number_id))
+        if dry_run:
+            return [Placement(None, by_number[nid], row.phone, row.contact_id, row.id)
+                    for row, nid in chosen]
+        stamp = utcnow()
+        t = Enrollment.__table__.c
+        if skipped:
+            await s.execute(
+                update(Enrollment.__table__).where(t.id == bindparam("eid"))
+                .values(status=bindparam("status"), reason=bindparam("reason"),
+                        updated_at=stamp),
+                skipped)
+        if later:
+            await s.execute(
+                update(Enrollment.__table__).where(t.id == bindparam("eid"))
+                .values(next_attempt_at=bindparam("next", type_=UTCDateTime),
+                        reason=bindparam("reason"), updated_at=stamp),
+                later)
+        granted = await self._take_slots(s, c, team_max, len(chosen)) if chosen else 0
+        chosen = chosen[:granted]
+        placed: list[Placement] = []
+        claims: list[dict[str, Any]] = []
+        lease_until = now + self.clock.sim_delta(self.settings.lease_seconds)
+        for row, number_id in chosen:
+            attempt = row.attempts + 1
+            from_number = by_number[number_id]
             call = Call(
                 id=ids.new_id("call"), team_id=c.team_id, direction="outbound",
-                campaign_id=c.id, enrollment_id=enr.id, contact_id=enr.contact_id,
-                assistant_id=c.assistant_id, from_number=from_number, to_number=phone,
-                status="dialing", attempt=enr.attempts, started_at=now,
+                campaign_id=c.id, enrollment_id=row.id, contact_id=row.contact_id,
+                assistant_id=c.assistant_id, from_number=from_number, to_number=row.phone,
+                status="dialing", attempt=attempt, started_at=now,
                 carrier=self.carrier.name, messages=[], analysis={}, call_metadata={},
-                lease_owner=self.worker_id,
-                lease_expires_at=now + self.clock.sim_delta(self.settings.lease_seconds),
-                created_at=utcnow(), updated_at=utcnow(),
+                lease_owner=self.worker_id, lease_expires_at=lease_until,
+                created_at=stamp, updated_at=stamp,
             )
             s.add(call)
-            enr.last_call_id = call.id
-            add_event(s, call, "call.initiated", now, {"attempt": enr.attempts})
-            placed.append(Placement(call.id, from_number, phone, enr.contact_id, enr.id))
-        if cps > 0 and not dry_run:
+            add_event(s, call, "call.initiated", now, {"attempt": attempt})
+            claims.append({"eid": row.id, "attempts": attempt, "number": number_id,
+                           "call_id": call.id})
+            placed.append(Placement(call.id, from_number, row.phone, row.contact_id, row.id))
+        if claims:
+            await s.execute(
+                update(Enrollment.__table__).where(t.id == bindparam("eid"))
+                .values(status="calling", attempts=bindparam("attempts"),
+                        from_number_id=bindparam("number"), reason=None,
+                        last_call_id=bindparam("call_id"), updated_at=stamp),
+                claims)
+        if cps > 0:
             team.pacing_tokens = tokens - len(placed)
             team.pacing_at = now
         await s.flush()
-        if skipped_any and not placed:
+        if skipped and not placed:
             await maybe_complete(s, c.id, now)
         return placed
 
-    async def _take_slot(self, s: AsyncSession, c: Campaign, team_max: int) -> bool:
+    async def _take_slots(self, s: AsyncSession, c: Campaign, team_max: int, n: int) -> int:
+        """Take up to ``n`` concurrency slots on the campaign and the team; returns how many.
+
+        The common case is one conditional UPDATE per row for the whole batch; when the batch
+        does not fit, the row is locked and read, and what is left is taken."""
+        campaigns = Campaign.__table__.c
         got = await s.execute(
-            update(Campaign)
-            .where(Campaign.id == c.id, Campaign.status == "running",
-                   Campaign.active_calls < Campaign.max_concurrent_calls)
-            .values(active_calls=Campaign.active_calls + 1)
-            .execution_options(synchronize_session=False)
-        )
+            update(Campaign.__table__)
+            .where(campaigns.id == c.id, campaigns.status == "running",
+                   campaigns.active_calls + n <= campaigns.max_concurrent_calls)
+            .values(active_calls=campaigns.active_calls + n))
         if not got.rowcount:  # type: ignore[attr-defined]
-            return False
-        team = await s.execute(
-            update(Team).where(Team.id == c.team_id, Team.active_calls < team_max)
-            .values(active_calls=Team.active_calls + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if not team.rowcount:  # type: ignore[attr-defined]
-            await s.execute(
-                update(Campaign).where(Campaign.id == c.id)
-                .values(active_calls=Campaign.active_calls - 1)
-                .execution_options(synchronize_session=False)
-            )
-            return False
-        return True
+            stmt = (select(campaigns.active_calls, campaigns.max_concurrent_calls,
+                           campaigns.status).where(campaigns.id == c.id))
+            if not self.db.is_sqlite:
+                stmt = stmt.with_for_update()
+            row = (await s.execute(stmt)).one_or_none()
+            if row is None or row.status != "running":
+                return 0
+            n = min(n, row.max_concurrent_calls - row.active_calls)
+            if n <= 0:
+                return 0
+            await s.execute(update(Campaign.__table__).where(campaigns.id == c.id)
+                            .values(active_calls=campaigns.active_calls + n))
+        teams = Team.__table__.c
+        got = await s.execute(
+            update(Team.__table__)
+            .where(teams.id == c.team_id, teams.active_calls + n <= team_max)
+            .values(active_calls=teams.active_calls + n))
+        if got.rowcount:  # type: ignore[attr-defined]
+            return n
+        stmt = select(teams.active_calls).where(teams.id == c.team_id)
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        team_active = int(await s.scalar(stmt) or 0)
+        fits = max(0, min(n, team_max - team_active))
+        if fits:
+            await s.execute(update(Team.__table__).where(teams.id == c.team_id)
+                            .values(active_calls=teams.active_calls + fits))
+        await s.execute(update(Campaign.__table__).where(campaigns.id == c.id)
+                        .values(active_calls=campaigns.active_calls - (n - fits)))
+        return fits
 
     # ------------------------------------------------------------ placing
 
@@ -394,13 +456,18 @@ class Dialer:
             if rejected:
                 settle = Settlement()
                 now = self.clock.now()
-                calls = {c.id: c for c in await s.scalars(
-                    select(Call).where(Call.id.in_([ref for ref, _ in rejected])))}
-                for ref, exc in rejected:
-                    call = calls.get(ref)
-                    if call is not None:
-                        await finish_call(s, call, exc.outcome,
-                                          f"carrier_rejected: {exc.reason}", now, settle)
+                stmt = select(Call).where(Call.id.in_(sorted(ref for ref, _ in rejected)))
+                if not self.db.is_sqlite:
+                    stmt = stmt.order_by(Call.id).with_for_update()
+                calls = {c.id: c for c in await s.scalars(stmt)}
+                context = await load_call_context(  # noqa: F841 (held for the batch)
+                    s, list(calls.values()))
+                with s.no_autoflush:
+                    for ref, exc in rejected:
+                        call = calls.get(ref)
+                        if call is not None:
+                            await finish_call(s, call, exc.outcome,
+                                              f"carrier_rejected: {exc.reason}", now, settle)
                 await s.flush()
                 await settle.apply(s, now)
             await s.commit()
@@ -411,41 +478,78 @@ class Dialer:
 
     # ------------------------------------------------------------ recovery
 
-    async def reconcile(self, now: datetime, limit: int = 200) -> int:
-        """Calls whose lease expired: ask the carrier what happened, never re-dial."""
+    async def reconcile(self, now: datetime, limit: int = 500) -> int:
+        """Calls whose lease expired: ask the carrier what happened, never re-dial.
+
+        A batch at a time: one read of the expired calls, one carrier status lookup for all
+        of them (``call_statuses`` when the carrier has it), then one transaction that
+        renews the lease of those still live at the carrier (one executemany, guarded by
+        "still active and still expired") and ends, under row locks, those the carrier
+        reports ended or never dialed."""
         async with self.db.session(write=False) as s:
-            stale = list(await s.execute(
-                select(Call.id, Call.carrier_call_id)
+            stale = list(await s.scalars(
+                select(Call.id)
                 .where(Call.status.in_(ACTIVE_CALL_STATUSES), Call.lease_expires_at < now)
-                .limit(limit)
+                .order_by(Call.lease_expires_at).limit(limit)
             ))
-        for call_id, _carrier_id in stale:
-            status = await self.carrier.call_status(call_id)
-            async with self.db.session() as s:
-                call = await s.get(Call, call_id)
-                if call is None or call.status == "ended":
-                    continue
-                if call.lease_expires_at is not None and call.lease_expires_at >= now:
-                    continue  # someone else renewed it meanwhile
-                if status is None:
-                    await finish_call(s, call, "failed", "dial_not_confirmed", now)
-                elif status.state == "refused":
-                    await finish_call(s, call, status.outcome or "failed",
-                                      "carrier_rejected", status.ended_at or now)
-                elif status.state == "ended" and status.outcome in (
-                    "busy", "no_answer", "declined", "failed"
-                ):
-                    await finish_call(s, call, status.outcome, f"carrier_{status.outcome}",
-                                      status.ended_at or now)
-                else:
-                    # Still live at the carrier (or ended normally and its event is on the
-                    # way): keep watching.
-                    if call.carrier_call_id is None:
-                        call.carrier_call_id = status.carrier_call_id
-                    call.lease_owner = self.worker_id
-                    call.lease_expires_at = now + self.clock.sim_delta(
-                        self.settings.lease_seconds)
-                await s.commit()
+        if not stale:
+            return 0
+        many = getattr(self.carrier, "call_statuses", None)
+        if many is not None:
+            statuses: dict[str, CarrierCallStatus | None] = await many(stale)
+        else:
+            statuses = {ref: await self.carrier.call_status(ref) for ref in stale}
+
+        def ending(st: CarrierCallStatus | None) -> bool:
+            return st is None or st.state == "refused" or (
+                st.state == "ended" and st.outcome in ("busy", "no_answer", "declined", "failed"))
+
+        # Still live at the carrier (or ended normally and its event is on the way): keep
+        # watching.
+        renew = [{"cid": ref, "carrier_id": st.carrier_call_id}
+                 for ref, st in sorted(statuses.items()) if st is not None and not ending(st)]
+        end = sorted(ref for ref, st in statuses.items() if ending(st))
+        t = Call.__table__.c
+        async with self.db.session() as s:
+            if renew:
+                await s.execute(
+                    update(Call.__table__)
+                    .where(t.id == bindparam("cid"),  # (no IN list in an executemany)
+                           or_(*(t.status == st for st in ACTIVE_CALL_STATUSES)),
+                           t.lease_expires_at < now)
+                    .values(lease_owner=self.worker_id,
+                            lease_expires_at=now + self.clock.sim_delta(
+                                self.settings.lease_seconds),
+                            carrier_call_id=func.coalesce(t.carrier_call_id,
+                                                          bindparam("carrier_id"))),
+                    renew)
+            if end:
+                stmt = (select(Call).where(Call.id.in_(end),
+                                           Call.status.in_(ACTIVE_CALL_STATUSES),
+                                           Call.lease_expires_at < now)  # not renewed since
+                        .order_by(Call.id))
+                if not self.db.is_sqlite:
+                    stmt = stmt.with_for_update(skip_locked=True)
+                calls = list(await s.scalars(stmt))
+                context = await load_call_context(s, calls)  # noqa: F841 (held for the batch)
+                settle = Settlement()
+                with s.no_autoflush:
+                    for call in calls:
+                        status = statuses.get(call.id)
+                        if status is None:
+                            await finish_call(s, call, "failed", "dial_not_confirmed", now,
+                                              settle)
+                        elif status.state == "refused":
+                            await finish_call(s, call, status.outcome or "failed",
+                                              "carrier_rejected", status.ended_at or now,
+                                              settle)
+                        else:
+                            await finish_call(s, call, status.outcome or "failed",
+                                              f"carrier_{status.outcome}",
+                                              status.ended_at or now, settle)
+                await s.flush()
+                await settle.apply(s, now)
+            await s.commit()
         return len(stale)
 
 

@@ -23,6 +23,7 @@ Conventions used throughout:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -797,6 +798,7 @@ def check_enrollment_transition(src: str, dst: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65_536)
 def _locality(phone: str | None) -> tuple[int, str | None] | None:
     """(country calling code, geographic area code or None) of an E.164 number.
 

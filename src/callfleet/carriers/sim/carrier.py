@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from callfleet import ids
@@ -26,6 +28,7 @@ from callfleet.carriers.base import (
 )
 from callfleet.carriers.sim.models import SimCall, SimProfile
 from callfleet.clock import Clock
+from callfleet.db.base import UTCDateTime
 from callfleet.db.session import Database
 
 BEHAVIOURS = ("answer", "no_answer", "busy", "voicemail", "decline", "failed", "invalid")
@@ -195,16 +198,17 @@ class SimCarrier:
         the rejection. A call reference the network has seen before is refused."""
         now = self.clock.now()
         numbers = sorted({to for _, _, to in dials})
+        t = SimCall.__table__
         async with self.db.session() as s:
             seen = {n: int(c) for n, c in await s.execute(
-                select(SimCall.to_number, func.count()).where(SimCall.to_number.in_(numbers))
-                .group_by(SimCall.to_number))}
+                select(t.c.to_number, func.count()).where(t.c.to_number.in_(numbers))
+                .group_by(t.c.to_number))}
             profiles = {p.phone_number: p for p in await s.scalars(
                 select(SimProfile).where(SimProfile.phone_number.in_(numbers)))}
-            known = set(await s.scalars(select(SimCall.call_ref).where(
-                SimCall.call_ref.in_([ref for ref, _, _ in dials]))))
+            known = set(await s.scalars(select(t.c.call_ref).where(
+                t.c.call_ref.in_([ref for ref, _, _ in dials]))))
             out: list[str | CarrierRejected] = []
-            rows: list[SimCall] = []
+            rows: list[dict[str, Any]] = []
             for ref, from_number, to_number in dials:
                 if ref in known:
                     out.append(CarrierRejected(
@@ -215,21 +219,25 @@ class SimCarrier:
                 seen[to_number] = attempt + 1
                 behaviour, persona, ring = self._behaviour(
                     to_number, attempt, profiles.get(to_number))
-                row = SimCall(
-                    id=f"sim_{ids.new_id('call')[5:]}", call_ref=ref, from_number=from_number,
-                    to_number=to_number, behaviour=behaviour, persona=persona,
-                    state="ringing", created_at=now, timeline=[], events_sent=0, data={},
-                )
+                row: dict[str, Any] = {
+                    "id": f"sim_{ids.new_id('call')[5:]}", "call_ref": ref,
+                    "from_number": from_number, "to_number": to_number,
+                    "behaviour": behaviour, "persona": persona, "state": "ringing",
+                    "outcome": None, "created_at": now, "answered_at": None, "ended_at": None,
+                    "timeline": [], "events_sent": 0, "next_event_at": None,
+                    "hangup_at": None, "claimed_until": None, "data": {},
+                }
                 if behaviour == "invalid":
-                    row.state, row.outcome, row.ended_at = "refused", "invalid_number", now
+                    row.update(state="refused", outcome="invalid_number", ended_at=now)
                     out.append(CarrierRejected("invalid_number", "the number is not in service"))
                 else:
-                    row.timeline = self._timeline(behaviour, ring, now)
-                    row.next_event_at = datetime.fromisoformat(row.timeline[0][1])
-                    out.append(row.id)
+                    row["timeline"] = self._timeline(behaviour, ring, now)
+                    row["next_event_at"] = datetime.fromisoformat(row["timeline"][0][1])
+                    out.append(row["id"])
                 rows.append(row)
-            s.add_all(rows)
             try:
+                if rows:
+                    await s.execute(insert(t), rows)
                 await s.commit()
             except IntegrityError:
                 # A reference fenced by reconciliation meanwhile: fall back to one by one.
@@ -249,40 +257,69 @@ class SimCarrier:
     async def hangup_many(self, hangups: list[tuple[str, float]]) -> None:
         """The far end hangs up after the given seconds (the final "ended" moves earlier)."""
         now = self.clock.now()
+        t = SimCall.__table__
         async with self.db.session() as s:
-            rows = {r.id: r for r in await s.scalars(
-                select(SimCall).where(SimCall.id.in_([h[0] for h in hangups])))}
+            rows = {r.id: r for r in await s.execute(
+                select(t.c.id, t.c.state, t.c.timeline, t.c.events_sent, t.c.next_event_at)
+                .where(t.c.id.in_(sorted({h[0] for h in hangups}))))}
+            changes: dict[str, dict[str, Any]] = {}
             for carrier_call_id, after in hangups:
                 row = rows.get(carrier_call_id)
                 if row is None or row.state in ("ended", "refused"):
                     continue
                 at = now + timedelta(seconds=0 if self.instant else after)
-                row.hangup_at = at
-                last = len(row.timeline) - 1
-                if row.events_sent == last and row.next_event_at and row.next_event_at > at:
-                    row.next_event_at = at
+                nxt = row.next_event_at
+                if (row.events_sent == len(row.timeline) - 1 and nxt is not None
+                        and nxt > at):
+                    nxt = at
+                changes[carrier_call_id] = {"sid": carrier_call_id, "hangup": at, "next": nxt}
+            if changes:
+                await s.execute(
+                    update(t).where(t.c.id == bindparam("sid"))
+                    .values(hangup_at=bindparam("hangup", type_=UTCDateTime),
+                            next_event_at=bindparam("next", type_=UTCDateTime)),
+                    list(changes.values()))
             await s.commit()
 
     async def call_status(self, call_ref: str) -> CarrierCallStatus | None:
+        return (await self.call_statuses([call_ref]))[call_ref]
+
+    async def call_statuses(self, call_refs: list[str]) -> dict[str, CarrierCallStatus | None]:
+        """The network's record of each call reference; ``None`` for a dial it never got,
+        which it then fences (a late dial for that reference is refused)."""
+        t = SimCall.__table__
+        cols = (t.c.id, t.c.call_ref, t.c.state, t.c.outcome, t.c.answered_at, t.c.ended_at,
+                t.c.behaviour)
+        refs = sorted(set(call_refs))
+        out: dict[str, CarrierCallStatus | None] = {}
         async with self.db.session() as s:
-            row = await s.scalar(select(SimCall).where(SimCall.call_ref == call_ref))
-            if row is None:
-                # Fence: the network will refuse a late dial for this attempt.
-                s.add(SimCall(
-                    id=f"sim_{ids.new_id('call')[5:]}", call_ref=call_ref, from_number="",
-                    to_number="", behaviour="fenced", state="refused",
-                    created_at=self.clock.now(), timeline=[], events_sent=0, data={},
-                ))
-                try:
-                    await s.commit()
-                    return None
-                except IntegrityError:
-                    await s.rollback()
-                    row = await s.scalar(select(SimCall).where(SimCall.call_ref == call_ref))
-                    if row is None:
-                        return None
-            return CarrierCallStatus(row.id, row.state, row.outcome, row.answered_at,
-                                     row.ended_at)
+            found = {r.call_ref: r for r in await s.execute(
+                select(*cols).where(t.c.call_ref.in_(refs)))}
+            missing = [ref for ref in refs if ref not in found]
+            fences: dict[str, str] = {}
+            if missing:
+                now = self.clock.now()
+                fences = {ref: f"sim_{ids.new_id('call')[5:]}" for ref in missing}
+                insert_ = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+                await s.execute(
+                    insert_(t).values([
+                        {"id": fences[ref], "call_ref": ref, "from_number": "", "to_number": "",
+                         "behaviour": "fenced", "state": "refused", "created_at": now,
+                         "timeline": [], "events_sent": 0, "data": {}}
+                        for ref in missing])
+                    .on_conflict_do_nothing(index_elements=["call_ref"]))
+                await s.commit()
+                # A dial that arrived meanwhile won the race: report it instead.
+                found.update({r.call_ref: r for r in await s.execute(
+                    select(*cols).where(t.c.call_ref.in_(missing)))})
+        for ref in refs:
+            row = found.get(ref)
+            if row is None or fences.get(ref) == row.id:
+                out[ref] = None
+            else:
+                out[ref] = CarrierCallStatus(row.id, row.state, row.outcome, row.answered_at,
+                                             row.ended_at)
+        return out
 
     # ------------------------------------------------------------ the network
 
@@ -298,24 +335,26 @@ class SimCarrier:
             if await s.scalar(select(SimCall.id).where(SimCall.next_event_at <= now)
                               .limit(1)) is None:
                 return 0  # idle passes take no write lock
+        t = SimCall.__table__
         async with self.db.session() as s:
             due = (
-                select(SimCall.id)
-                .where(SimCall.next_event_at <= now)
-                .where(or_(SimCall.claimed_until.is_(None), SimCall.claimed_until < now))
-                .order_by(SimCall.next_event_at)
+                select(t.c.id)
+                .where(t.c.next_event_at <= now)
+                .where(or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+                .order_by(t.c.next_event_at)
                 .limit(limit)
             )
             if not self.db.is_sqlite:
                 due = due.with_for_update(skip_locked=True)
-            claimed = list(await s.scalars(
-                update(SimCall).where(SimCall.id.in_(due.scalar_subquery()))
-                .values(claimed_until=until).returning(SimCall.id)))
+            rows = list(await s.execute(
+                update(t).where(t.c.id.in_(due.scalar_subquery()))
+                .values(claimed_until=until)
+                .returning(t.c.id, t.c.call_ref, t.c.behaviour, t.c.persona, t.c.state,
+                           t.c.answered_at, t.c.ended_at, t.c.outcome, t.c.timeline,
+                           t.c.events_sent, t.c.next_event_at, t.c.hangup_at)))
             await s.commit()
-        if not claimed:
+        if not rows:
             return 0
-        async with self.db.session(write=False) as s:
-            rows = list(await s.scalars(select(SimCall).where(SimCall.id.in_(claimed))))
         plan: dict[str, list[CarrierEvent]] = {}
         events: list[CarrierEvent] = []
         for row in rows:
@@ -324,10 +363,10 @@ class SimCarrier:
             events.extend(due_events)
         events.sort(key=lambda e: e.at)
         await deliver(events)
-        await self._advance(plan, now)
+        await self._advance(rows, plan)
         return len(events)
 
-    def _due_events(self, row: SimCall, now: datetime) -> list[CarrierEvent]:
+    def _due_events(self, row: Any, now: datetime) -> list[CarrierEvent]:
         out: list[CarrierEvent] = []
         step = row.events_sent
         at = row.next_event_at
@@ -341,32 +380,57 @@ class SimCarrier:
                 data["answered_by"] = "machine" if row.behaviour == "voicemail" else "human"
             out.append(CarrierEvent("sim", row.id, row.call_ref, event_type, at, data))
             step += 1
-            at = self._event_time(row, step, at)
+            at = self._event_time(row.timeline, row.hangup_at, step, at)
         return out
 
-    def _event_time(self, row: SimCall, step: int, previous: datetime) -> datetime | None:
-        if step >= len(row.timeline):
+    @staticmethod
+    def _event_time(timeline: list[list[str]], hangup_at: datetime | None, step: int,
+                    previous: datetime) -> datetime | None:
+        if step >= len(timeline):
             return None
-        nxt = datetime.fromisoformat(row.timeline[step][1])
-        if step == len(row.timeline) - 1 and row.hangup_at is not None:
-            nxt = min(nxt, row.hangup_at)
+        nxt = datetime.fromisoformat(timeline[step][1])
+        if step == len(timeline) - 1 and hangup_at is not None:
+            nxt = min(nxt, hangup_at)
         return max(nxt, previous)
 
-    async def _advance(self, plan: dict[str, list[CarrierEvent]], now: datetime) -> None:
+    async def _advance(self, claimed: list[Any], plan: dict[str, list[CarrierEvent]]) -> None:
+        """Move the claimed calls' cursors past the delivered events and release the claim
+        (one executemany). ``hangup_at`` is re-read: the delivery may have just set it."""
+        t = SimCall.__table__
         async with self.db.session() as s:
-            rows = list(await s.scalars(select(SimCall).where(SimCall.id.in_(list(plan)))))
-            for sim in rows:
-                delivered = plan[sim.id]
-                sim.claimed_until = None
+            hangup = dict(list(await s.execute(
+                select(t.c.id, t.c.hangup_at).where(t.c.id.in_([r.id for r in claimed])))))
+            params: list[dict[str, Any]] = []
+            idle: list[str] = []
+            for row in claimed:
+                delivered = plan.get(row.id)
                 if not delivered:
+                    idle.append(row.id)
                     continue
-                sim.events_sent += len(delivered)
+                state, answered_at, ended_at, outcome = (row.state, row.answered_at,
+                                                         row.ended_at, row.outcome)
+                sent = row.events_sent + len(delivered)
                 for event in delivered:
                     if event.type == "answered":
-                        sim.state, sim.answered_at = "answered", event.at
+                        state, answered_at = "answered", event.at
                     elif event.type == "ended":
-                        sim.state, sim.ended_at = "ended", event.at
-                        sim.outcome = event.data.get("reason")
-                sim.next_event_at = (None if sim.state == "ended" else
-                                     self._event_time(sim, sim.events_sent, delivered[-1].at))
+                        state, ended_at = "ended", event.at
+                        outcome = event.data.get("reason")
+                nxt = (None if state == "ended" else self._event_time(
+                    row.timeline, hangup.get(row.id), sent, delivered[-1].at))
+                params.append({"sid": row.id, "state": state, "answered": answered_at,
+                               "ended": ended_at, "outcome": outcome, "sent": sent,
+                               "next": nxt})
+            if params:
+                await s.execute(
+                    update(t).where(t.c.id == bindparam("sid"))
+                    .values(state=bindparam("state"),
+                            answered_at=bindparam("answered", type_=UTCDateTime),
+                            ended_at=bindparam("ended", type_=UTCDateTime),
+                            outcome=bindparam("outcome"), events_sent=bindparam("sent"),
+                            next_event_at=bindparam("next", type_=UTCDateTime),
+                            claimed_until=None),
+                    params)
+            if idle:
+                await s.execute(update(t).where(t.c.id.in_(idle)).values(claimed_until=None))
             await s.commit()
