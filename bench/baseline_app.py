@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -124,7 +124,7 @@ INSERT = text(
 @app.post("/contacts", status_code=201)
 async def create_contact(request: Request) -> Response:
     b = orjson.loads(await request.body())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     email = b.get("email")
     phone = b.get("phone")
     row = {

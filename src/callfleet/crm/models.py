@@ -60,7 +60,10 @@ class Contact(TeamOwned, Base):
     __table_args__ = (
         Index("ix_contacts_team_id_id", "team_id", "id"),
         Index("ix_contacts_team_id_company_id_id", "team_id", "company_id", "id"),
-        Index("ix_contacts_team_id_lead_status_id", "team_id", "lead_status", "id"),
+        # leadStatus (+ hasPhone) lists and counts from the index alone (phone included).
+        # Migration 0007, docs/decisions/0012-crm-performance.md.
+        Index("ix_contacts_team_id_lead_status_id_phone", "team_id", "lead_status", "id",
+              "phone"),
         Index("ix_contacts_team_id_phone", "team_id", "phone"),
         Index("ix_contacts_team_id_email_lower", "team_id", "email_lower"),
         Index("ix_contacts_company_id", "company_id"),

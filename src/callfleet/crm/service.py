@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
@@ -266,6 +267,7 @@ async def delete_company(
     await session.execute(delete(Contact).where(Contact.company_id == c.id))
     await session.delete(c)
     await session.flush()
+    _COMPANY_TEAM.pop(c.id, None)
 
 
 def _merge_custom(
@@ -321,18 +323,42 @@ def contact_values(data: dict[str, Any], region: str) -> dict[str, Any]:
     return out
 
 
+# company id -> team id. A company never changes team, so a remembered answer stays right
+# while the company exists; a company deleted since makes the contact write fail on its
+# foreign key, which ``_flush_contact`` turns back into the 404 (a lookup per create saved).
+_COMPANY_TEAM: dict[str, str] = {}
+_COMPANY_TEAM_CAP = 50_000
+
+
 async def company_of_team(session: AsyncSession, p: Principal, company_id: str | None) -> str:
     """The ``companyId`` of a contact write: required, must exist and be the caller's."""
     if not company_id:
         raise bad_request("companyId is required", "companyId")
     if not ids.is_valid("comp", company_id):
         raise bad_request("companyId is not a valid company id", "companyId")
-    team = await session.scalar(select(Company.team_id).where(Company.id == company_id))
+    team = _COMPANY_TEAM.get(company_id)
     if team is None:
-        raise ApiError(404, "Company not found", {"companyId": "Company not found"})
+        team = await session.scalar(select(Company.team_id).where(Company.id == company_id))
+        if team is None:
+            raise ApiError(404, "Company not found", {"companyId": "Company not found"})
+        if len(_COMPANY_TEAM) >= _COMPANY_TEAM_CAP:
+            _COMPANY_TEAM.clear()
+        _COMPANY_TEAM[company_id] = team
     if team != p.team_id:
         raise forbidden("Forbidden: companyId belongs to another team")
     return company_id
+
+
+async def _flush_contact(session: AsyncSession, p: Principal, company_id: str) -> None:
+    """Flush a contact write; a foreign-key failure because its company was deleted since
+    ``company_of_team`` remembered it is the 404 that check would give now."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        _COMPANY_TEAM.pop(company_id, None)
+        await company_of_team(session, p, company_id)
+        raise
 
 
 def _refresh_search(c: Contact) -> None:
@@ -359,7 +385,7 @@ async def create_contact(
     )
     _refresh_search(contact)
     session.add(contact)
-    await session.flush()
+    await _flush_contact(session, p, company_id)
     return contact_out(contact)
 
 
@@ -411,7 +437,7 @@ async def update_contact(
         )
     _refresh_search(c)
     c.updated_at = utcnow()
-    await session.flush()
+    await _flush_contact(session, p, c.company_id)
     out = contact_out(c)
     emit(session, c.team_id, "contact.updated",
          {"contact": out, "changed": sorted(data)}, c.updated_at, subject_id=c.id)
@@ -489,7 +515,15 @@ async def list_contacts(
     total = int(
         await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
     )
-    rows = (await session.scalars(stmt.order_by(Contact.id.desc()).limit(limit).offset(offset)))
+    if offset:
+        # Deep pages: skip rows in an index-only scan of ids, then fetch only the page's
+        # rows (an OFFSET over full rows reads and discards every skipped row).
+        page = (stmt.with_only_columns(Contact.id).order_by(Contact.id.desc())
+                .limit(limit).offset(offset).subquery())
+        rows = await session.scalars(
+            select(Contact).join(page, Contact.id == page.c.id).order_by(Contact.id.desc()))
+    else:
+        rows = await session.scalars(stmt.order_by(Contact.id.desc()).limit(limit))
     return [contact_out(c) for c in rows], total
 
 

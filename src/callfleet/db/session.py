@@ -99,7 +99,10 @@ def open_database(url: str, *, pool_size: int = 20, null_pool: bool = False) -> 
             # connection carries its own page cache.
             write = _sqlite_engine(url, immediate=True, pool_size=min(pool_size, 4),
                                    max_overflow=4)
-            read = _sqlite_engine(url, immediate=False, pool_size=pool_size, max_overflow=0)
+            # LIFO: under light load the same few connections (and page caches) are reused
+            # instead of every pooled connection warming its own cache (server RSS).
+            read = _sqlite_engine(url, immediate=False, pool_size=pool_size, max_overflow=0,
+                                  pool_use_lifo=True)
         return Database(url, write, read)
     if null_pool:
         engine = create_async_engine(url, poolclass=NullPool)
