@@ -73,6 +73,7 @@ from callfleet import ids
 from callfleet.assistants.models import Assistant
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
+from callfleet.cli import run_async
 from callfleet.config import Settings
 from callfleet.crm.models import Company, Contact
 from callfleet.db.base import UTCDateTime, utcnow
@@ -1334,7 +1335,7 @@ def run_dialer_only() -> int:
         finally:
             await db.dispose()
 
-    asyncio.run(run())
+    run_async(run())
     return 0
 
 
@@ -1349,7 +1350,8 @@ def main() -> int:
         print(summarize_profile(args.summarize_profile))
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return asyncio.run(amain(args))
+    # The event loop `callfleet serve` (uvicorn) and `callfleet worker` use: uvloop.
+    return run_async(amain(args))
 
 
 if __name__ == "__main__":

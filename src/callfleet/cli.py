@@ -30,6 +30,17 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 
+def run_async(coro: Awaitable[T]) -> T:
+    """Run a coroutine on uvloop when it is installed (as ``callfleet serve`` does through
+    uvicorn): its event loop and transports cost the workers about a fifth less CPU than
+    asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    return uvloop.run(coro)  # type: ignore[arg-type,no-any-return]
+
+
 def _with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
     async def run() -> T:
         db = open_database(get_settings().resolved_database_url(), null_pool=True)
@@ -40,7 +51,7 @@ def _with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
             await db.dispose()
 
     try:
-        return asyncio.run(run())
+        return run_async(run())
     except ApiError as exc:
         console.print(f"[red]error:[/red] {exc.error}")
         raise typer.Exit(2) from None
@@ -97,7 +108,7 @@ def worker() -> None:
         finally:
             await db.dispose()
 
-    asyncio.run(run())
+    run_async(run())
 
 
 @app.command()
@@ -116,7 +127,7 @@ def demo(
     scale = time_scale or (settings.time_scale if "CALLFLEET_TIME_SCALE" in os.environ
                            else 7200.0)
     settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})
-    code = asyncio.run(run_demo(settings, contacts, timeout, Console()))
+    code = run_async(run_demo(settings, contacts, timeout, Console()))
     raise typer.Exit(code)
 
 

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     legal_hours_end: str = "21:00"
     dialer_tick_seconds: float = Field(default=0.2, description="Real seconds between passes.")
     dialer_batch: int = Field(default=200, description="Enrollments claimed per pass.")
+    dialer_pace_seconds: float = Field(
+        default=0.05, description="Real seconds to wait after a pass that did less than a "
+        "quarter batch of work, so that passes under a steady trickle take bigger batches.")
     lease_seconds: float = Field(
         default=30.0, description="Real seconds a worker owns a call before others reconcile it."
     )

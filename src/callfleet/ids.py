@@ -5,9 +5,10 @@ ULIDs are time-ordered, so ids sort by creation time and index well.
 
 from __future__ import annotations
 
+import os
 import re
-
-from ulid import ULID
+import threading
+import time
 
 PREFIXES = frozenset(
     {"team", "key", "comp", "cont", "cf", "asst", "pn", "camp", "cc", "call", "wh", "whd", "evt",
@@ -16,9 +17,41 @@ PREFIXES = frozenset(
 _BODY = re.compile(r"^[0-7][0-9a-hjkmnp-tv-z]{25}$")
 
 
+_ENC = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_PAIRS = [a + b for a in _ENC for b in _ENC]  # 10 bits -> 2 characters
+
+
+_lock = threading.Lock()
+_last = 0  # the last ULID made here, as an int
+
+
+def ulid_body() -> str:
+    """A ULID (48-bit millisecond time, 80 random bits) as 26 lower-case base32 characters,
+    the text ``str(ulid.ULID()).lower()`` gives, encoded ten bits at a time (about twice as
+    fast; the dialer makes ~11 ids per call). Monotonic within the process, as python-ulid's:
+    an id made in the same millisecond as the previous one (or after the clock stepped back)
+    is the previous one plus one, so ids made one after the other sort in that order."""
+    global _last
+    fresh = ((time.time_ns() // 1_000_000) << 80) | int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        if fresh >> 80 <= _last >> 80:
+            fresh = _last + 1
+        _last = fresh
+    return _encode(fresh)
+
+
+def _encode(n: int) -> str:
+    p = _PAIRS
+    return (_ENC[n >> 125] + p[(n >> 115) & 1023] + p[(n >> 105) & 1023]
+            + p[(n >> 95) & 1023] + p[(n >> 85) & 1023] + p[(n >> 75) & 1023]
+            + p[(n >> 65) & 1023] + p[(n >> 55) & 1023] + p[(n >> 45) & 1023]
+            + p[(n >> 35) & 1023] + p[(n >> 25) & 1023] + p[(n >> 15) & 1023]
+            + p[(n >> 5) & 1023] + _ENC[n & 31])
+
+
 def new_id(prefix: str) -> str:
     assert prefix in PREFIXES, prefix
-    return f"{prefix}_{str(ULID()).lower()}"
+    return f"{prefix}_{ulid_body()}"
 
 
 def is_valid(prefix: str, value: object) -> bool:

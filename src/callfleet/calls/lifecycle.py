@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import event, exists, func, insert, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from callfleet import ids
@@ -34,6 +33,7 @@ from callfleet.crm.models import Contact
 from callfleet.crm.service import emit_contact_updated
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
+from callfleet.db.staging import stage
 from callfleet.dialer import rules
 from callfleet.teams.models import Team
 from callfleet.webhooks.outbox import emit
@@ -46,39 +46,21 @@ CARRIER_REASONS = {
 }
 
 
-_STAGED_EVENTS = "callfleet.staged_call_events"
-
 
 def add_event(session: AsyncSession, call: Call, kind: str, at: datetime,
               data: dict[str, Any] | None = None) -> None:
     """Record a step of the call's timeline and, in the same transaction, its event for
-    webhooks (SPEC 7).
+    webhooks (SPEC 7). Both rows are staged (``db.staging``): a batch of calls pays one
+    INSERT per table, not one ORM object per step."""
+    from callfleet.calls.service import call_out  # (calls.service imports this module)
 
-    The timeline row is written by the session's next flush (as a pending ORM object
-    would be), together with every other step staged since, in one executemany: a batch of
-    calls pays one INSERT, not one ORM object per step."""
-    from callfleet.calls.service import call_out
-
-    staged = session.info.get(_STAGED_EVENTS)
-    if staged is None:
-        staged = session.info[_STAGED_EVENTS] = []
-    staged.append({"id": ids.new_id("evt"), "call_id": call.id, "type": kind, "at": at,
-                   "data": data or {}})
-    # The outbox row is a pending object, so the session always flushes the staged rows.
+    stage(session, _CALL_EVENTS, {"id": ids.new_id("evt"), "call_id": call.id, "type": kind,
+                                  "at": at, "data": data or {}})
     emit(session, call.team_id, kind, {"call": call_out(call), **(data or {})}, at,
          subject_id=call.id)
 
 
-@event.listens_for(Session, "after_flush")
-def _write_staged_events(session: Session, _flush_context: Any) -> None:
-    rows = session.info.pop(_STAGED_EVENTS, None)
-    if rows:  # after the flush's INSERTs, so the calls they belong to exist
-        session.connection().execute(insert(CallEvent.__table__), rows)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_staged_events(session: Session, _previous: Any) -> None:
-    session.info.pop(_STAGED_EVENTS, None)
+_CALL_EVENTS = CallEvent.__table__
 
 
 async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime) -> bool:

@@ -41,6 +41,7 @@ from callfleet.crm import fields as F
 from callfleet.crm.models import Contact
 from callfleet.db.base import iso, utcnow
 from callfleet.db.session import Database
+from callfleet.db.staging import stage
 
 log = structlog.get_logger("callfleet.analysis")
 
@@ -319,9 +320,11 @@ def apply_values(contact: Contact, fields: list[dict[str, Any]],
 
 async def write_results(s: AsyncSession, call: Call, contact: Contact | None,
                         assistant: Any, findings: Findings, at: datetime,
-                        region: str) -> dict[str, Any]:
+                        region: str, definitions: dict[str, Any] | None = None
+                        ) -> dict[str, Any]:
     """Everything the analysis changes, in the caller's transaction (which has fenced the
-    job). Returns the stored analysis."""
+    job). Returns the stored analysis. ``definitions`` caches the custom field definitions
+    per team across the calls of one transaction."""
     from callfleet.calls.service import call_out
     from callfleet.crm.service import _refresh_search, emit_contact_updated, load_definitions
     from callfleet.webhooks.outbox import emit
@@ -331,7 +334,11 @@ async def write_results(s: AsyncSession, call: Call, contact: Contact | None,
     changed: list[str] = []
     rejected: dict[str, str] = {}
     if contact is not None and findings.values:
-        defs = await load_definitions(s, call.team_id, "contact")
+        defs = (definitions or {}).get(call.team_id)
+        if defs is None:
+            defs = await load_definitions(s, call.team_id, "contact")
+            if definitions is not None:
+                definitions[call.team_id] = defs
         extracted, changed, rejected = apply_values(contact, fields, findings.values, defs,
                                                     region)
     elif findings.values:  # no contact (a single call to a bare number): record only
@@ -356,8 +363,9 @@ async def write_results(s: AsyncSession, call: Call, contact: Contact | None,
     if findings.error:
         analysis["llm_error"] = findings.error
     call.analysis = analysis
-    s.add(CallEvent(id=_evt(), call_id=call.id, type="call.analyzed", at=at,
-                    data={"method": findings.method, "extracted": sorted(extracted)}))
+    stage(s, CallEvent.__table__, {"id": _evt(), "call_id": call.id, "type": "call.analyzed",
+                                   "at": at, "data": {"method": findings.method,
+                                                      "extracted": sorted(extracted)}})
     emit(s, call.team_id, "call.analyzed", {"call": call_out(call), "analysis": analysis}, at,
          subject_id=call.id)
     if contact is not None and changed:
@@ -445,6 +453,15 @@ async def revert_analysis(s: AsyncSession, p: Any, call_id: str, at: datetime
 # --------------------------------------------------------------------------- the worker
 
 
+@dataclass
+class _Ready:
+    """A claimed call whose findings are computed, waiting to be written."""
+    call_id: str
+    contact_id: str | None
+    assistant: Any
+    findings: Findings
+
+
 class AnalysisWorker:
     def __init__(self, db: Database, clock: Any, settings: Settings, worker_id: str, *,
                  sleep: Any = asyncio.sleep, capacity: int = 20) -> None:
@@ -463,9 +480,108 @@ class AnalysisWorker:
     async def tick(self) -> int:
         claimed = await jobs.claim(self.db, KIND, self.worker_id, self.clock.now(),
                                    self._lease(), self.capacity)
-        for call_id in claimed:
-            await self.handle(call_id)
+        if claimed:
+            await self.handle_many(claimed)
         return len(claimed)
+
+    async def handle_many(self, call_ids: list[str]) -> int:
+        """Analyse claimed calls; returns how many this worker committed. Calls without an
+        LLM (the deterministic extractor answers in microseconds) are read in one
+        transaction and written in one; calls with an LLM go one by one (:meth:`handle`),
+        since each waits for the model. If the batch's write fails, every call in it is
+        retried alone, so one bad call cannot hold back the others."""
+        try:
+            ready, alone = await self._prepare_many(call_ids)
+        except Exception:
+            log.exception("analysis_batch_read_failed")
+            ready, alone = [], list(call_ids)
+        done = 0
+        if ready:
+            try:
+                done += await self._write_many(ready)
+            except Exception:
+                log.exception("analysis_batch_write_failed", calls=len(ready))
+                alone.extend(r.call_id for r in ready)
+        for call_id in alone:
+            done += await self.handle(call_id)
+        return done
+
+    async def _prepare_many(self, call_ids: list[str]) -> tuple[list[_Ready], list[str]]:
+        from callfleet.assistants.models import Assistant
+        from callfleet.conversation.models import CallJob
+        from callfleet.crm.service import contact_out
+
+        now = self.clock.now()
+        region = self.settings.default_region
+        ready: list[_Ready] = []
+        alone: list[str] = []
+        async with self.db.session(write=False) as s:
+            found = {j.call_id for j in await s.scalars(
+                select(CallJob).where(CallJob.kind == KIND, CallJob.call_id.in_(call_ids)))}
+            calls = {c.id: c for c in await s.scalars(select(Call).where(Call.id.in_(call_ids)))}
+            wanted = {c.assistant_id for c in calls.values() if c.assistant_id}
+            assistants = {a.id: a for a in await s.scalars(
+                select(Assistant).where(Assistant.id.in_(sorted(wanted))))} if wanted else {}
+            wanted = {c.contact_id for c in calls.values() if c.contact_id}
+            contacts = {c.id: c for c in await s.scalars(
+                select(Contact).where(Contact.id.in_(sorted(wanted))))} if wanted else {}
+            for call_id in call_ids:
+                call = calls.get(call_id)
+                if call_id not in found or call is None:
+                    continue  # as handle(): nothing to analyse
+                assistant = assistants.get(call.assistant_id or "")
+                if assistant is not None and await runtime.llm_for(s, call, assistant):
+                    alone.append(call_id)
+                    continue
+                row = contacts.get(call.contact_id or "")
+                try:
+                    findings = deterministic_findings(
+                        call, assistant, contact_out(row) if row else None, now, region)
+                except Exception:
+                    log.exception("analysis_failed", call_id=call_id)
+                    alone.append(call_id)  # handle() records the error and retries
+                    continue
+                ready.append(_Ready(call_id, call.contact_id, assistant, findings))
+        return ready, alone
+
+    async def _write_many(self, ready: list[_Ready]) -> int:
+        if self.before_write is not None:
+            for r in ready:
+                await self.before_write(r.call_id)
+        region = self.settings.default_region
+        async with self.db.session() as s:
+            fenced = await jobs.fence_many(s, [r.call_id for r in ready], KIND,
+                                           self.worker_id, self.clock.now())
+            for r in ready:
+                if r.call_id not in fenced:
+                    log.info("analysis_lost_lease", call_id=r.call_id)
+            mine = [r for r in ready if r.call_id in fenced]
+            if not mine:
+                await s.rollback()
+                return 0
+            stmt = select(Call).where(Call.id.in_(sorted(r.call_id for r in mine)))
+            wanted = sorted({r.contact_id for r in mine if r.contact_id})
+            cstmt = select(Contact).where(Contact.id.in_(wanted))
+            if not self.db.is_sqlite:  # the same lock order as the dialer: calls, contacts
+                stmt = stmt.order_by(Call.id).with_for_update()
+                cstmt = cstmt.order_by(Contact.id).with_for_update()
+            rows = {c.id: c for c in await s.scalars(stmt)}
+            contacts = {c.id: c for c in await s.scalars(cstmt)} if wanted else {}
+            definitions: dict[str, Any] = {}
+            written = 0
+            at = self.clock.now()
+            for r in mine:
+                row = rows.get(r.call_id)
+                if row is None:
+                    continue
+                await write_results(s, row, contacts.get(r.contact_id or ""), r.assistant,
+                                    r.findings, at, region, definitions)
+                written += 1
+            await s.commit()
+        for r in mine:
+            log.info("call_analyzed", call_id=r.call_id, method=r.findings.method,
+                     extracted=len(r.findings.values))
+        return written
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -474,9 +590,13 @@ class AnalysisWorker:
                 busy = await self.tick()
             except Exception:
                 log.exception("analysis_pass_failed")
-            if not busy:
+            # A full batch: on at once; a partial one: a short pause, so that the next
+            # claim takes a batch rather than the one call that ended meanwhile.
+            pause = (0.0 if busy >= self.capacity else self.settings.intelligence_tick_seconds
+                     if not busy else self.settings.intelligence_tick_seconds / 4)
+            if pause:
                 try:
-                    await asyncio.wait_for(stop.wait(), self.settings.intelligence_tick_seconds)
+                    await asyncio.wait_for(stop.wait(), pause)
                 except TimeoutError:
                     pass
 

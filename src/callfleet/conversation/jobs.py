@@ -80,6 +80,20 @@ async def fence(s: AsyncSession, call_id: str, kind: str, owner: str, at: dateti
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
+async def fence_many(s: AsyncSession, call_ids: list[str], kind: str, owner: str,
+                     at: datetime) -> set[str]:
+    """:func:`fence` for many jobs in one statement; returns the call ids still owned (now
+    marked done)."""
+    if not call_ids:
+        return set()
+    return set(await s.scalars(
+        update(CallJob)
+        .where(CallJob.call_id.in_(sorted(call_ids)), CallJob.kind == kind,
+               CallJob.owner == owner, CallJob.status == "running")
+        .values(status="done", finished_at=at, lease_expires_at=None, last_error=None)
+        .returning(CallJob.call_id)))
+
+
 async def release(db: Database, call_id: str, kind: str, owner: str, retry_at: datetime,
                   error: str) -> bool:
     """Give the job back for a later try (a transient failure)."""

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -35,8 +36,17 @@ SQLITE_PRAGMAS = (
 )
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns are written with orjson (several times faster than ``json.dumps``; the
+    dialer writes a few JSON values per call event)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_JSON = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
+
+
 def _sqlite_engine(url: str, *, immediate: bool, **kw: Any) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"isolation_level": None}, **kw)
+    engine = create_async_engine(url, connect_args={"isolation_level": None}, **_JSON, **kw)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -105,9 +115,9 @@ def open_database(url: str, *, pool_size: int = 20, null_pool: bool = False) -> 
                                   pool_use_lifo=True)
         return Database(url, write, read)
     if null_pool:
-        engine = create_async_engine(url, poolclass=NullPool)
+        engine = create_async_engine(url, poolclass=NullPool, **_JSON)
     else:
         engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, **_JSON
         )
     return Database(url, engine, engine)

@@ -93,9 +93,19 @@ class Dialer:
             except Exception:
                 log.exception("dialer_pass_failed", worker=self.worker_id)
                 busy = 0
+            # Idle: wait a tick. A small pass: wait a little, so that the next pass finds a
+            # batch (each pass costs a dozen statements whatever its size; with several
+            # workers sharing a trickle, passes back to back would each take a few calls).
+            # A big pass: go on at once.
             if not busy:
+                pause = self.settings.dialer_tick_seconds
+            elif busy < self.settings.dialer_batch // 4:
+                pause = self.settings.dialer_pace_seconds
+            else:
+                pause = 0.0
+            if pause > 0:
                 try:
-                    await asyncio.wait_for(stop.wait(), self.settings.dialer_tick_seconds)
+                    await asyncio.wait_for(stop.wait(), pause)
                 except TimeoutError:
                     pass
             else:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
+from callfleet.db.staging import stage
 from callfleet.webhooks.models import OutboxEvent
 
 EVENT_TYPES = (
@@ -21,9 +22,14 @@ EVENT_TYPES = (
 
 def emit(session: AsyncSession, team_id: str, type: str, data: dict[str, Any], at: datetime,
          *, subject_id: str | None = None) -> str:
-    """Record one event in the session's transaction; returns its id."""
+    """Record one event in the session's transaction; returns its id. The row is staged
+    (``db.staging``): it is written with the transaction's next flush or its commit."""
     assert type in EVENT_TYPES, type
     event_id = ids.new_id("evt")
-    session.add(OutboxEvent(id=event_id, team_id=team_id, type=type, subject_id=subject_id,
-                            data=data, created_at=at))
+    stage(session, _TABLE, {"id": event_id, "team_id": team_id, "type": type,
+                            "subject_id": subject_id, "data": data, "created_at": at,
+                            "dispatched_at": None})
     return event_id
+
+
+_TABLE = OutboxEvent.__table__
