@@ -225,3 +225,34 @@ async def test_cli_keys_work_against_the_api_until_revoked(
     # Other keys of the team are unaffected.
     r = await api.get("/api/team", headers=h(team["api_key"]))
     assert r.status_code == 200
+
+
+def test_worker_serves_prometheus_metrics_when_asked(workdir: Path, env: dict[str, str]) -> None:
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callfleet.cli", "worker", "--metrics-port", str(port)],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "callfleet_webhook_backlog" not in body:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert "callfleet_webhook_backlog" in body
+        assert "process_cpu_seconds_total" in body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""

@@ -83,7 +83,11 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: int = typer.Option(
+        0, help="Serve Prometheus metrics (dialer, webhook sender) on this port; 0: off."),
+    metrics_host: str = typer.Option("127.0.0.1", help="Interface for --metrics-port."),
+) -> None:
     """Run the dialer and the other background loops, no API (any number of workers may
     share one PostgreSQL database)."""
     import signal
@@ -96,14 +100,20 @@ def worker() -> None:
     configure(settings.log_level)
 
     async def run() -> None:
-        db = open_database(settings.resolved_database_url(), pool_size=5)
-        await migrate(db)
-        dialer = await build_dialer(settings, db)
-        stop = asyncio.Event()
+        stop = asyncio.Event()  # first, so that a SIGTERM during start-up stops cleanly
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr=metrics_host)
+        db = open_database(settings.resolved_database_url(), pool_size=5)
         try:
+            await migrate(db)
+            if stop.is_set():
+                return
+            dialer = await build_dialer(settings, db)
             await run_background(settings, db, dialer, stop)
         finally:
             await db.dispose()
