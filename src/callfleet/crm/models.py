@@ -58,6 +58,8 @@ class Contact(TeamOwned, Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (
+        # Counting a team's contacts (migration 0009): the narrowest index with team_id.
+        Index("ix_contacts_team_id", "team_id"),
         Index("ix_contacts_team_id_id", "team_id", "id"),
         Index("ix_contacts_team_id_company_id_id", "team_id", "company_id", "id"),
         # leadStatus (+ hasPhone) lists and counts from the index alone (phone included).

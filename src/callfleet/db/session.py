@@ -32,7 +32,9 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-16384",  # 16 MB per connection
-    "PRAGMA mmap_size=268435456",
+    # Memory-mapped reads, capped: every connection maps the file separately, and mapped
+    # pages count in the server's RSS once per mapping (docs/decisions/0012).
+    "PRAGMA mmap_size=67108864",
 )
 
 
