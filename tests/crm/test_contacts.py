@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
@@ -179,3 +180,27 @@ async def test_idempotency_key(client: httpx.AsyncClient, team: TeamCtx, company
     assert r.json()["count"] == 1
     r3 = await client.post("/api/crm/contacts", json={**body, "firstName": "J"}, headers=h)
     assert r3.status_code == 409
+
+
+async def test_search_pages_keep_the_count(client: httpx.AsyncClient, team: TeamCtx,
+                                           company: str) -> None:
+    made = [await make_contact(client, team, company, firstName=f"Pagey{i}",
+                               lastName="Searchfield") for i in range(5)]
+    await make_contact(client, team, company, firstName="Other", lastName="Person")
+    newest_first = [c["id"] for c in reversed(made)]
+
+    async def page(**params: Any) -> dict[str, Any]:
+        r = await client.get("/api/crm/contacts", headers=team.headers,
+                             params={"teamId": team.id, "search": "searchfield", **params})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = await page(limit=2)
+    assert first["count"] == 5 and [c["id"] for c in first["contacts"]] == newest_first[:2]
+    middle = await page(limit=2, offset=2)
+    assert middle["count"] == 5 and [c["id"] for c in middle["contacts"]] == newest_first[2:4]
+    past = await page(limit=2, offset=10)
+    assert past["count"] == 5 and past["contacts"] == []
+    none = await page(search="no-such-person-anywhere")
+    assert none["count"] == 0 and none["contacts"] == []
+    assert (await page(leadStatus="qualified"))["count"] == 0

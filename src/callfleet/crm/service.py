@@ -512,6 +512,8 @@ async def list_contacts(
         stmt = stmt.where(Contact.phone.is_not(None) if has_phone else Contact.phone.is_(None))
     if tag:
         stmt = stmt.where(_has_tag(session, tag.strip()))
+    if search and search.strip():
+        return await _search_page(session, stmt, limit, offset)
     total = int(
         await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
     )
@@ -525,6 +527,27 @@ async def list_contacts(
     else:
         rows = await session.scalars(stmt.order_by(Contact.id.desc()).limit(limit))
     return [contact_out(c) for c in rows], total
+
+
+async def _search_page(session: AsyncSession, stmt: Any, limit: int, offset: int
+                       ) -> tuple[list[dict[str, Any]], int]:
+    """A search's page and count in one statement: the matching ids are found once (a
+    materialized CTE: the trigram / FTS match and its recheck of each candidate row are the
+    expensive part), then counted and paged from that list, and only the page's rows are
+    read. Two statements would each redo the match."""
+    matched = stmt.with_only_columns(Contact.id).order_by(None).cte("matched")
+    page = select(matched.c.id).order_by(matched.c.id.desc()).limit(limit).offset(offset)
+    total_col = select(func.count()).select_from(matched).scalar_subquery().label("total")
+    result = await session.execute(
+        select(Contact, total_col).where(Contact.id.in_(page.scalar_subquery()))
+        .order_by(Contact.id.desc()))
+    rows = result.all()
+    if rows:
+        return [contact_out(c) for c, _ in rows], int(rows[0][1])
+    if not offset:
+        return [], 0
+    total = int(await session.scalar(select(func.count()).select_from(matched)) or 0)
+    return [], total
 
 
 def _has_tag(session: AsyncSession, tag: str) -> ColumnElement[bool]:
