@@ -1,5 +1,6 @@
-"""The import's NANP fast path for phone numbers gives exactly ``fields.normalize_phone``'s
-results (crm/importer.py ``normalize_phone``; docs/decisions/0012-crm-performance.md)."""
+"""The NANP fast path of ``fields.normalize_phone`` (used by contact create, update and import)
+gives exactly the results of the full libphonenumber check, ``fields.normalize_phone_full``
+(docs/decisions/0012-crm-performance.md)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,18 @@ import phonenumbers
 import pytest
 
 from callfleet.crm import fields as F
-from callfleet.crm import importer as I
 
 
 def _reference(text: str, region: str) -> str | None:
     try:
-        return F.normalize_phone(text, region)
+        return F.normalize_phone_full(text, region)
     except ValueError:
         return "error"
 
 
 def _fast(text: str, region: str) -> str | None:
     try:
-        return I.normalize_phone(text, region)
+        return F.normalize_phone(text, region)
     except ValueError:
         return "error"
 
@@ -35,7 +35,7 @@ def _spellings(d: str) -> list[str]:
 
 def test_fast_path_matches_libphonenumber_on_random_numbers() -> None:
     rnd = random.Random(7)
-    I._NANP_VALID_PREFIXES.clear()
+    F._NANP_VALID_PREFIXES.clear()
     numbers = []
     for _ in range(4000):
         # Mostly real area codes (warm prefixes), some anything (invalid ones, 0/1 starts).

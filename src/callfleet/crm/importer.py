@@ -26,7 +26,6 @@ from operator import itemgetter
 from typing import IO, Any
 
 import orjson
-import phonenumbers
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,37 +66,8 @@ _SQUASH = re.compile(r"[^a-z0-9]")
 TEXT_LIMITS = {"job_title": 300, "source": 200, "preferred_contact_method": 50, "notes": 20_000}
 
 
-# Phone numbers: libphonenumber's parse + validity check costs ~90 µs a number, the largest
-# part of preparing a row. For a NANP default region and the usual spellings of a 10-digit
-# number ("(415) 555-0100", "415.555.0100", "+1 415 555 0100") the E.164 form is "+1" and the
-# ten digits, and NANP validity in libphonenumber's metadata is decided by the first seven
-# digits (area code, exchange, thousands block; every pattern ends in \d{3} or wider — see
-# tests/crm/test_import_phone_fast_path.py). So a number whose first seven digits were already
-# confirmed valid by the full check is valid too; anything else takes the full check.
-_NANP_SPELLING = re.compile(r"(?:\+1[ .-]?)?(?:\((\d{3})\) ?|(\d{3})[ .-]?)(\d{3})[ .-]?(\d{4})")
-_NANP_REGIONS = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(1, ()))
-_NANP_VALID_PREFIXES: set[str] = set()
-_NANP_PREFIX_CAP = 250_000
-
-
-def normalize_phone(text: str | None, region: str) -> str | None:
-    """``fields.normalize_phone`` with a fast path for common NANP spellings (same results)."""
-    if text and region in _NANP_REGIONS:
-        m = _NANP_SPELLING.fullmatch(text.strip())
-        if m:
-            national = (m[1] or m[2]) + m[3] + m[4]
-            if national[:7] in _NANP_VALID_PREFIXES:
-                return "+1" + national
-            # What parse() makes of these spellings: country code 1 and the ten digits (an
-            # area code never starts with 0 or 1, where parse might strip a prefix).
-            if national[0] not in "01" and phonenumbers.is_valid_number(
-                phonenumbers.PhoneNumber(country_code=1, national_number=int(national))
-            ):
-                if len(_NANP_VALID_PREFIXES) >= _NANP_PREFIX_CAP:
-                    _NANP_VALID_PREFIXES.clear()
-                _NANP_VALID_PREFIXES.add(national[:7])
-                return "+1" + national
-    return F.normalize_phone(text, region)
+# Phone numbers: ``fields.normalize_phone`` (with its NANP fast path).
+normalize_phone = F.normalize_phone
 
 
 def canonical(header: str) -> str | None:
