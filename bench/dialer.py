@@ -11,7 +11,8 @@ What is measured (details and caveats in bench/README.md, section "Dialer"):
 
 * throughput: a running campaign (window 00:00-23:59 in the contact's zone; every contact in
   a zone whose local time is 09:00-19:00 during the run, so inside the default legal hours
-  08:00-21:00; maxAttempts 1, maxConcurrentCalls 500) with N contacts all due now, on the simulated carrier at full speed
+  08:00-21:00; maxAttempts 1, maxConcurrentCalls 500) with N contacts that become due once every
+  dialer process is up and idle (--cold-start: due when they start), on the simulated carrier at full speed
   (CALLFLEET_SIM_INSTANT=true, CALLFLEET_SIM_MIX=answer=100, CALLFLEET_SIM_INVALID_PERCENT=0).
   SQLite: one in-process ``Dialer.run`` loop; PostgreSQL: 1, 2 and 4 ``callfleet worker``
   subprocesses (fresh database per run) plus one in-process loop (for statement counts).
@@ -283,11 +284,12 @@ def long_message(seconds: float) -> str:
 
 async def seed(url: str, n: int, *, max_concurrent: int, due_rate: float | None = None,
                due_lead: float = 0.0, first_message: str = "Hi {{contact.first_name}}",
-               max_attempts: int = 1) -> Seed:
+               max_attempts: int = 1, held: bool = False) -> Seed:
     """Team (default legal hours 08:00-21:00: every contact is in a zone where it is 09:00-19:00
     now), company, assistant, 4 numbers, ``n`` contacts and a running campaign (window
     00:00-23:59 every day, contact time zones) with all of them enrolled. With
-    ``due_rate`` the i-th enrollment is due at (now + due_lead + i / due_rate); else due now."""
+    ``due_rate`` the i-th enrollment is due at (now + due_lead + i / due_rate); ``held``: due
+    in a day (:func:`release` makes them due now); else due now."""
     t0 = time.perf_counter()
     db = open_database(url, pool_size=2)
     try:
@@ -345,7 +347,8 @@ async def seed(url: str, n: int, *, max_concurrent: int, due_rate: float | None 
                 rows = []
                 for i in range(start, min(n, start + 5000)):
                     eid = ids.new_id("cc")
-                    at = base + timedelta(seconds=i / due_rate) if due_rate else None
+                    at = (base + timedelta(seconds=i / due_rate) if due_rate
+                          else base + timedelta(days=1) if held else None)
                     due[eid] = at
                     rows.append({
                         "id": eid, "team_id": team.id, "campaign_id": created["id"],
@@ -675,11 +678,54 @@ def rate_stats(calls: list[Any], t_start: datetime) -> dict[str, Any]:
 # ============================================================== phases
 
 
+async def release(url: str, seed: Seed) -> None:
+    """Make every held enrollment of the campaign due now."""
+    db = open_database(url, pool_size=1)
+    try:
+        async with db.session() as s:
+            await s.execute(text("UPDATE campaign_contacts SET next_attempt_at = NULL "
+                                 "WHERE campaign_id = :c AND status = 'pending'"),
+                            {"c": seed.campaign_id})
+            await s.commit()
+    finally:
+        await db.dispose()
+
+
+async def wait_ready(dialers: Dialers, max_s: float = 120.0) -> float:
+    """Until every dialer process has started and gone idle (imports, migrations and the first
+    passes done): each used under 20 % of a core over two consecutive seconds (an idle
+    worker polls the database several times a second; start-up keeps a core busy). Returns the
+    seconds waited."""
+    import psutil
+
+    t0 = time.monotonic()
+    if dialers.inprocess:
+        return 0.0  # start() returned after migrating and building the dialer
+    procs = [psutil.Process(pid) for pid in dialers.pids()]
+
+    def cpu() -> list[float]:
+        return [sum(p.cpu_times()[:2]) for p in procs]
+
+    quiet, last = 0, cpu()
+    while time.monotonic() - t0 < max_s:
+        await asyncio.sleep(1.0)
+        if not dialers.alive():
+            raise RuntimeError(f"a dialer died while starting; see {dialers.logfile}")
+        now = cpu()
+        busy = max(b - a for a, b in zip(last, now, strict=True))
+        last = now
+        quiet = quiet + 1 if busy < 0.2 and min(now) > 0.5 else 0
+        if quiet >= 2:
+            break
+    return round(time.monotonic() - t0, 1)
+
+
 async def run_throughput(ctx: Ctx, backend: str, workers: int, inprocess: bool, n: int,
                          label: str, count_statements: bool) -> dict[str, Any]:
     args = ctx.args
+    warm = not args.cold_start
     async with fresh_db(ctx, backend) as (url, dsn):
-        sd = await seed(url, n, max_concurrent=THROUGHPUT_MAX_CONCURRENT)
+        sd = await seed(url, n, max_concurrent=THROUGHPUT_MAX_CONCURRENT, held=warm)
         log(f"{label}: seeded {n} contacts in {sd.seconds:.1f} s (zones {','.join(sd.zones)})")
         env = dialer_env(url, instant=True, extra=args.env)
         mon = Monitor(url)
@@ -690,6 +736,11 @@ async def run_throughput(ctx: Ctx, backend: str, workers: int, inprocess: bool, 
         try:
             await dialers.start()
             t_start = dialers.started_at
+            if warm:
+                waited = await wait_ready(dialers)
+                await release(url, sd)
+                t_start = utcnow()
+                log(f"{label}: dialers idle after {waited} s; contacts released")
             assert t_start is not None
             cpu_a = cpu_snapshot(dialers.pids(), dsn)
             ok = await wait_done(mon, sd, dialers, args.max_seconds)
@@ -710,7 +761,8 @@ async def run_throughput(ctx: Ctx, backend: str, workers: int, inprocess: bool, 
         **rate_stats(res["calls"], t_start), "checks": res["checks"],
     }
     attempts = max(1, out["attempts"])
-    # CPU from the dialers' start (incl. a worker's import/migrate) to the last attempt.
+    # CPU from the moment the contacts became due (warm, the default) or from the dialers'
+    # start incl. a worker's import/migrate (--cold-start) to the last attempt.
     out["cpu"] = cpu_delta(cpu_a, cpu_b, attempts)
     if dialers.counter is not None:
         c = dialers.counter
@@ -1267,6 +1319,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="what each dialer process runs: all = the loops of `callfleet "
                          "worker` (dialer, webhook sender, conversation/analysis), as in "
                          "production; dialer = the dialer loop alone (diagnosis)")
+    ap.add_argument("--cold-start", action="store_true",
+                    help="throughput: start the dialers with the contacts already due, so the "
+                         "workers' start-up (imports, migrations) is part of the run; by "
+                         "default the contacts become due once every dialer is up and idle")
     ap.add_argument("--run-dialer", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
