@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, create_model
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callfleet import ids
 from callfleet.calls.models import Call, CallEvent
 from callfleet.config import Settings
 from callfleet.conversation import jobs, runtime
@@ -363,7 +364,7 @@ async def write_results(s: AsyncSession, call: Call, contact: Contact | None,
     if findings.error:
         analysis["llm_error"] = findings.error
     call.analysis = analysis
-    stage(s, CallEvent.__table__, {"id": _evt(), "call_id": call.id, "type": "call.analyzed",
+    stage(s, CallEvent.__table__, {"id": ids.new_id("evt"), "call_id": call.id, "type": "call.analyzed",
                                    "at": at, "data": {"method": findings.method,
                                                       "extracted": sorted(extracted)}})
     emit(s, call.team_id, "call.analyzed", {"call": call_out(call), "analysis": analysis}, at,
@@ -371,12 +372,6 @@ async def write_results(s: AsyncSession, call: Call, contact: Contact | None,
     if contact is not None and changed:
         emit_contact_updated(s, contact, at, changed)
     return analysis
-
-
-def _evt() -> str:
-    from callfleet import ids
-
-    return ids.new_id("evt")
 
 
 # --------------------------------------------------------------------------- undo
@@ -441,7 +436,7 @@ async def revert_analysis(s: AsyncSession, p: Any, call_id: str, at: datetime
     if skipped:
         analysis["revert_skipped"] = skipped
     call.analysis = analysis
-    s.add(CallEvent(id=_evt(), call_id=call.id, type="call.analysis_reverted", at=at,
+    s.add(CallEvent(id=ids.new_id("evt"), call_id=call.id, type="call.analysis_reverted", at=at,
                     data={"reverted": reverted, "skipped": sorted(skipped)}))
     await s.flush()
     events = list(await s.scalars(
@@ -451,6 +446,16 @@ async def revert_analysis(s: AsyncSession, p: Any, call_id: str, at: datetime
 
 
 # --------------------------------------------------------------------------- the worker
+
+
+@dataclass
+class _Loaded:
+    """A claimed call and what its analysis reads."""
+    job: Any
+    call: Call
+    assistant: Any
+    contact: dict[str, Any] | None
+    config: LlmConfig | None
 
 
 @dataclass
@@ -506,17 +511,16 @@ class AnalysisWorker:
             done += await self.handle(call_id)
         return done
 
-    async def _prepare_many(self, call_ids: list[str]) -> tuple[list[_Ready], list[str]]:
+    async def _load(self, call_ids: list[str]) -> dict[str, _Loaded]:
+        """What analysing these calls reads, one query per table (read transaction). Calls
+        without their job or row are left out (nothing to analyse)."""
         from callfleet.assistants.models import Assistant
         from callfleet.conversation.models import CallJob
         from callfleet.crm.service import contact_out
 
-        now = self.clock.now()
-        region = self.settings.default_region
-        ready: list[_Ready] = []
-        alone: list[str] = []
+        out: dict[str, _Loaded] = {}
         async with self.db.session(write=False) as s:
-            found = {j.call_id for j in await s.scalars(
+            found = {j.call_id: j for j in await s.scalars(
                 select(CallJob).where(CallJob.kind == KIND, CallJob.call_id.in_(call_ids)))}
             calls = {c.id: c for c in await s.scalars(select(Call).where(Call.id.in_(call_ids)))}
             wanted = {c.assistant_id for c in calls.values() if c.assistant_id}
@@ -526,22 +530,33 @@ class AnalysisWorker:
             contacts = {c.id: c for c in await s.scalars(
                 select(Contact).where(Contact.id.in_(sorted(wanted))))} if wanted else {}
             for call_id in call_ids:
-                call = calls.get(call_id)
-                if call_id not in found or call is None:
-                    continue  # as handle(): nothing to analyse
+                job, call = found.get(call_id), calls.get(call_id)
+                if job is None or call is None:
+                    continue
                 assistant = assistants.get(call.assistant_id or "")
-                if assistant is not None and await runtime.llm_for(s, call, assistant):
-                    alone.append(call_id)
-                    continue
                 row = contacts.get(call.contact_id or "")
-                try:
-                    findings = deterministic_findings(
-                        call, assistant, contact_out(row) if row else None, now, region)
-                except Exception:
-                    log.exception("analysis_failed", call_id=call_id)
-                    alone.append(call_id)  # handle() records the error and retries
-                    continue
-                ready.append(_Ready(call_id, call.contact_id, assistant, findings))
+                config = (await runtime.llm_for(s, call, assistant)
+                          if assistant is not None else None)
+                out[call_id] = _Loaded(job, call, assistant,
+                                       contact_out(row) if row else None, config)
+        return out
+
+    async def _prepare_many(self, call_ids: list[str]) -> tuple[list[_Ready], list[str]]:
+        now = self.clock.now()
+        region = self.settings.default_region
+        ready: list[_Ready] = []
+        alone: list[str] = []
+        for call_id, x in (await self._load(call_ids)).items():
+            if x.config is not None:
+                alone.append(call_id)
+                continue
+            try:
+                findings = deterministic_findings(x.call, x.assistant, x.contact, now, region)
+            except Exception:
+                log.exception("analysis_failed", call_id=call_id)
+                alone.append(call_id)  # handle() records the error and retries
+                continue
+            ready.append(_Ready(call_id, x.call.contact_id, x.assistant, findings))
         return ready, alone
 
     async def _write_many(self, ready: list[_Ready]) -> int:
@@ -568,20 +583,20 @@ class AnalysisWorker:
             rows = {c.id: c for c in await s.scalars(stmt)}
             contacts = {c.id: c for c in await s.scalars(cstmt)} if wanted else {}
             definitions: dict[str, Any] = {}
-            written = 0
             at = self.clock.now()
+            done: list[_Ready] = []
             for r in mine:
                 row = rows.get(r.call_id)
                 if row is None:
                     continue
                 await write_results(s, row, contacts.get(r.contact_id or ""), r.assistant,
                                     r.findings, at, region, definitions)
-                written += 1
+                done.append(r)
             await s.commit()
-        for r in mine:
+        for r in done:
             log.info("call_analyzed", call_id=r.call_id, method=r.findings.method,
                      extracted=len(r.findings.values))
-        return written
+        return len(done)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -626,55 +641,24 @@ class AnalysisWorker:
         await jobs.release(self.db, call_id, KIND, self.worker_id, now + delay, error)
 
     async def _handle(self, call_id: str) -> bool:
-        from callfleet.assistants.models import Assistant
-        from callfleet.conversation.models import CallJob
-        from callfleet.crm.service import contact_out
-
         now = self.clock.now()
         region = self.settings.default_region
-        async with self.db.session(write=False) as s:
-            job = await s.get(CallJob, (call_id, KIND))
-            call = await s.get(Call, call_id)
-            if job is None or call is None:
-                return False
-            assistant = await s.get(Assistant, call.assistant_id) if call.assistant_id else None
-            contact_row = await s.get(Contact, call.contact_id) if call.contact_id else None
-            contact = contact_out(contact_row) if contact_row else None
-            config: LlmConfig | None = (await runtime.llm_for(s, call, assistant)
-                                        if assistant is not None else None)
-        if config is not None:
+        x = (await self._load([call_id])).get(call_id)
+        if x is None:
+            return False
+        if x.config is not None:
             try:
-                findings = await llm_findings(LlmClient(config, sleep=self.sleep), call,
-                                              assistant, now, region)
+                findings = await llm_findings(LlmClient(x.config, sleep=self.sleep), x.call,
+                                              x.assistant, now, region)
             except LlmError as exc:
-                if job.attempts < MAX_LLM_ATTEMPTS:
-                    delay = timedelta(seconds=30 * 2 ** (job.attempts - 1))
+                if x.job.attempts < MAX_LLM_ATTEMPTS:
+                    delay = timedelta(seconds=30 * 2 ** (x.job.attempts - 1))
                     await jobs.release(self.db, call_id, KIND, self.worker_id, now + delay,
                                        str(exc))
                     return False
-                findings = deterministic_findings(call, assistant, contact, now, region)
+                findings = deterministic_findings(x.call, x.assistant, x.contact, now, region)
                 findings.method, findings.error = "deterministic_fallback", str(exc)
         else:
-            findings = deterministic_findings(call, assistant, contact, now, region)
-        if self.before_write is not None:
-            await self.before_write(call_id)
-        async with self.db.session() as s:
-            if not await jobs.fence(s, call_id, KIND, self.worker_id, self.clock.now()):
-                await s.rollback()
-                log.info("analysis_lost_lease", call_id=call_id)
-                return False
-            stmt = select(Call).where(Call.id == call_id)
-            cstmt = select(Contact).where(Contact.id == call.contact_id)
-            if not self.db.is_sqlite:
-                stmt, cstmt = stmt.with_for_update(), cstmt.with_for_update()
-            row = await s.scalar(stmt)
-            if row is None:
-                await s.commit()
-                return False
-            contact_locked = await s.scalar(cstmt) if call.contact_id else None
-            await write_results(s, row, contact_locked, assistant, findings, self.clock.now(),
-                                region)
-            await s.commit()
-        log.info("call_analyzed", call_id=call_id, method=findings.method,
-                 extracted=len(findings.values))
-        return True
+            findings = deterministic_findings(x.call, x.assistant, x.contact, now, region)
+        return await self._write_many(
+            [_Ready(call_id, x.call.contact_id, x.assistant, findings)]) == 1

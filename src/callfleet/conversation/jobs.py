@@ -72,25 +72,22 @@ async def fence(s: AsyncSession, call_id: str, kind: str, owner: str, at: dateti
                 *, status: str = "done", error: str | None = None) -> bool:
     """Mark the job finished, only if this worker still owns it. Call it first in the
     transaction that writes the job's results: both commit or neither does."""
-    res = await s.execute(
-        update(CallJob)
-        .where(CallJob.call_id == call_id, CallJob.kind == kind, CallJob.owner == owner,
-               CallJob.status == "running")
-        .values(status=status, finished_at=at, lease_expires_at=None, last_error=error))
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    return call_id in await fence_many(s, [call_id], kind, owner, at, status=status,
+                                       error=error)
 
 
 async def fence_many(s: AsyncSession, call_ids: list[str], kind: str, owner: str,
-                     at: datetime) -> set[str]:
+                     at: datetime, *, status: str = "done", error: str | None = None
+                     ) -> set[str]:
     """:func:`fence` for many jobs in one statement; returns the call ids still owned (now
-    marked done)."""
+    finished)."""
     if not call_ids:
         return set()
     return set(await s.scalars(
         update(CallJob)
         .where(CallJob.call_id.in_(sorted(call_ids)), CallJob.kind == kind,
                CallJob.owner == owner, CallJob.status == "running")
-        .values(status="done", finished_at=at, lease_expires_at=None, last_error=None)
+        .values(status=status, finished_at=at, lease_expires_at=None, last_error=error)
         .returning(CallJob.call_id)))
 
 
