@@ -194,6 +194,8 @@ def _int_param(raw: str | None, name: str, default: int, *, minimum: int) -> int
 
 
 Paging = Annotated[Page, Depends(get_page)]
+# An optional query-string parameter, named as in the API (camelCase).
+Q = Annotated[str | None, Query()]
 
 
 def parse_bool(raw: str | None, name: str) -> bool | None:

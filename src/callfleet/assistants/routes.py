@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
-from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
@@ -20,7 +20,6 @@ from callfleet.assistants.schemas import (
 from callfleet.numbers.schemas import AssistantNumbers
 
 router = APIRouter(prefix="/api", tags=["assistants"])
-Q = Annotated[str | None, Query()]
 
 
 def _region(request: Request) -> str:

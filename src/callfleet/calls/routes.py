@@ -7,14 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, errors
 from callfleet.calls import service as svc
 
 router = APIRouter(tags=["calls"])
-Q = Annotated[str | None, Query()]
 
 
 class CallIn(CamelIn):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
-from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_db
+from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_db
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
@@ -25,7 +25,6 @@ from callfleet.campaigns.schemas import (
 )
 
 router = APIRouter(prefix="/api/crm/campaigns", tags=["campaigns"])
-Q = Annotated[str | None, Query()]
 
 
 def _now(request: Request) -> Any:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from callfleet import ids
-from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
 from callfleet.api.errors import bad_request, conflict
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, OkOut, errors
@@ -22,7 +22,6 @@ from callfleet.db.base import iso, utcnow
 from callfleet.teams.principal import get_owned, scoped
 
 router = APIRouter(prefix="/api/dnc", tags=["compliance"])
-Q = Annotated[str | None, Query()]
 
 
 class DncIn(CamelIn):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from callfleet.api.deps import (
     Auth,
     Paging,
+    Q,
     ReadSession,
     WriteSession,
     get_db,
@@ -40,7 +41,6 @@ from callfleet.crm.schemas import (
 )
 
 router = APIRouter(prefix="/api/crm", tags=["crm"])
-Q = Annotated[str | None, Query()]
 
 
 def _region(request: Request) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
-from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
 from callfleet.api.errors import ApiError
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
@@ -24,7 +24,6 @@ from callfleet.numbers.schemas import (
 )
 
 router = APIRouter(prefix="/api", tags=["phone numbers"])
-Q = Annotated[str | None, Query()]
 NO_CARRIER: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "No carrier configured"}}
 
 

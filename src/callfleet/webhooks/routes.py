@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request
 
-from fastapi import APIRouter, Query, Request
-
-from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
 from callfleet.webhooks import service as svc
@@ -20,7 +18,6 @@ from callfleet.webhooks.schemas import (
 from callfleet.webhooks.secrets import SecretBox, secret_box
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
-Q = Annotated[str | None, Query()]
 
 
 def _box(request: Request) -> SecretBox:
