@@ -271,16 +271,15 @@ class WebhookSender:
                     .where(WebhookDelivery.subject_id.in_(subjects),
                            WebhookDelivery.status.in_(UNFINISHED))
                     .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.subject_id))}
-            wanted = [e.id for e in events
-                      if any(matches(types, e.type) for _, types in endpoints.get(e.team_id, ()))]
+            targets = {e.id: [ep for ep, types in endpoints.get(e.team_id, ())
+                              if matches(types, e.type)] for e in events}
+            wanted = [event_id for event_id, eps in targets.items() if eps]
             payloads: dict[str, Any] = dict(list(await s.execute(
                 select(O.id, O.data).where(O.id.in_(wanted))))) if wanted else {}
             rows: list[dict[str, Any]] = []
             for e in events:
                 body: str | None = None
-                for ep_id, types in endpoints.get(e.team_id, ()):
-                    if not matches(types, e.type):
-                        continue
+                for ep_id in targets[e.id]:
                     body = body or event_body(e.id, e.type, e.created_at,
                                               payloads.get(e.id) or {})
                     key = (ep_id, e.subject_id)
