@@ -431,10 +431,12 @@ class ContactImporter:
             by_phone: dict[str, dict[str, Any]] = {}
             by_email: dict[str, dict[str, Any]] = {}
             seen: dict[str, dict[str, Any]] = {}  # one dict per stored contact
-            for c in await bulk.existing(self.p.team_id, "phone", phones):
+            # (Both backends probe the index once per key; no keys, no probe.)
+            for c in await bulk.existing(self.p.team_id, "phone", phones) if phones else ():
                 c = seen.setdefault(c["id"], c)
                 by_phone.setdefault(c["phone"] or "", c)
-            for c in await bulk.existing(self.p.team_id, "email_lower", emails):
+            for c in (await bulk.existing(self.p.team_id, "email_lower", emails)
+                      if emails else ()):
                 c = seen.setdefault(c["id"], c)
                 by_email.setdefault(c["email_lower"] or "", c)
             new_rows: list[dict[str, Any]] = []
@@ -534,6 +536,7 @@ COLUMNS = (
 # What a merge can change (everything but id, team and created_at).
 UPDATE_COLUMNS = tuple(c for c in COLUMNS if c not in ("id", "team_id", "created_at"))
 _JSON_COLUMNS = ("custom_fields", "tags")
+_SELECT_C = ", ".join(f"c.{c}" for c in COLUMNS)  # every column of the probes' alias c
 _HEAD = itemgetter(*COLUMNS[:COLUMNS.index("custom_fields")])
 _TAIL = itemgetter(*COLUMNS[COLUMNS.index("tags") + 1:])
 assert COLUMNS.index("tags") == COLUMNS.index("custom_fields") + 1
@@ -550,14 +553,11 @@ class _PgBulk:
         self.conn = conn
 
     async def existing(self, team_id: str, column: str, keys: list[str]) -> list[dict[str, Any]]:
-        if not keys:
-            return []
         # One index probe per key, the oldest contact per key. (A plain `= ANY($2)` lets the
         # planner, underestimating a new team's rows, use only team_id from the index and
         # filter the rest: every batch would scan the whole team, quadratic in the import.)
-        cols = ", ".join(f"c.{c}" for c in COLUMNS)
         rows = await self.conn.fetch(
-            f"SELECT {cols} FROM unnest($2::varchar[]) AS k(v) CROSS JOIN LATERAL ("
+            f"SELECT {_SELECT_C} FROM unnest($2::varchar[]) AS k(v) CROSS JOIN LATERAL ("
             f"SELECT * FROM contacts WHERE team_id = $1 AND {column} = k.v "
             "ORDER BY id LIMIT 1) AS c",
             team_id, keys,
@@ -596,13 +596,10 @@ class _SqliteBulk:
         self.conn = conn
 
     async def existing(self, team_id: str, column: str, keys: list[str]) -> list[dict[str, Any]]:
-        if not keys:
-            return []
         # CROSS JOIN keeps the keys as the outer loop: one (team_id, column) index probe per
         # key, whatever the planner guesses about the team's size.
-        cols = ", ".join(f"c.{c}" for c in COLUMNS)
         cur = await self.conn.execute(
-            f"SELECT DISTINCT {cols} FROM json_each(?) AS k CROSS JOIN contacts AS c "
+            f"SELECT DISTINCT {_SELECT_C} FROM json_each(?) AS k CROSS JOIN contacts AS c "
             f"WHERE c.team_id = ? AND c.{column} = k.value",
             (_json(keys), team_id),
         )
