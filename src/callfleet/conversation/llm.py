@@ -18,11 +18,13 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import openai
 import structlog
 from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    import openai
 
 log = structlog.get_logger("callfleet.llm")
 
@@ -154,13 +156,14 @@ class ChatResult:
     attempts: int = 1
 
 
-_RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError,
-              openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)
-
 _clients: dict[tuple[str, str, float], openai.AsyncOpenAI] = {}
 
 
 def _sdk_client(config: LlmConfig) -> openai.AsyncOpenAI:
+    # The SDK is imported on first use: it is ~0.4 s of every process's start-up, and most
+    # deployments run the deterministic path without it.
+    import openai
+
     key = (config.base_url, config.api_key or "", config.timeout_seconds)
     client = _clients.get(key)
     if client is None:
@@ -200,13 +203,18 @@ class LlmClient:
         self.sdk = _sdk_client(config)
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+        import openai  # loaded by _sdk_client already
+
+        retryable = (openai.RateLimitError, openai.InternalServerError,
+                     openai.APIConnectionError, openai.APITimeoutError, asyncio.TimeoutError,
+                     TimeoutError)
         attempts = 0
         while True:
             attempts += 1
             try:
                 result = await asyncio.wait_for(fn(), self.config.timeout_seconds)
                 return result, attempts
-            except _RETRYABLE as exc:
+            except retryable as exc:
                 if attempts > self.config.max_retries:
                     log.warning("llm_gave_up", what=what, attempts=attempts,
                                 status=_status(exc), error=type(exc).__name__,
