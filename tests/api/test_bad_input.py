@@ -236,6 +236,10 @@ async def test_nul_characters_never_reach_the_database(client: httpx.AsyncClient
     assert_400(r, "email")
     r = await client.post("/api/api-keys", json={"name": "c\x00i"}, headers=team.headers)
     assert r.status_code == 201 and r.json()["api_key"]["name"] == "ci"
+    r = await client.patch("/api/team", json={"name": "Ac\x00me"}, headers=team.headers)
+    assert r.status_code == 200 and r.json()["team"]["name"] == "Acme", r.text
+    r = await client.patch("/api/team", json={"name": "\x00"}, headers=team.headers)
+    assert_400(r, "name")
 
 
 # ---------------------------------------------------------------- phones and time zones

@@ -57,7 +57,7 @@ async def update_team(
     team = await session.get(Team, team_id)
     assert team is not None
     if name is not None:
-        name = name.strip()
+        name = name.replace("\x00", "").strip()  # PostgreSQL stores no NUL
         if not name or len(name) > 200:
             raise bad_request("name must be 1-200 characters", "name")
         team.name = name
@@ -130,7 +130,7 @@ async def create_team(
     session: AsyncSession, name: str, slug: str | None = None
 ) -> tuple[Team, str]:
     """A team and its first API key; returns the key's token (the only time it is seen)."""
-    name = name.strip()
+    name = name.replace("\x00", "").strip()  # PostgreSQL stores no NUL
     if not name or len(name) > 200:
         raise bad_request("name must be 1-200 characters", "name")
     if slug is not None:
