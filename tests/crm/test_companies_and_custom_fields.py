@@ -6,6 +6,11 @@ import re
 from typing import Any
 
 import httpx
+from sqlalchemy import delete, update
+
+from callfleet import ids
+from callfleet.crm.models import CustomFieldDefinition
+from callfleet.teams.models import Team
 
 from tests.conftest import DbHandle, TeamCtx, make_company, make_contact, new_team
 
@@ -373,6 +378,52 @@ async def test_defined_custom_fields_coerce_contact_values(
     r = await client.get(f"/api/crm/contacts/{c['id']}", headers=team.headers)
     assert r.json()["contact"]["custom_fields"]["budget"] == 2500.5
     assert r.json()["contact"]["custom_fields"]["label"] == "42"
+
+
+async def _change_definitions_elsewhere(database: DbHandle, team_id: str,
+                                        add: dict[str, Any] | None = None) -> None:
+    """What another process's definition write leaves in the database: the definitions
+    changed and the team's ``custom_fields_version`` bumped (this process's remembered copy
+    is not told)."""
+    async with database.db.session() as s:
+        if add is None:
+            await s.execute(delete(CustomFieldDefinition)
+                            .where(CustomFieldDefinition.team_id == team_id))
+        else:
+            s.add(CustomFieldDefinition(id=ids.new_id("cf"), team_id=team_id,
+                                        entity_type="contact", **add))
+        await s.execute(update(Team).where(Team.id == team_id)
+                        .values(custom_fields_version=Team.custom_fields_version + 1))
+        await s.commit()
+
+
+async def test_definitions_changed_by_another_process_apply_to_the_next_create(
+    client: httpx.AsyncClient, team: TeamCtx, company: str, database: DbHandle
+) -> None:
+    """Creates check custom fields against definitions the process remembers; its single
+    insert is refused when the team's definitions changed since, and the values are checked
+    again. So a definition added or removed by another process applies to the next create."""
+    c = await make_contact(client, team, company, customFields={"budget": "1,200"})
+    assert c["custom_fields"] == {"budget": "1,200"}  # no definition: free-form
+    await _change_definitions_elsewhere(database, team.id, {"key": "budget", "name": "Budget",
+                                                            "type": "number"})
+    c = await make_contact(client, team, company, customFields={"budget": "1,200"})
+    assert c["custom_fields"] == {"budget": 1200}
+    r = await client.post("/api/crm/contacts", headers=team.headers, json={
+        "teamId": team.id, "companyId": company, "firstName": "A", "lastName": "B",
+        "customFields": {"budget": "lots"}})
+    assert r.status_code == 400 and "customFields" in r.json()["details"], r.text
+    # Removed elsewhere: the remembered number definition must not refuse free text.
+    await _change_definitions_elsewhere(database, team.id)
+    c = await make_contact(client, team, company, customFields={"budget": "lots"})
+    assert c["custom_fields"] == {"budget": "lots"}
+    # ... and through the transactional (Idempotency-Key) path too.
+    await _change_definitions_elsewhere(database, team.id, {"key": "budget", "name": "Budget",
+                                                            "type": "number"})
+    r = await client.post("/api/crm/contacts", headers={**team.headers, "Idempotency-Key": "k1"},
+                          json={"teamId": team.id, "companyId": company, "firstName": "A",
+                                "lastName": "B", "customFields": {"budget": "7"}})
+    assert r.status_code == 201 and r.json()["contact"]["custom_fields"] == {"budget": 7}, r.text
 
 
 async def test_company_custom_field_definitions_apply_to_companies_only(

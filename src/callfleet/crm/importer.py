@@ -21,17 +21,15 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import UTC, datetime
-from operator import itemgetter
 from typing import IO, Any
 
-import orjson
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
 from callfleet.api.errors import ApiError, bad_request
 from callfleet.crm import fields as F
+from callfleet.crm import store
 from callfleet.crm.models import Company
 from callfleet.crm.service import Definitions, load_definitions
 from callfleet.db.base import utcnow
@@ -425,7 +423,7 @@ class ContactImporter:
         async with self.db.session(write=True) as s:
             ready = await self._resolve_companies(s, batch)
             conn = (await (await s.connection()).get_raw_connection()).driver_connection
-            bulk = _PgBulk(conn) if self.db.dialect == "postgresql" else _SqliteBulk(conn)
+            bulk = store.rows_for(self.db.dialect, conn)
             phones = list({i.values["phone"] for i in ready if i.values.get("phone")})
             emails = list({i.values["email"].lower() for i in ready if i.values.get("email")})
             by_phone: dict[str, dict[str, Any]] = {}
@@ -481,19 +479,7 @@ class ContactImporter:
                             new_by_email.setdefault(target["email_lower"], target)
                     self.result.updated += 1
                     continue
-                row = {
-                    "id": ids.new_id("cont"), "team_id": self.p.team_id,
-                    "company_id": item.company_id, "first_name": v["first_name"],
-                    "last_name": v["last_name"], "email": v.get("email"),
-                    "phone": phone, "phone_secondary": v.get("phone_secondary"),
-                    "job_title": v.get("job_title"), "lead_status": v.get("lead_status", "new"),
-                    "source": v.get("source"), "timezone": v.get("timezone"),
-                    "preferred_contact_method": v.get("preferred_contact_method"),
-                    "do_not_call": v.get("do_not_call", False), "notes": v.get("notes"),
-                    "custom_fields": v.get("custom_fields", {}), "tags": v.get("tags", []),
-                    "created_at": now, "updated_at": now,
-                }
-                _derive(row)
+                row = store.new_row(self.p.team_id, item.company_id, v, now)
                 new_rows.append(row)
                 if phone:
                     new_by_phone[phone] = row
@@ -526,152 +512,6 @@ class ContactImporter:
             await s.commit()
 
 
-# Every column of ``contacts``, in table order: the bulk insert writes them all.
-COLUMNS = (
-    "id", "team_id", "company_id", "first_name", "last_name", "email", "phone",
-    "phone_secondary", "job_title", "lead_status", "source", "timezone",
-    "preferred_contact_method", "do_not_call", "notes", "custom_fields", "tags", "email_lower",
-    "search_text", "created_at", "updated_at",
-)
-# What a merge can change (everything but id, team and created_at).
-UPDATE_COLUMNS = tuple(c for c in COLUMNS if c not in ("id", "team_id", "created_at"))
-_JSON_COLUMNS = ("custom_fields", "tags")
-_SELECT_C = ", ".join(f"c.{c}" for c in COLUMNS)  # every column of the probes' alias c
-_HEAD = itemgetter(*COLUMNS[:COLUMNS.index("custom_fields")])
-_TAIL = itemgetter(*COLUMNS[COLUMNS.index("tags") + 1:])
-assert COLUMNS.index("tags") == COLUMNS.index("custom_fields") + 1
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class _PgBulk:
-    """Bulk I/O on the session's own asyncpg connection (inside its transaction)."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def existing(self, team_id: str, column: str, keys: list[str]) -> list[dict[str, Any]]:
-        # One index probe per key, the oldest contact per key. (A plain `= ANY($2)` lets the
-        # planner, underestimating a new team's rows, use only team_id from the index and
-        # filter the rest: every batch would scan the whole team, quadratic in the import.)
-        rows = await self.conn.fetch(
-            f"SELECT {_SELECT_C} FROM unnest($2::varchar[]) AS k(v) CROSS JOIN LATERAL ("
-            f"SELECT * FROM contacts WHERE team_id = $1 AND {column} = k.v "
-            "ORDER BY id LIMIT 1) AS c",
-            team_id, keys,
-        )
-        return [dict(r) for r in rows]
-
-    async def insert(self, rows: list[dict[str, Any]]) -> None:
-        records = [(*_HEAD(r), _json(r["custom_fields"]), _json(r["tags"]), *_TAIL(r))
-                   for r in rows]
-        await self.conn.copy_records_to_table("contacts", records=records, columns=COLUMNS)
-
-    async def update(self, rows: list[dict[str, Any]]) -> None:
-        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(UPDATE_COLUMNS, start=2))
-        await self.conn.executemany(
-            f"UPDATE contacts SET {sets} WHERE id = $1",
-            [
-                (r["id"], *(_json(r[c]) if c in _JSON_COLUMNS else r[c] for c in UPDATE_COLUMNS))
-                for r in rows
-            ],
-        )
-
-
-FTS_INSERT_TRIGGER = "contacts_fts_ai"  # migrations 0001
-FTS_DEFER_MIN_ROWS = 64
-
-
-def _sqlite_ts(value: datetime) -> str:
-    """The text SQLAlchemy stores for a UTC datetime on SQLite."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-class _SqliteBulk:
-    """Bulk I/O on the session's own aiosqlite connection (inside its transaction)."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def existing(self, team_id: str, column: str, keys: list[str]) -> list[dict[str, Any]]:
-        # CROSS JOIN keeps the keys as the outer loop: one (team_id, column) index probe per
-        # key, whatever the planner guesses about the team's size.
-        cur = await self.conn.execute(
-            f"SELECT DISTINCT {_SELECT_C} FROM json_each(?) AS k CROSS JOIN contacts AS c "
-            f"WHERE c.team_id = ? AND c.{column} = k.value",
-            (_json(keys), team_id),
-        )
-        rows = sorted(await cur.fetchall())  # oldest first (ids are time-ordered), like PG
-        await cur.close()
-        out = []
-        for r in rows:
-            d = dict(zip(COLUMNS, r, strict=True))
-            for c in _JSON_COLUMNS:
-                d[c] = orjson.loads(d[c]) if d[c] else ({} if c == "custom_fields" else [])
-            out.append(d)
-        return out
-
-    @staticmethod
-    def _value(row: dict[str, Any], c: str) -> Any:
-        v = row[c]
-        if c in _JSON_COLUMNS:
-            return _json(v)
-        if isinstance(v, datetime):
-            return _sqlite_ts(v)
-        if isinstance(v, bool):
-            return int(v)
-        return v
-
-    async def insert(self, rows: list[dict[str, Any]]) -> None:
-        """executemany; for a batch, the FTS insert trigger is swapped for one set-based
-        insert into ``contacts_fts`` of the new rows (a third of the CPU, measured), all in
-        this write transaction: other connections never see the table without its trigger,
-        and a failure rolls the swap back with the rows."""
-        sql = (f"INSERT INTO contacts ({', '.join(COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(COLUMNS))})")
-        val = self._value
-        records = [tuple(val(r, c) for c in COLUMNS) for r in rows]
-        trigger = None
-        if len(records) >= FTS_DEFER_MIN_ROWS:
-            cur = await self.conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
-                (FTS_INSERT_TRIGGER,))
-            found = await cur.fetchone()
-            await cur.close()
-            trigger = found[0] if found else None
-        if trigger is None:
-            await self.conn.executemany(sql, records)
-            return
-        cur = await self.conn.execute("SELECT coalesce(max(rowid), 0) FROM contacts")
-        (last_rowid,) = await cur.fetchone()
-        await cur.close()
-        await self.conn.execute(f"DROP TRIGGER {FTS_INSERT_TRIGGER}")
-        await self.conn.executemany(sql, records)
-        # New rows got rowids above the old maximum (this transaction is the only writer).
-        await self.conn.execute(
-            "INSERT INTO contacts_fts(rowid, search_text) "
-            "SELECT rowid, search_text FROM contacts WHERE rowid > ?", (last_rowid,))
-        await self.conn.execute(trigger)
-
-    async def update(self, rows: list[dict[str, Any]]) -> None:
-        sets = ", ".join(f"{c} = ?" for c in UPDATE_COLUMNS)
-        val = self._value
-        await self.conn.executemany(
-            f"UPDATE contacts SET {sets} WHERE id = ?",
-            [(*(val(r, c) for c in UPDATE_COLUMNS), r["id"]) for r in rows],
-        )
-
-
-def _derive(row: dict[str, Any]) -> None:
-    row["email_lower"] = row["email"].lower() if row.get("email") else None
-    row["search_text"] = F.search_text(
-        row["first_name"], row["last_name"], row.get("email"), row.get("phone"),
-        row.get("phone_secondary"),
-    )
-
-
 _MERGE_SKIP = ("custom_fields", "tags")
 
 
@@ -687,4 +527,4 @@ def _merge_into_row(row: dict[str, Any], v: dict[str, Any], company_id: str | No
         row["company_id"] = company_id
     row["custom_fields"] = {**(row.get("custom_fields") or {}), **v.get("custom_fields", {})}
     row["tags"] = list(dict.fromkeys([*(row.get("tags") or []), *v.get("tags", [])]))
-    _derive(row)
+    store.derive(row)

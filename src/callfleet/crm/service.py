@@ -6,17 +6,21 @@ Services never commit; the route (or ``api.idempotency``) owns the transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
 from callfleet.api.errors import ApiError, bad_request, conflict, forbidden
 from callfleet.crm import fields as F
+from callfleet.crm import store
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import iso, utcnow
+from callfleet.db.session import Database
+from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal, get_owned, scoped
 from callfleet.webhooks.outbox import emit
 
@@ -267,7 +271,6 @@ async def delete_company(
     await session.execute(delete(Contact).where(Contact.company_id == c.id))
     await session.delete(c)
     await session.flush()
-    _COMPANY_TEAM.pop(c.id, None)
 
 
 def _merge_custom(
@@ -323,27 +326,15 @@ def contact_values(data: dict[str, Any], region: str) -> dict[str, Any]:
     return out
 
 
-# company id -> team id. A company never changes team, so a remembered answer stays right
-# while the company exists; a company deleted since makes the contact write fail on its
-# foreign key, which ``_flush_contact`` turns back into the 404 (a lookup per create saved).
-_COMPANY_TEAM: dict[str, str] = {}
-_COMPANY_TEAM_CAP = 50_000
-
-
 async def company_of_team(session: AsyncSession, p: Principal, company_id: str | None) -> str:
     """The ``companyId`` of a contact write: required, must exist and be the caller's."""
     if not company_id:
         raise bad_request("companyId is required", "companyId")
     if not ids.is_valid("comp", company_id):
         raise bad_request("companyId is not a valid company id", "companyId")
-    team = _COMPANY_TEAM.get(company_id)
+    team = await session.scalar(select(Company.team_id).where(Company.id == company_id))
     if team is None:
-        team = await session.scalar(select(Company.team_id).where(Company.id == company_id))
-        if team is None:
-            raise ApiError(404, "Company not found", {"companyId": "Company not found"})
-        if len(_COMPANY_TEAM) >= _COMPANY_TEAM_CAP:
-            _COMPANY_TEAM.clear()
-        _COMPANY_TEAM[company_id] = team
+        raise ApiError(404, "Company not found", {"companyId": "Company not found"})
     if team != p.team_id:
         raise forbidden("Forbidden: companyId belongs to another team")
     return company_id
@@ -351,12 +342,11 @@ async def company_of_team(session: AsyncSession, p: Principal, company_id: str |
 
 async def _flush_contact(session: AsyncSession, p: Principal, company_id: str) -> None:
     """Flush a contact write; a foreign-key failure because its company was deleted since
-    ``company_of_team`` remembered it is the 404 that check would give now."""
+    ``company_of_team`` checked it is the 404 that check would give now."""
     try:
         await session.flush()
     except IntegrityError:
         await session.rollback()
-        _COMPANY_TEAM.pop(company_id, None)
         await company_of_team(session, p, company_id)
         raise
 
@@ -366,27 +356,73 @@ def _refresh_search(c: Contact) -> None:
     c.search_text = F.search_text(c.first_name, c.last_name, c.email, c.phone, c.phone_secondary)
 
 
+# team id -> (custom_fields_version, contact definitions) as last read by this process.
+_CONTACT_DEFS: dict[str, tuple[int, Definitions]] = {}
+_CONTACT_DEFS_CAP = 10_000
+
+
+async def _contact_definitions(db: Database, team_id: str, *, fresh: bool) -> tuple[int, Definitions]:
+    """The team's contact custom field definitions and the version they are at least as new
+    as: the version is read first, so a change committed between the two reads can only
+    make the definitions newer than the version says (the insert's check then fails and they
+    are read again), never older."""
+    hit = None if fresh else _CONTACT_DEFS.get(team_id)
+    if hit is None:
+        async with db.session(write=False) as s:
+            version = await s.scalar(
+                select(Team.custom_fields_version).where(Team.id == team_id))
+            hit = (int(version or 0), await load_definitions(s, team_id, "contact"))
+        if len(_CONTACT_DEFS) >= _CONTACT_DEFS_CAP:
+            _CONTACT_DEFS.clear()
+        _CONTACT_DEFS[team_id] = hit
+    return hit
+
+
+async def _definitions_changed(session: AsyncSession, team_id: str) -> None:
+    """Every change to a team's custom field definitions bumps its version (same
+    transaction), which tells every process's remembered copy that it is stale."""
+    await session.execute(
+        update(Team).where(Team.id == team_id)
+        .values(custom_fields_version=Team.custom_fields_version + 1))
+    _CONTACT_DEFS.pop(team_id, None)
+
+
 async def create_contact(
-    session: AsyncSession, p: Principal, data: dict[str, Any], region: str
+    db: Database, p: Principal, data: dict[str, Any], region: str,
+    session: AsyncSession | None = None,
 ) -> dict[str, Any]:
+    """One ``INSERT … SELECT`` on the driver connection (in ``session``'s transaction, or in
+    autocommit without one): it inserts only if the company is the caller's and, when the
+    request has custom fields, only if the definitions they were checked against are still
+    current. Nothing inserted: find out which did not hold (404 / 403), or re-read the
+    definitions and try again. docs/decisions/0013-contact-write-path.md"""
     first = _require(data.get("first_name"), "firstName", 200)
     last = _require(data.get("last_name"), "lastName", 200)
     values = contact_values(data, region)
-    company_id = await company_of_team(session, p, data.get("company_id"))
-    custom = await _custom_fields(session, p.team_id, "contact", data.get("custom_fields"))
-    now = utcnow()
-    contact = Contact(
-        id=ids.new_id("cont"), team_id=p.team_id, company_id=company_id,
-        first_name=first, last_name=last, custom_fields=custom,
-        lead_status=values.pop("lead_status", "new"),
-        do_not_call=values.pop("do_not_call", False),
-        tags=values.pop("tags", []),
-        created_at=now, updated_at=now, **values,
-    )
-    _refresh_search(contact)
-    session.add(contact)
-    await _flush_contact(session, p, company_id)
-    return contact_out(contact)
+    values["first_name"], values["last_name"] = first, last
+    company_id = data.get("company_id")
+    if not company_id:
+        raise bad_request("companyId is required", "companyId")
+    if not ids.is_valid("comp", company_id):
+        raise bad_request("companyId is not a valid company id", "companyId")
+    custom = data.get("custom_fields")
+    for attempt in range(5):
+        version = None
+        if custom:
+            version, defs = await _contact_definitions(db, p.team_id, fresh=attempt > 0)
+            try:
+                values["custom_fields"] = F.check_custom_fields(custom, defs)
+            except ValueError as exc:
+                if attempt == 0:
+                    continue  # maybe refused by a stale copy: check again with fresh ones
+                raise bad_request(f"customFields {exc}", "customFields") from None
+        row = store.new_row(p.team_id, company_id, values, utcnow())
+        async with db.driver_connection(session) as conn:
+            if await store.rows_for(db.dialect, conn).insert_checked(row, version):
+                return contact_out(SimpleNamespace(**row))
+        async with db.session(write=False) as s:
+            await company_of_team(s, p, company_id)  # raises 404 / 403
+    raise conflict("The team's custom field definitions keep changing; retry the request")
 
 
 async def get_contact(session: AsyncSession, p: Principal, contact_id: str) -> dict[str, Any]:
@@ -612,6 +648,7 @@ async def create_custom_field(
     )
     session.add(d)
     await session.flush()
+    await _definitions_changed(session, p.team_id)
     return custom_field_out(d)
 
 
@@ -647,6 +684,7 @@ async def update_custom_field(
         setattr(d, k, v)
     d.updated_at = utcnow()
     await session.flush()
+    await _definitions_changed(session, p.team_id)
     return custom_field_out(d)
 
 
@@ -656,4 +694,5 @@ async def delete_custom_field(session: AsyncSession, p: Principal, cf_id: str) -
                         label="Custom field", for_update=True)
     await session.delete(d)
     await session.flush()
+    await _definitions_changed(session, p.team_id)
 

@@ -86,6 +86,19 @@ class Database:
         async with AsyncSession(engine, expire_on_commit=False) as s:
             yield s
 
+    @asynccontextmanager
+    async def driver_connection(self, session: AsyncSession | None = None) -> AsyncIterator[Any]:
+        """The DB-API driver's own connection (aiosqlite / asyncpg) for hand-written
+        statements: the session's, inside its transaction, or else a pooled write connection
+        in autocommit, where each statement is a transaction of its own (a single-statement
+        write then costs one round trip: no BEGIN, no COMMIT)."""
+        if session is not None:
+            conn = await session.connection()
+            yield (await conn.get_raw_connection()).driver_connection
+            return
+        async with self.write_engine.connect() as conn:
+            yield (await conn.get_raw_connection()).driver_connection
+
     def sessionmaker(self, *, write: bool = True) -> async_sessionmaker[AsyncSession]:
         engine = self.write_engine if write else self.read_engine
         return async_sessionmaker(engine, expire_on_commit=False)

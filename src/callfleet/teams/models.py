@@ -21,6 +21,10 @@ class Team(Base):
     # Pacing (calls started per second): token bucket state, see dialer.rules.pacing_tokens.
     pacing_tokens: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     pacing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped with every change to the team's custom field definitions, so a process that
+    # remembers them can check, inside its own write, that they did not change
+    # (crm.service.create_contact; migration 0010).
+    custom_fields_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
