@@ -282,9 +282,12 @@ async def test_other_teams_assistants_are_403(client: httpx.AsyncClient, team: T
     assert theirs["id"] not in {x["id"] for x in r.json()["assistants"]}
 
 
-async def test_delete_is_409_while_a_running_campaign_uses_it(
+async def test_delete_is_409_while_a_campaign_in_flight_uses_it(
     client: httpx.AsyncClient, team: TeamCtx, database: DbHandle
 ) -> None:
+    """409 while a running, scheduled or paused campaign uses the assistant; once its
+    campaigns are done the assistant is deleted (404 from then on), and the campaigns keep it
+    for their history. A draft that still names it cannot run until it gets another one."""
     a = await make_assistant(client, team)
     pn = await buy(client, team)
     r = await client.put(f"/api/assistants/{a['id']}/phone-numbers", headers=team.headers,
@@ -292,13 +295,33 @@ async def test_delete_is_409_while_a_running_campaign_uses_it(
     assert r.status_code == 200, r.text
     company = await make_company(client, team)
     campaign = await add_campaign(database, team, company, a["id"], [pn["id"]])
-    r = await client.delete(f"/api/assistants/{a['id']}", headers=team.headers)
-    assert r.status_code == 409, r.text
-    assert "running campaign" in r.json()["error"] and campaign in r.json()["error"]
+    draft = await add_campaign(database, team, company, a["id"], [pn["id"]], status="draft")
+    for status in ("running", "paused", "scheduled"):
+        await set_campaign_status(database, campaign, status)
+        r = await client.delete(f"/api/assistants/{a['id']}", headers=team.headers)
+        assert r.status_code == 409, (status, r.text)
+        assert f"{status} campaign" in r.json()["error"] and campaign in r.json()["error"]
     await set_campaign_status(database, campaign, "cancelled")
     r = await client.delete(f"/api/assistants/{a['id']}", headers=team.headers)
-    assert r.status_code == 409  # campaigns keep their assistant
-    assert "campaign" in r.json()["error"]
+    assert r.status_code == 200 and r.json() == {"success": True}, r.text
+    for path in (f"/api/assistants/{a['id']}", f"/api/assistants/{a['id']}/phone-numbers"):
+        assert (await client.get(path, headers=team.headers)).status_code == 404
+    r = await client.get("/api/assistants", headers=team.headers, params={"teamId": team.id})
+    assert a["id"] not in {x["id"] for x in r.json()["assistants"]}
+    assert r.json()["count"] == len(r.json()["assistants"])
+    r = await client.delete(f"/api/assistants/{a['id']}", headers=team.headers)
+    assert r.status_code == 404
+    # The campaigns still show it; the number is free; the draft cannot run with it.
+    r = await client.get(f"/api/crm/campaigns/{campaign}", headers=team.headers)
+    assert r.status_code == 200 and r.json()["campaign"]["assistant_id"] == a["id"]
+    r = await client.get(f"/api/phone-numbers/{pn['id']}", headers=team.headers)
+    assert r.json()["phone_number"]["assistant_id"] is None
+    r = await client.post(f"/api/crm/campaigns/{draft}/run", headers=team.headers,
+                          json={"accountSlug": team.slug})
+    assert r.status_code == 404 and "assistantId" in r.json()["details"], r.text
+    r = await client.post("/api/crm/calls", headers=team.headers,
+                          json={"assistantId": a["id"], "toNumber": "+14155550123"})
+    assert r.status_code == 404, r.text
 
 
 async def test_deleting_an_assistant_frees_its_numbers(client: httpx.AsyncClient,

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callfleet.db.base import Base, JSONType, TeamOwned
+from callfleet.db.base import Base, JSONType, TeamOwned, UTCDateTime
 
 
 class Assistant(TeamOwned, Base):
@@ -42,5 +43,8 @@ class Assistant(TeamOwned, Base):
     llm_api_key: Mapped[str | None] = mapped_column(Text)  # encrypted
     # Custom webhook tools: [{name, description, url, parameters, timeout_seconds, headers}].
     tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=list)
+    # Set when the assistant is deleted while campaigns or calls still refer to it: it is gone
+    # from the API (404) but those keep their history (migration 0011).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_assistants_team_id_id", "team_id", "id"),)

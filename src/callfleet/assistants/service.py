@@ -9,13 +9,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict, forbidden
+from callfleet.api.errors import ApiError, bad_request, conflict, forbidden, not_found
 from callfleet.assistants.models import Assistant
 from callfleet.assistants.templates import TEMPLATE_IDS, template_defaults
+from callfleet.calls.models import Call
 from callfleet.campaigns.models import Campaign
 from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
@@ -431,8 +432,17 @@ async def create_assistant(
 
 async def _owned(session: AsyncSession, p: Principal, assistant_id: str,
                  for_update: bool = False) -> Assistant:
-    return await get_owned(session, Assistant, assistant_id, p, prefix="asst",
-                           label="Assistant", for_update=for_update)
+    return await owned_assistant(session, p, assistant_id, for_update=for_update)
+
+
+async def owned_assistant(session: AsyncSession, p: Principal, assistant_id: str, *,
+                          for_update: bool = False) -> Assistant:
+    """The caller's assistant by id; a deleted one is a 404 like an unknown one."""
+    a = await get_owned(session, Assistant, assistant_id, p, prefix="asst", label="Assistant",
+                        for_update=for_update)
+    if a.deleted_at is not None:
+        raise not_found("Assistant")
+    return a
 
 
 async def get_assistant(session: AsyncSession, p: Principal, assistant_id: str) -> dict[str, Any]:
@@ -443,7 +453,7 @@ async def get_assistant(session: AsyncSession, p: Principal, assistant_id: str) 
 async def list_assistants(
     session: AsyncSession, p: Principal, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(Assistant, p)
+    stmt = scoped(Assistant, p).where(Assistant.deleted_at.is_(None))
     total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
     rows = list(await session.scalars(stmt.order_by(Assistant.id.desc()).limit(limit)
                                       .offset(offset)))
@@ -468,27 +478,36 @@ async def update_assistant(
     return assistant_out(a, (await _number_ids(session, [a.id]))[a.id])
 
 
+# Campaigns that dial, or may dial again without being edited, need their assistant.
+_IN_FLIGHT = ("running", "scheduled", "paused")
+
+
 async def delete_assistant(session: AsyncSession, p: Principal, assistant_id: str) -> None:
-    """409 while any campaign uses the assistant: a running one must be paused or cancelled,
-    and campaigns keep their assistant for their history (the table has no soft delete)."""
+    """409 while a running, scheduled or paused campaign uses the assistant. Otherwise its
+    numbers are unassigned and it is deleted: soft-deleted (gone from the API, kept for the
+    history of the campaigns and calls that refer to it) when anything refers to it. A draft
+    campaign left with a deleted assistant is refused at run time until it gets another."""
     a = await _owned(session, p, assistant_id, for_update=True)
-    rows = list(await session.execute(
+    busy = (await session.execute(
         select(Campaign.id, Campaign.name, Campaign.status)
-        .where(Campaign.assistant_id == a.id).order_by(Campaign.id)
-    ))
-    running = [r for r in rows if r.status == "running"]
-    if running:
-        c = running[0]
+        .where(Campaign.assistant_id == a.id, Campaign.status.in_(_IN_FLIGHT),
+               Campaign.deleted_at.is_(None))
+        .order_by(Campaign.id).limit(1)
+    )).first()
+    if busy is not None:
         raise conflict(
-            f"Assistant is used by running campaign '{c.name}' ({c.id}); pause or cancel the "
-            "campaign before deleting the assistant"
+            f"Assistant is used by {busy.status} campaign '{busy.name}' ({busy.id}); cancel "
+            "the campaign (or let it complete) before deleting the assistant"
         )
-    if rows:
-        raise conflict(
-            f"Assistant is used by {len(rows)} campaign(s) (first: {rows[0].id}); campaigns "
-            "keep their assistant, so it cannot be deleted"
-        )
-    await session.delete(a)
+    await session.execute(update(PhoneNumber).where(PhoneNumber.assistant_id == a.id)
+                          .values(assistant_id=None, updated_at=utcnow()))
+    referred = await session.scalar(select(
+        exists().where(Campaign.assistant_id == a.id)
+        | exists().where(Call.assistant_id == a.id)))
+    if referred:
+        a.deleted_at = a.updated_at = utcnow()
+    else:
+        await session.delete(a)
     await session.flush()
 
 

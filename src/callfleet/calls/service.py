@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
 from callfleet.api.errors import ApiError, bad_request, conflict
-from callfleet.assistants.models import Assistant
+from callfleet.assistants.service import owned_assistant
 from callfleet.calls.lifecycle import add_event
 from callfleet.calls.models import Call, CallEvent
 from callfleet.campaigns.policy import legal_hours
@@ -146,8 +146,7 @@ async def create_single_call(
     """The call row for POST /api/crm/calls, after the compliance checks a dial needs."""
     if not data.get("assistant_id"):
         raise bad_request("assistantId is required", "assistantId")
-    assistant = await get_owned(session, Assistant, data["assistant_id"], p, prefix="asst",
-                                label="Assistant")
+    assistant = await owned_assistant(session, p, data["assistant_id"])
     to_number = _phone(data.get("to_number"), "toNumber", region)
     contact: Contact | None = None
     if data.get("contact_id"):

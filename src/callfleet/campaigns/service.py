@@ -211,7 +211,8 @@ async def _check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
     """The assistant can dial out and every caller-ID number is an active number of the
     team assigned to it; the company is the team's."""
     assistant = await session.get(Assistant, c.assistant_id)
-    if assistant is None or not ids.is_valid("asst", c.assistant_id):
+    if assistant is None or assistant.deleted_at is not None or not ids.is_valid(
+            "asst", c.assistant_id):
         raise ApiError(404, "Assistant not found", {"assistantId": "Assistant not found"})
     if assistant.team_id != p.team_id:
         raise ApiError(403, "Forbidden: assistantId belongs to another team")
