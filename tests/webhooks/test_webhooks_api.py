@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from callfleet.teams.models import IdempotencyRecord
 from callfleet.webhooks.models import WebhookEndpoint
 from callfleet.webhooks.secrets import secret_box
 from tests.conftest import DbHandle, TeamCtx
@@ -45,6 +46,30 @@ async def test_create_shows_the_secret_once_then_masked(
         row = await s.scalar(select(WebhookEndpoint).where(WebhookEndpoint.id == wh["id"]))
     assert row is not None and secret not in row.secret_encrypted
     assert secret_box(app.state.settings).decrypt(row.secret_encrypted) == secret
+
+
+async def test_create_with_idempotency_key_replays_and_keeps_the_secret_sealed(
+    client: httpx.AsyncClient, team: TeamCtx, database: DbHandle
+) -> None:
+    """A repeat with the same Idempotency-Key replays the first response (secret included)
+    and creates nothing; the stored response holds the secret only encrypted."""
+    h = {**team.headers, "Idempotency-Key": "wh-create-1"}
+    body = {"teamId": team.id, "url": new_url()}
+    first = await client.post("/api/webhooks", headers=h, json=body)
+    assert first.status_code == 201, first.text
+    again = await client.post("/api/webhooks", headers=h, json=body)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    r = await client.get("/api/webhooks", headers=team.headers)
+    assert [w["id"] for w in r.json()["webhooks"]] == [first.json()["webhook"]["id"]]
+    r = await client.post("/api/webhooks", headers=h, json={**body, "url": new_url()})
+    assert r.status_code == 409
+    secret = first.json()["webhook"]["secret"]
+    async with database.db.session(write=False) as s:
+        stored = await s.scalar(select(IdempotencyRecord.response_body).where(
+            IdempotencyRecord.team_id == team.id, IdempotencyRecord.key == "wh-create-1"))
+    assert stored is not None and stored.startswith("sealed:")
+    assert secret not in stored and secret[6:20] not in stored
 
 
 async def test_own_secret_events_filter_and_list_paging(

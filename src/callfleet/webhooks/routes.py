@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
 from callfleet.webhooks import service as svc
@@ -27,14 +30,16 @@ def _box(request: Request) -> SecretBox:
 @router.post("", status_code=201, response_model=None,
              responses={201: {"model": WebhookEnvelope}, **errors(403, 409)})
 async def create_webhook(body: WebhookIn, p: Auth, s: WriteSession, request: Request) -> JSON:
-    """Create an endpoint. The response is the only one that shows ``secret`` in full.
-
-    Not idempotent by design (like API keys): replaying the response would mean storing the
-    secret in clear next to the Idempotency-Key."""
+    """Create an endpoint. The response is the only one that shows ``secret`` in full (and
+    its replay for the same ``Idempotency-Key``, kept encrypted like the secret itself)."""
     p.check_team(body.team_id, body.account_slug, required=False)
-    out = await svc.create_endpoint(s, p, body.model_dump(exclude_unset=True), _box(request))
-    await s.commit()
-    return JSON({"success": True, "webhook": out}, status_code=201)
+    box = _box(request)
+    data = body.model_dump(exclude_unset=True)
+
+    async def make() -> dict[str, Any]:
+        return {"success": True, "webhook": await svc.create_endpoint(s, p, data, box)}
+
+    return await respond_created(request, s, p, make, seal=box)
 
 
 @router.get("", response_model=None, responses={200: {"model": WebhookList}, **errors(403)})
