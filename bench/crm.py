@@ -800,15 +800,17 @@ def _sqlite_analyze(path: Path) -> None:
 
 
 async def _pg_bulk(dsn: str, rows: Iterator[tuple[Any, ...]]) -> None:
-    """COPY into contacts with the secondary indexes dropped, then recreated from their own
-    definitions (pg_indexes), then VACUUM ANALYZE."""
+    """COPY into contacts (its trigger fills contact_search) with the secondary indexes of
+    both dropped, then recreated from their own definitions (pg_indexes), then VACUUM
+    ANALYZE."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SET maintenance_work_mem = '512MB'")
         idx = await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'contacts' "
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE tablename IN ('contacts', 'contact_search') "
             "AND indexname NOT IN (SELECT conname FROM pg_constraint)")
         for r in idx:
             await conn.execute(f'DROP INDEX "{r["indexname"]}"')
@@ -824,6 +826,7 @@ async def _pg_bulk(dsn: str, rows: Iterator[tuple[Any, ...]]) -> None:
         for r in idx:
             await conn.execute(r["indexdef"])
         await conn.execute("VACUUM ANALYZE contacts")
+        await conn.execute("VACUUM ANALYZE contact_search")
         await conn.execute("VACUUM ANALYZE companies")
     finally:
         await conn.close()

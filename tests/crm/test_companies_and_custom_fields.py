@@ -11,7 +11,6 @@ from sqlalchemy import delete, update
 from callfleet import ids
 from callfleet.crm.models import CustomFieldDefinition
 from callfleet.teams.models import Team
-
 from tests.conftest import DbHandle, TeamCtx, make_company, make_contact, new_team
 
 ID = r"[0-7][0-9a-hjkmnp-tv-z]{25}"

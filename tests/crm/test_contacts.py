@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TeamCtx, make_contact
+from tests.conftest import TeamCtx, make_company, make_contact
 
 SEED_FIELDS = {
     "id", "team_id", "company_id", "first_name", "last_name", "email", "phone",
@@ -204,3 +204,51 @@ async def test_search_pages_keep_the_count(client: httpx.AsyncClient, team: Team
     none = await page(search="no-such-person-anywhere")
     assert none["count"] == 0 and none["contacts"] == []
     assert (await page(leadStatus="qualified"))["count"] == 0
+
+
+async def test_search_follows_every_write(client: httpx.AsyncClient, team: TeamCtx,
+                                          other_team: TeamCtx, company: str) -> None:
+    """The search index (FTS5 on SQLite, the contact_search table on PostgreSQL, both kept
+    by triggers) follows creates, renames, imports, merges, deletes and company cascades,
+    and one team's search never finds another team's contacts."""
+
+    async def found(q: str, t: TeamCtx = team, **params: str) -> list[str]:
+        r = await client.get("/api/crm/contacts", headers=t.headers,
+                             params={"teamId": t.id, "search": q, **params})
+        assert r.status_code == 200, r.text
+        assert r.json()["count"] == len(r.json()["contacts"])
+        return sorted(c["first_name"] for c in r.json()["contacts"])
+
+    a = await make_contact(client, team, company, firstName="Quillon", lastName="Barrow",
+                           email="quillon@example.com", phone="+14155550111")
+    theirs = await make_company(client, other_team, "Theirs")
+    await make_contact(client, other_team, theirs, firstName="Quillon", lastName="Other")
+    assert await found("quillon") == ["Quillon"]
+    assert await found("quillon", other_team) == ["Quillon"]
+    assert await found("quillon", leadStatus="new") == ["Quillon"]  # with a filter too
+    r = await client.patch(f"/api/crm/contacts/{a['id']}", headers=team.headers,
+                           json={"firstName": "Zephyrine", "phone": "+14155550999",
+                                 "email": "zeph@example.com"})
+    assert r.status_code == 200, r.text
+    assert await found("quillon") == [] and await found("zephyr") == ["Zephyrine"]
+    assert await found("555 0999") == ["Zephyrine"] and await found("555 0111") == []
+    # Import: a new row, and a row merged into the contact above by phone (new email).
+    csv = ("First Name,Last Name,Phone,Email\n"
+           "Marigold,Finch,+14155550222,\n"
+           "Zephyrine,Barrow,+14155550999,zeph@newmail.example\n")
+    r = await client.post("/api/crm/contacts/import", params={"teamId": team.id,
+                                                              "companyId": company},
+                          content=csv.encode(), headers={**team.headers,
+                                                         "Content-Type": "text/csv"})
+    assert r.status_code == 200 and (r.json()["imported"], r.json()["updated"]) == (1, 1)
+    assert await found("marigold") == ["Marigold"]
+    assert await found("newmail") == ["Zephyrine"] and await found("quillon@") == []
+    r = await client.delete(f"/api/crm/contacts/{a['id']}", headers=team.headers)
+    assert r.status_code == 200, r.text
+    assert await found("zephyr") == []
+    # A company deleted with its contacts takes them out of the search.
+    r = await client.delete(f"/api/crm/companies/{company}", headers=team.headers,
+                            params={"cascade": "true"})
+    assert r.status_code == 200, r.text
+    assert await found("marigold") == []
+    assert await found("quillon", other_team) == ["Quillon"]

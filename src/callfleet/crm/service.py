@@ -9,7 +9,19 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    column,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -502,20 +514,39 @@ async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -
     await session.flush()
 
 
-def _search_clause(session: AsyncSession, query: str) -> ColumnElement[bool]:
-    """Substring match over names, email and phone digits, served by the trigram index."""
+# PostgreSQL's search index: a narrow side table kept in step with contacts by triggers
+# (migration 0012), so the trigram recheck of a large match set reads small, cached pages.
+_CONTACT_SEARCH = table("contact_search", column("contact_id"), column("team_id"),
+                        column("search_text"))
+
+
+def _search_term(query: str) -> str:
     query = query.strip()
     if len(query) > MAX_SEARCH:
         raise bad_request(f"search must be at most {MAX_SEARCH} characters", "search")
-    term = F.phone_query_digits(query) or query.lower()
-    if session.bind.dialect.name == "sqlite" and len(term) >= 3:
+    return F.phone_query_digits(query) or query.lower()
+
+
+def _search_clause(session: AsyncSession, p: Principal, term: str) -> ColumnElement[bool]:
+    """Substring match over names, email and phone digits, served by the trigram index:
+    FTS5 on SQLite, ``contact_search`` on PostgreSQL."""
+    if session.bind.dialect.name == "sqlite":
+        if len(term) < 3:
+            return Contact.search_text.like(like_pattern(term), escape="\\")
         phrase = '"' + term.replace('"', '""') + '"'
         return literal_column("contacts.rowid").in_(
             select(literal_column("rowid"))
             .select_from(text("contacts_fts"))
             .where(text("contacts_fts MATCH :fts_q").bindparams(fts_q=phrase))
         )
-    return Contact.search_text.like(like_pattern(term), escape="\\")
+    return Contact.id.in_(_search_ids(p, term))
+
+
+def _search_ids(p: Principal, term: str) -> Select[Any]:
+    """PostgreSQL: the ids of the team's contacts whose search text contains ``term``."""
+    cs = _CONTACT_SEARCH.c
+    return select(cs.contact_id.label("id")).where(
+        cs.team_id == p.team_id, cs.search_text.like(like_pattern(term), escape="\\"))
 
 
 async def list_contacts(
@@ -536,8 +567,9 @@ async def list_contacts(
         if not ids.is_valid("comp", company_id):
             raise bad_request("companyId is not a valid company id", "companyId")
         stmt = stmt.where(Contact.company_id == company_id)
-    if search and search.strip():
-        stmt = stmt.where(_search_clause(session, search))
+    term = _search_term(search) if search and search.strip() else None
+    if term is not None:
+        stmt = stmt.where(_search_clause(session, p, term))
     if lead_status:
         stmt = stmt.where(
             Contact.lead_status == field("leadStatus", F.normalize_lead_status, lead_status)
@@ -548,8 +580,16 @@ async def list_contacts(
         stmt = stmt.where(Contact.phone.is_not(None) if has_phone else Contact.phone.is_(None))
     if tag:
         stmt = stmt.where(_has_tag(session, tag.strip()))
-    if search and search.strip():
-        return await _search_page(session, stmt, limit, offset)
+    if term is not None:
+        if session.bind.dialect.name == "postgresql" and not (
+                campaign_id or company_id or lead_status or tag or do_not_call is not None
+                or has_phone is not None):
+            # The search alone: match and count in the side table, never reading contacts
+            # rows but the page's.
+            matched = _search_ids(p, term).cte("matched")
+        else:
+            matched = stmt.with_only_columns(Contact.id).order_by(None).cte("matched")
+        return await _search_page(session, p, matched, limit, offset)
     total = int(
         await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
     )
@@ -565,17 +605,17 @@ async def list_contacts(
     return [contact_out(c) for c in rows], total
 
 
-async def _search_page(session: AsyncSession, stmt: Any, limit: int, offset: int
-                       ) -> tuple[list[dict[str, Any]], int]:
+async def _search_page(session: AsyncSession, p: Principal, matched: Any, limit: int,
+                       offset: int) -> tuple[list[dict[str, Any]], int]:
     """A search's page and count in one statement: the matching ids are found once (a
     materialized CTE: the trigram / FTS match and its recheck of each candidate row are the
     expensive part), then counted and paged from that list, and only the page's rows are
     read. Two statements would each redo the match."""
-    matched = stmt.with_only_columns(Contact.id).order_by(None).cte("matched")
     page = select(matched.c.id).order_by(matched.c.id.desc()).limit(limit).offset(offset)
     total_col = select(func.count()).select_from(matched).scalar_subquery().label("total")
     result = await session.execute(
-        select(Contact, total_col).where(Contact.id.in_(page.scalar_subquery()))
+        select(Contact, total_col)
+        .where(Contact.team_id == p.team_id, Contact.id.in_(page.scalar_subquery()))
         .order_by(Contact.id.desc()))
     rows = result.all()
     if rows:

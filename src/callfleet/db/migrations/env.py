@@ -8,8 +8,10 @@ connection = context.config.attributes["connection"]
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    """Ignore the SQLite FTS5 search tables (created by hand in 0001, not in the metadata)."""
-    return not (type_ == "table" and name is not None and name.startswith("contacts_fts"))
+    """Ignore the search tables created by hand (not in the metadata): SQLite's FTS5 tables
+    (0001) and PostgreSQL's ``contact_search`` (0012)."""
+    return not (type_ == "table" and name is not None
+                and (name.startswith("contacts_fts") or name == "contact_search"))
 
 
 context.configure(
