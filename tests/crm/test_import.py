@@ -6,6 +6,7 @@ the first item of a JSON ``contacts`` array) is row 1.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from callfleet.app import create_app
+from callfleet.crm import store
 from tests.conftest import DbHandle, TeamCtx, make_company, make_contact, make_settings
 
 RESULT_KEYS = {"success", "imported", "updated", "skipped", "failed", "errors"}
@@ -387,6 +389,51 @@ async def test_dedup_across_batches_and_existing_merge_targets(
     assert old["email"] == "old@example.com"
     names = sorted(c["last_name"] for c in contacts)
     assert names == ["A2", "B2", "Third"]
+
+
+async def test_batches_in_flight_decide_as_if_earlier_batches_had_committed(
+    small_client: httpx.AsyncClient, team: TeamCtx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL two batches are written at once. Each batch's write is held back here,
+    so the next batch decides while the previous one's rows are still uncommitted; the
+    outcome must be the sequential one (on SQLite it is sequential anyway)."""
+    for name in ("insert", "update"):
+        for cls in (store.PgRows, store.SqliteRows):
+            original = getattr(cls, name)
+
+            async def slow(self: Any, rows: Any, _original: Any = original) -> None:
+                await asyncio.sleep(0.05)
+                await _original(self, rows)
+
+            monkeypatch.setattr(cls, name, slow)
+    company = await make_company(small_client, team)
+    stored = await make_contact(small_client, team, company, firstName="Stored", lastName="C",
+                                email="c@example.com", phone="+14155552000")
+    other = await make_contact(small_client, team, company, firstName="Other", lastName="D",
+                               phone="+14155552009")
+    rows = [  # batches of 3
+        "Stored,C1,415-555-2001,c@example.com",   # 1 stored C: phone 2000 -> 2001
+        "New,E,415-555-2002,e@example.com",       # 2 new
+        "Other,D1,415-555-2009,d@example.com",    # 3 stored D gets an email
+        "Late,P0,415-555-2000,",                  # 4 C's old phone: no longer C's -> new
+        "New,E2,,E@example.com",                  # 5 row 2's email (uncommitted) -> row 2
+        "Other,D2,,d@example.com",                # 6 D's new email (uncommitted) -> D
+        "Stored,C2,415-555-2001,",                # 7 C's new phone -> C
+        "Late,P1,415-555-2000,",                  # 8 row 4's phone -> row 4
+        "New,F,415-555-2003,",                    # 9 new
+    ]
+    csv_text = "First Name,Last Name,Phone,Email\n" + "\n".join(rows) + "\n"
+    body = check_result(await import_csv(small_client, team, csv_text, companyId=company))
+    assert counts(body) == (3, 6, 0, 0), body
+    contacts = {c["id"]: c for c in await all_contacts(small_client, team)}
+    assert len(contacts) == 5
+    c, d = contacts[stored["id"]], contacts[other["id"]]
+    assert (c["last_name"], c["phone"], c["email"]) == ("C2", "+14155552001", "c@example.com")
+    assert (d["last_name"], d["email"]) == ("D2", "d@example.com")
+    new = {x["last_name"]: x for x in contacts.values() if x["id"] not in (c["id"], d["id"])}
+    assert set(new) == {"E2", "P1", "F"}
+    assert new["E2"]["phone"] == "+14155552002" and new["E2"]["email"] == "E@example.com"
+    assert new["P1"]["phone"] == "+14155552000"
 
 
 # ---------------------------------------------------------------- row errors

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import csv
 import io
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -282,6 +282,42 @@ def json_rows(items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
 # ---------------------------------------------------------------- writing
 
 
+@dataclass
+class _Flight:
+    """A batch being written: what a later batch must know before it decides."""
+
+    task: asyncio.Task[None] = dc_field(init=False)
+    decided: asyncio.Event = dc_field(default_factory=asyncio.Event)
+    keys: set[str] = dc_field(default_factory=set)  # phones and emails of the rows it writes
+    ids: set[str] = dc_field(default_factory=set)  # ids of the rows it writes
+
+    def decided_on(self, new_rows: list[dict[str, Any]],
+                   changed: Iterable[dict[str, Any]]) -> None:
+        for row in (*new_rows, *changed):
+            self.ids.add(row["id"])
+            if row.get("phone"):
+                self.keys.add(row["phone"])
+            if row.get("email_lower"):
+                self.keys.add(row["email_lower"])
+        self.decided.set()
+
+    async def wait_decided(self) -> None:
+        """Until this batch has decided; its failure is this caller's too."""
+        if self.decided.is_set():
+            return
+        waiter = asyncio.ensure_future(self.decided.wait())
+        try:
+            await asyncio.wait({waiter, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not self.decided.is_set():
+            self.task.result()  # raises what the batch raised
+            raise RuntimeError("the previous import batch ended without deciding")
+
+    async def wait_done(self) -> None:
+        await asyncio.shield(self.task)
+
+
 class ContactImporter:
     def __init__(
         self, db: Database, principal: Principal, *, company_id: str | None, on_duplicate: str,
@@ -339,17 +375,29 @@ class ContactImporter:
         return True
 
     async def run(self, rows: Iterable[tuple[int, Any]]) -> ImportResult:
-        """Prepare rows and write them a batch at a time. Batch k is written (a task) while
-        batch k+1 is being prepared, so parsing and normalising overlap with the database's
-        work; batch k+1 is written only after batch k committed, so dedup sees every earlier
-        row."""
+        """Prepare rows and write them a batch at a time, each batch in a task of its own, so
+        parsing and normalising overlap with the database's work. On PostgreSQL two batches
+        may be in flight at once (their writes use both cores); see ``_write`` for why dedup
+        still sees every earlier row."""
         await self.start()
         batch: list[Prepared] = []
-        pending: asyncio.Task[None] | None = None
+        depth = 2 if self.db.dialect == "postgresql" else 1
+        flights: deque[_Flight] = deque()
+        prev: _Flight | None = None
+
+        async def launch(items: list[Prepared]) -> None:
+            nonlocal prev
+            while len(flights) >= depth:
+                await flights.popleft().task
+            me = _Flight()
+            me.task = asyncio.create_task(self._write(items, prev, me))
+            flights.append(me)
+            prev = me
+
         try:
             for n, (number, item) in enumerate(rows):
-                if n % 256 == 255:
-                    await asyncio.sleep(0)  # let the write in flight progress
+                if n % 32 == 31:
+                    await asyncio.sleep(0)  # let the writes in flight progress
                 if isinstance(item, RowError):
                     self.fail(number, str(item))
                     continue
@@ -360,20 +408,16 @@ class ContactImporter:
                     self.fail(number, str(exc))
                     continue
                 if len(batch) >= self.batch_size:
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.create_task(self._write(batch))
+                    await launch(batch)
                     batch = []
-            if pending is not None:
-                await pending
-                pending = None
             if batch:
-                await self._write(batch)
+                await launch(batch)
+            while flights:
+                await flights.popleft().task
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+            for f in flights:
+                f.task.cancel()
+            await asyncio.gather(*(f.task for f in flights), return_exceptions=True)
         self.result.errors.sort(key=lambda e: e["row"])
         return self.result
 
@@ -416,84 +460,113 @@ class ContactImporter:
         self.companies_by_name[low] = found
         return found
 
-    async def _write(self, batch: list[Prepared]) -> None:
+    async def _write(self, batch: list[Prepared], prev: _Flight | None, me: _Flight) -> None:
         """One transaction: resolve companies, find the stored contacts the batch's phones and
         emails match, merge in memory, then one bulk insert (COPY on PostgreSQL, executemany
-        on SQLite) and one bulk update. No ORM objects: rows are plain dicts of columns."""
+        on SQLite) and one bulk update. No ORM objects: rows are plain dicts of columns.
+
+        Batches decide (companies, probes, merges) one after the other, in file order; the
+        previous batch may still be writing meanwhile, its rows not yet visible. Its keys
+        (phones, emails) and ids say when that matters: a row of this batch with one of its
+        keys, or a probe that found one of the rows it writes, waits for it to commit and
+        probes again. So every batch decides as if all earlier batches had committed."""
+        if prev is not None:
+            await prev.wait_decided()
         async with self.db.session(write=True) as s:
             ready = await self._resolve_companies(s, batch)
             conn = (await (await s.connection()).get_raw_connection()).driver_connection
             bulk = store.rows_for(self.db.dialect, conn)
             phones = list({i.values["phone"] for i in ready if i.values.get("phone")})
             emails = list({i.values["email"].lower() for i in ready if i.values.get("email")})
-            by_phone: dict[str, dict[str, Any]] = {}
-            by_email: dict[str, dict[str, Any]] = {}
-            seen: dict[str, dict[str, Any]] = {}  # one dict per stored contact
-            # (Both backends probe the index once per key; no keys, no probe.)
-            for c in await bulk.existing(self.p.team_id, "phone", phones) if phones else ():
-                c = seen.setdefault(c["id"], c)
-                by_phone.setdefault(c["phone"] or "", c)
-            for c in (await bulk.existing(self.p.team_id, "email_lower", emails)
-                      if emails else ()):
-                c = seen.setdefault(c["id"], c)
-                by_email.setdefault(c["email_lower"] or "", c)
-            new_rows: list[dict[str, Any]] = []
-            new_by_phone: dict[str, dict[str, Any]] = {}
-            new_by_email: dict[str, dict[str, Any]] = {}
-            changed: dict[str, dict[str, Any]] = {}
-            now = utcnow()
-            for item in ready:
-                v = item.values
-                phone = v.get("phone")
-                email = v["email"].lower() if v.get("email") else None
-                # Phone first (stored contacts, then earlier rows of this batch), then email.
-                target: dict[str, Any] | None = None
-                stored = False
-                if phone:
-                    target = by_phone.get(phone)
-                    stored = target is not None
-                    if target is None:
-                        target = new_by_phone.get(phone)
-                if target is None and email:
-                    target = by_email.get(email)
-                    stored = target is not None
-                    if target is None:
-                        target = new_by_email.get(email)
-                if target is not None:
-                    if not self.update_dupes:
-                        self.result.skipped += 1
-                        continue
-                    if stored:
-                        _merge_into_row(target, v, item.company_id)
-                        changed[target["id"]] = target
-                        # The merge may have given it a phone or email: later rows match it.
-                        if target["phone"]:
-                            by_phone.setdefault(target["phone"], target)
-                        if target["email_lower"]:
-                            by_email.setdefault(target["email_lower"], target)
-                    else:
-                        _merge_into_row(target, v, None)
-                        if target.get("phone"):
-                            new_by_phone.setdefault(target["phone"], target)
-                        if target.get("email_lower"):
-                            new_by_email.setdefault(target["email_lower"], target)
-                    self.result.updated += 1
-                    continue
-                row = store.new_row(self.p.team_id, item.company_id, v, now)
-                new_rows.append(row)
-                if phone:
-                    new_by_phone[phone] = row
-                if email:
-                    new_by_email[email] = row
-                self.result.imported += 1
+            busy = prev if prev is not None and not prev.task.done() else None
+            if busy is not None and not (busy.keys.isdisjoint(phones)
+                                         and busy.keys.isdisjoint(emails)):
+                await busy.wait_done()
+                busy = None
+            while True:
+                # (Both backends probe the index once per key; no keys, no probe.)
+                by_phone_rows = (await bulk.existing(self.p.team_id, "phone", phones)
+                                 if phones else [])
+                by_email_rows = (await bulk.existing(self.p.team_id, "email_lower", emails)
+                                 if emails else [])
+                if busy is None or not any(c["id"] in busy.ids
+                                           for c in (*by_phone_rows, *by_email_rows)):
+                    break
+                await busy.wait_done()
+                busy = None
+            new_rows, changed = self._merge(ready, by_phone_rows, by_email_rows)
+            me.decided_on(new_rows, changed.values())
             if new_rows:
                 await bulk.insert(new_rows)
             if changed:
-                for c in changed.values():
-                    c["updated_at"] = now
                 await bulk.update(list(changed.values()))
             await s.commit()
         await self._refresh_statistics()
+
+    def _merge(self, ready: list[Prepared], by_phone_rows: list[dict[str, Any]],
+               by_email_rows: list[dict[str, Any]],
+               ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The batch's new rows and the stored contacts it changes (by id), merged in memory:
+        phone first (stored contacts, then earlier rows of this batch), then email."""
+        by_phone: dict[str, dict[str, Any]] = {}
+        by_email: dict[str, dict[str, Any]] = {}
+        seen: dict[str, dict[str, Any]] = {}  # one dict per stored contact
+        for c in by_phone_rows:
+            c = seen.setdefault(c["id"], c)
+            by_phone.setdefault(c["phone"] or "", c)
+        for c in by_email_rows:
+            c = seen.setdefault(c["id"], c)
+            by_email.setdefault(c["email_lower"] or "", c)
+        new_rows: list[dict[str, Any]] = []
+        new_by_phone: dict[str, dict[str, Any]] = {}
+        new_by_email: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        now = utcnow()
+        for item in ready:
+            v = item.values
+            phone = v.get("phone")
+            email = v["email"].lower() if v.get("email") else None
+            target: dict[str, Any] | None = None
+            stored = False
+            if phone:
+                target = by_phone.get(phone)
+                stored = target is not None
+                if target is None:
+                    target = new_by_phone.get(phone)
+            if target is None and email:
+                target = by_email.get(email)
+                stored = target is not None
+                if target is None:
+                    target = new_by_email.get(email)
+            if target is not None:
+                if not self.update_dupes:
+                    self.result.skipped += 1
+                    continue
+                if stored:
+                    _merge_into_row(target, v, item.company_id)
+                    target["updated_at"] = now
+                    changed[target["id"]] = target
+                    # The merge may have given it a phone or email: later rows match it.
+                    if target["phone"]:
+                        by_phone.setdefault(target["phone"], target)
+                    if target["email_lower"]:
+                        by_email.setdefault(target["email_lower"], target)
+                else:
+                    _merge_into_row(target, v, None)
+                    if target.get("phone"):
+                        new_by_phone.setdefault(target["phone"], target)
+                    if target.get("email_lower"):
+                        new_by_email.setdefault(target["email_lower"], target)
+                self.result.updated += 1
+                continue
+            row = store.new_row(self.p.team_id, item.company_id, v, now)
+            new_rows.append(row)
+            if phone:
+                new_by_phone[phone] = row
+            if email:
+                new_by_email[email] = row
+            self.result.imported += 1
+        return new_rows, changed
 
     async def _refresh_statistics(self) -> None:
         """PostgreSQL: ANALYZE ``contacts`` after the first batch, then each time this import
@@ -504,9 +577,9 @@ class ContactImporter:
         if self.db.dialect != "postgresql":
             return
         written = self.result.imported
-        if written == 0 or written < 8 * self._analyzed_at:
+        if written == 0 or self._analyzed_at:
             return
-        self._analyzed_at = max(written, 1)
+        self._analyzed_at = written
         async with self.db.session(write=True) as s:
             await s.execute(text("ANALYZE contacts"))
             await s.commit()
