@@ -93,3 +93,12 @@ def test_ulid_body_matches_python_ulid_encoding() -> None:
 def test_ids_made_in_a_row_sort_in_that_order() -> None:
     made = [ids.new_id("evt") for _ in range(5000)]
     assert made == sorted(made) and len(set(made)) == len(made)
+
+
+def test_ids_made_in_bulk_are_unique_and_keep_the_order() -> None:
+    before = ids.new_id("cont")
+    bulk = ids.new_ids("cont", 3000)
+    after = ids.new_id("cont")
+    made = [before, *bulk, after]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(ids.is_valid("cont", x) for x in bulk) and ids.new_ids("cont", 0) == []

@@ -324,5 +324,11 @@ def search_text(
     phone2: str | None,
 ) -> str:
     """What the contact ``search`` filter matches: names, email and phone digits, lower-cased."""
-    parts = [first or "", last or "", email or "", digits(phone), digits(phone2)]
-    return " ".join(p for p in parts if p).lower()
+    parts = [p for p in (first, last, email) if p]
+    for ph in (phone, phone2):
+        if ph:
+            # Stored phones are E.164 ("+" and digits): no regex needed for those.
+            d = ph[1:] if ph[0] == "+" and ph[1:].isdigit() else digits(ph)
+            if d:
+                parts.append(d)
+    return " ".join(parts).lower()

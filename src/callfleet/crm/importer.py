@@ -241,7 +241,7 @@ def csv_rows(stream: IO[bytes], charset: str | None) -> Iterator[tuple[int, Any]
         except csv.Error as exc:
             yield number, RowError(f"row cannot be parsed as CSV: {exc}")
             continue
-        if not cells or all(not c.strip() for c in cells):
+        if not cells or not "".join(cells).strip():
             number -= 1
             continue
         if len(cells) > width and any(c.strip() for c in cells[width:]):
@@ -381,6 +381,7 @@ class ContactImporter:
         still sees every earlier row."""
         await self.start()
         batch: list[Prepared] = []
+        # At most two: a batch checks only the one before it (``_write``).
         depth = 2 if self.db.dialect == "postgresql" else 1
         flights: deque[_Flight] = deque()
         prev: _Flight | None = None
@@ -522,6 +523,7 @@ class ContactImporter:
         new_by_email: dict[str, dict[str, Any]] = {}
         changed: dict[str, dict[str, Any]] = {}
         now = utcnow()
+        fresh_ids = iter(ids.new_ids("cont", len(ready)))  # (one per row; merges leave some)
         for item in ready:
             v = item.values
             phone = v.get("phone")
@@ -559,7 +561,7 @@ class ContactImporter:
                         new_by_email.setdefault(target["email_lower"], target)
                 self.result.updated += 1
                 continue
-            row = store.new_row(self.p.team_id, item.company_id, v, now)
+            row = store.new_row(self.p.team_id, item.company_id, v, now, next(fresh_ids))
             new_rows.append(row)
             if phone:
                 new_by_phone[phone] = row

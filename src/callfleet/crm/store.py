@@ -35,11 +35,12 @@ _TAIL = itemgetter(*COLUMNS[COLUMNS.index("tags") + 1:])
 assert COLUMNS.index("tags") == COLUMNS.index("custom_fields") + 1
 
 
-def new_row(team_id: str, company_id: str, v: dict[str, Any], now: datetime) -> dict[str, Any]:
+def new_row(team_id: str, company_id: str, v: dict[str, Any], now: datetime,
+            contact_id: str | None = None) -> dict[str, Any]:
     """A new contact from normalised values (``first_name`` and ``last_name`` required; the
     other keys optional, with the API's defaults)."""
     row = {
-        "id": ids.new_id("cont"), "team_id": team_id, "company_id": company_id,
+        "id": contact_id or ids.new_id("cont"), "team_id": team_id, "company_id": company_id,
         "first_name": v["first_name"], "last_name": v["last_name"], "email": v.get("email"),
         "phone": v.get("phone"), "phone_secondary": v.get("phone_secondary"),
         "job_title": v.get("job_title"), "lead_status": v.get("lead_status", "new"),
