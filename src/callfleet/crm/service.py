@@ -338,12 +338,18 @@ def contact_values(data: dict[str, Any], region: str) -> dict[str, Any]:
     return out
 
 
-async def company_of_team(session: AsyncSession, p: Principal, company_id: str | None) -> str:
-    """The ``companyId`` of a contact write: required, must exist and be the caller's."""
+def _company_id(company_id: str | None) -> str:
+    """The ``companyId`` of a contact write, required and well-formed (else 400)."""
     if not company_id:
         raise bad_request("companyId is required", "companyId")
     if not ids.is_valid("comp", company_id):
         raise bad_request("companyId is not a valid company id", "companyId")
+    return company_id
+
+
+async def company_of_team(session: AsyncSession, p: Principal, company_id: str | None) -> str:
+    """The ``companyId`` of a contact write: required, must exist and be the caller's."""
+    company_id = _company_id(company_id)
     team = await session.scalar(select(Company.team_id).where(Company.id == company_id))
     if team is None:
         raise ApiError(404, "Company not found", {"companyId": "Company not found"})
@@ -412,11 +418,7 @@ async def create_contact(
     last = _require(data.get("last_name"), "lastName", 200)
     values = contact_values(data, region)
     values["first_name"], values["last_name"] = first, last
-    company_id = data.get("company_id")
-    if not company_id:
-        raise bad_request("companyId is required", "companyId")
-    if not ids.is_valid("comp", company_id):
-        raise bad_request("companyId is not a valid company id", "companyId")
+    company_id = _company_id(data.get("company_id"))
     custom = data.get("custom_fields")
     for attempt in range(5):
         version = None
