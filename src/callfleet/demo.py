@@ -112,7 +112,7 @@ async def run_demo(settings: Settings, contacts: int, timeout: float, console: C
             number_ids.append(pn.id)
         await s.flush()
         contact_ids = list(await s.scalars(select(Contact.id).where(
-            Contact.company_id == company.id)))
+            Contact.team_id == team.id, Contact.company_id == company.id)))
         created = await campaigns.create_campaign(s, p, {
             "assistant_id": assistant.id, "company_id": company.id,
             "from_number_ids": number_ids, "name": "Demo outreach",

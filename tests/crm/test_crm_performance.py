@@ -99,3 +99,38 @@ async def test_bulk_import_keeps_search_and_its_trigger(
     assert len(await _page(client, team, search="bulkier", limit=1000)) == 150
     assert await _page(client, team, search="bulky149 quokka") == []  # the old name is gone
     assert len(await _page(client, team, search="bulkier149 quokka")) == 1
+
+
+async def test_database_refuses_a_contact_of_another_teams_company(
+    client: httpx.AsyncClient, team: TeamCtx, other_team: TeamCtx, company: str,
+    database: DbHandle
+) -> None:
+    """PostgreSQL: one foreign key, contacts (team_id, company_id) -> companies (team_id, id),
+    so even a write that bypasses the API cannot attach a contact to another team's company
+    (migration 0013). Counting, listing and deleting by company name the team."""
+    from sqlalchemy.exc import IntegrityError
+
+    theirs = await make_company(client, other_team, "Theirs")
+    mine = await make_contact(client, team, company, firstName="Mine")
+    await make_contact(client, other_team, theirs, firstName="Theirs")
+    if database.backend == "postgres":
+        for sql in ("UPDATE contacts SET company_id = :c WHERE id = :k",
+                    "UPDATE contacts SET team_id = :t WHERE id = :k"):
+            async with database.db.session() as s:
+                try:
+                    await s.execute(text(sql), {"c": theirs, "t": other_team.id,
+                                                "k": mine["id"]})
+                    await s.commit()
+                    raise AssertionError(f"accepted: {sql}")
+                except IntegrityError as exc:
+                    assert "fk_contacts_team_id_company_id_companies" in str(exc)
+    r = await client.get(f"/api/crm/companies/{company}", headers=team.headers)
+    assert r.json()["company"]["contact_count"] == 1, r.text
+    r = await client.get("/api/crm/companies", params={"teamId": other_team.id},
+                         headers=other_team.headers)
+    assert [c["contact_count"] for c in r.json()["companies"]] == [1], r.text
+    r = await client.delete(f"/api/crm/companies/{theirs}", params={"cascade": "true"},
+                            headers=other_team.headers)
+    assert r.status_code == 200, r.text
+    assert await _page(client, other_team) == []
+    assert await _page(client, team) == [mine["id"]]

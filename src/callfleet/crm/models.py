@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callfleet.db.base import Base, JSONType, TeamOwned
@@ -28,7 +36,8 @@ class Company(TeamOwned, Base):
     name_lower: Mapped[str] = mapped_column(String(300))
 
     __table_args__ = (
-        Index("ix_companies_team_id_id", "team_id", "id"),
+        # Unique so that contacts (team_id, company_id) can reference it (migration 0013).
+        Index("uq_companies_team_id_id", "team_id", "id", unique=True),
         Index("ix_companies_team_id_name_lower", "team_id", "name_lower"),
     )
 
@@ -36,8 +45,7 @@ class Company(TeamOwned, Base):
 class Contact(TeamOwned, Base):
     __tablename__ = "contacts"
 
-    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
-    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(String(40))
     first_name: Mapped[str] = mapped_column(String(200))
     last_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
@@ -58,6 +66,12 @@ class Contact(TeamOwned, Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (
+        # A contact's company is its team's; deleting the team deletes its companies and so
+        # their contacts. PostgreSQL since migration 0013; SQLite databases keep the two
+        # single-column foreign keys (team_id -> teams, company_id -> companies) and an
+        # index on company_id, as migration 0001 made them.
+        ForeignKeyConstraint(["team_id", "company_id"], ["companies.team_id", "companies.id"],
+                             ondelete="CASCADE", name="fk_contacts_team_id_company_id_companies"),
         # Counting a team's contacts (migration 0009): the narrowest index with team_id.
         Index("ix_contacts_team_id", "team_id"),
         Index("ix_contacts_team_id_id", "team_id", "id"),
@@ -68,7 +82,6 @@ class Contact(TeamOwned, Base):
               "phone"),
         Index("ix_contacts_team_id_phone", "team_id", "phone"),
         Index("ix_contacts_team_id_email_lower", "team_id", "email_lower"),
-        Index("ix_contacts_company_id", "company_id"),
     )
 
 

@@ -202,10 +202,12 @@ async def create_company(
     return company_out(company, 0)
 
 
-async def _contact_count(session: AsyncSession, company_id: str) -> int:
+async def _contact_count(session: AsyncSession, c: Company) -> int:
+    # Always with the team: (team_id, company_id, id) is the index by company (migration 0013).
     return int(
         await session.scalar(
-            select(func.count()).select_from(Contact).where(Contact.company_id == company_id)
+            select(func.count()).select_from(Contact)
+            .where(Contact.team_id == c.team_id, Contact.company_id == c.id)
         )
         or 0
     )
@@ -213,7 +215,7 @@ async def _contact_count(session: AsyncSession, company_id: str) -> int:
 
 async def get_company(session: AsyncSession, p: Principal, company_id: str) -> dict[str, Any]:
     c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company")
-    return company_out(c, await _contact_count(session, c.id))
+    return company_out(c, await _contact_count(session, c))
 
 
 async def list_companies(
@@ -235,7 +237,9 @@ async def list_companies(
         stmt = stmt.where(func.lower(Company.industry) == industry.strip().lower())
     total = int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
     count_col = (
-        select(func.count()).where(Contact.company_id == Company.id).scalar_subquery()
+        select(func.count())
+        .where(Contact.team_id == Company.team_id, Contact.company_id == Company.id)
+        .scalar_subquery()
     )
     rows = await session.execute(
         stmt.add_columns(count_col).order_by(Company.id.desc()).limit(limit).offset(offset)
@@ -261,7 +265,7 @@ async def update_company(
         )
     c.updated_at = utcnow()
     await session.flush()
-    return company_out(c, await _contact_count(session, c.id))
+    return company_out(c, await _contact_count(session, c))
 
 
 async def delete_company(
@@ -275,12 +279,13 @@ async def delete_company(
         select(func.count()).select_from(Campaign).where(Campaign.company_id == c.id))
     if used:
         raise conflict(f"Company is used by {used} campaign(s); it cannot be deleted")
-    n = await _contact_count(session, c.id)
+    n = await _contact_count(session, c)
     if n and not cascade:
         raise conflict(
             f"Company has {n} contacts; delete them first or pass cascade=true"
         )
-    await session.execute(delete(Contact).where(Contact.company_id == c.id))
+    await session.execute(
+        delete(Contact).where(Contact.team_id == c.team_id, Contact.company_id == c.id))
     await session.delete(c)
     await session.flush()
 
