@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from callfleet.app import create_app
-from callfleet.crm import store
+from callfleet.crm import importer, store
 from tests.conftest import DbHandle, TeamCtx, make_company, make_contact, make_settings
 
 RESULT_KEYS = {"success", "imported", "updated", "skipped", "failed", "errors"}
@@ -391,12 +391,8 @@ async def test_dedup_across_batches_and_existing_merge_targets(
     assert names == ["A2", "B2", "Third"]
 
 
-async def test_batches_in_flight_decide_as_if_earlier_batches_had_committed(
-    small_client: httpx.AsyncClient, team: TeamCtx, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On PostgreSQL two batches are written at once. Each batch's write is held back here,
-    so the next batch decides while the previous one's rows are still uncommitted; the
-    outcome must be the sequential one (on SQLite it is sequential anyway)."""
+def _hold_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold back each batch's write, so later batches decide while its rows are uncommitted."""
     for name in ("insert", "update"):
         for cls in (store.PgRows, store.SqliteRows):
             original = getattr(cls, name)
@@ -406,6 +402,14 @@ async def test_batches_in_flight_decide_as_if_earlier_batches_had_committed(
                 await _original(self, rows)
 
             monkeypatch.setattr(cls, name, slow)
+
+
+async def test_batches_in_flight_decide_as_if_earlier_batches_had_committed(
+    small_client: httpx.AsyncClient, team: TeamCtx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL several batches are written at once (importer.PG_BATCHES_IN_FLIGHT).
+    The outcome must be the sequential one (on SQLite it is sequential anyway)."""
+    _hold_writes(monkeypatch)
     company = await make_company(small_client, team)
     stored = await make_contact(small_client, team, company, firstName="Stored", lastName="C",
                                 email="c@example.com", phone="+14155552000")
@@ -434,6 +438,26 @@ async def test_batches_in_flight_decide_as_if_earlier_batches_had_committed(
     assert set(new) == {"E2", "P1", "F"}
     assert new["E2"]["phone"] == "+14155552002" and new["E2"]["email"] == "E@example.com"
     assert new["P1"]["phone"] == "+14155552000"
+
+
+async def test_a_batch_checks_every_batch_in_flight_not_only_the_one_before(
+    small_client: httpx.AsyncClient, team: TeamCtx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three batches in flight: the third repeats a phone and an email first seen in the
+    first while the second, unrelated, stands between them."""
+    assert importer.PG_BATCHES_IN_FLIGHT >= 3
+    _hold_writes(monkeypatch)
+    company = await make_company(small_client, team)
+    rows = [  # batches of 3
+        "Ann,A,415-555-2101,", "Bob,B,,bob@example.com", "Cy,C,415-555-2103,",
+        "Dee,D,415-555-2104,", "Eve,E,415-555-2105,", "Fay,F,,fay@example.com",
+        "Ann,A2,415-555-2101,", "Bob,B2,,BOB@example.com", "Gus,G,415-555-2107,",
+    ]
+    csv_text = "First Name,Last Name,Phone,Email\n" + "\n".join(rows) + "\n"
+    body = check_result(await import_csv(small_client, team, csv_text, companyId=company))
+    assert counts(body) == (7, 2, 0, 0), body
+    names = sorted(c["last_name"] for c in await all_contacts(small_client, team))
+    assert names == ["A2", "B2", "C", "D", "E", "F", "G"]
 
 
 # ---------------------------------------------------------------- row errors

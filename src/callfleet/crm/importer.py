@@ -61,6 +61,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 HEADER_MAP = {alias: canon for canon, aliases in _ALIASES.items() for alias in aliases}
 _SQUASH = re.compile(r"[^a-z0-9]")
+# Batches a PostgreSQL import writes at once, each on its own connection (SQLite: one writer).
+# Each batch checks every batch still in flight before it (``ContactImporter._write``).
+# Three beat two by ~5% and four by ~7% on 2 cores (docs/decisions/0015-import-write-cost.md).
+PG_BATCHES_IN_FLIGHT = 3
+
 TEXT_LIMITS = {"job_title": 300, "source": 200, "preferred_contact_method": 50, "notes": 20_000}
 
 
@@ -376,24 +381,20 @@ class ContactImporter:
 
     async def run(self, rows: Iterable[tuple[int, Any]]) -> ImportResult:
         """Prepare rows and write them a batch at a time, each batch in a task of its own, so
-        parsing and normalising overlap with the database's work. On PostgreSQL two batches
-        may be in flight at once (their writes use both cores); see ``_write`` for why dedup
-        still sees every earlier row."""
+        parsing and normalising overlap with the database's work. On PostgreSQL up to
+        PG_BATCHES_IN_FLIGHT batches are written at once (their writes use every core); see
+        ``_write`` for why dedup still sees every earlier row."""
         await self.start()
         batch: list[Prepared] = []
-        # At most two: a batch checks only the one before it (``_write``).
-        depth = 2 if self.db.dialect == "postgresql" else 1
+        depth = PG_BATCHES_IN_FLIGHT if self.db.dialect == "postgresql" else 1
         flights: deque[_Flight] = deque()
-        prev: _Flight | None = None
 
         async def launch(items: list[Prepared]) -> None:
-            nonlocal prev
             while len(flights) >= depth:
                 await flights.popleft().task
             me = _Flight()
-            me.task = asyncio.create_task(self._write(items, prev, me))
+            me.task = asyncio.create_task(self._write(items, list(flights), me))
             flights.append(me)
-            prev = me
 
         try:
             for n, (number, item) in enumerate(rows):
@@ -461,40 +462,43 @@ class ContactImporter:
         self.companies_by_name[low] = found
         return found
 
-    async def _write(self, batch: list[Prepared], prev: _Flight | None, me: _Flight) -> None:
+    async def _write(self, batch: list[Prepared], before: list[_Flight], me: _Flight) -> None:
         """One transaction: resolve companies, find the stored contacts the batch's phones and
         emails match, merge in memory, then one bulk insert (COPY on PostgreSQL, executemany
         on SQLite) and one bulk update. No ORM objects: rows are plain dicts of columns.
 
         Batches decide (companies, probes, merges) one after the other, in file order; the
-        previous batch may still be writing meanwhile, its rows not yet visible. Its keys
-        (phones, emails) and ids say when that matters: a row of this batch with one of its
-        keys, or a probe that found one of the rows it writes, waits for it to commit and
-        probes again. So every batch decides as if all earlier batches had committed."""
-        if prev is not None:
-            await prev.wait_decided()
+        earlier batches may still be writing meanwhile, their rows not yet visible. Their keys
+        (phones, emails) and ids say when that matters: a row of this batch with one of a
+        batch's keys, or a probe that found one of the rows it writes, waits for that batch
+        to commit and probes again. So every batch decides as if all earlier batches had
+        committed."""
+        if before:
+            await before[-1].wait_decided()  # decisions are in file order: all have
         async with self.db.session(write=True) as s:
             ready = await self._resolve_companies(s, batch)
             conn = (await (await s.connection()).get_raw_connection()).driver_connection
             bulk = store.rows_for(self.db.dialect, conn)
             phones = list({i.values["phone"] for i in ready if i.values.get("phone")})
             emails = list({i.values["email"].lower() for i in ready if i.values.get("email")})
-            busy = prev if prev is not None and not prev.task.done() else None
-            if busy is not None and not (busy.keys.isdisjoint(phones)
-                                         and busy.keys.isdisjoint(emails)):
-                await busy.wait_done()
-                busy = None
+            busy = [f for f in before if not f.task.done()]
+            for f in [f for f in busy
+                      if not (f.keys.isdisjoint(phones) and f.keys.isdisjoint(emails))]:
+                await f.wait_done()
+                busy.remove(f)
             while True:
                 # (Both backends probe the index once per key; no keys, no probe.)
                 by_phone_rows = (await bulk.existing(self.p.team_id, "phone", phones)
                                  if phones else [])
                 by_email_rows = (await bulk.existing(self.p.team_id, "email_lower", emails)
                                  if emails else [])
-                if busy is None or not any(c["id"] in busy.ids
-                                           for c in (*by_phone_rows, *by_email_rows)):
+                found = {c["id"] for c in (*by_phone_rows, *by_email_rows)}
+                hit = [f for f in busy if not f.ids.isdisjoint(found)]
+                if not hit:
                     break
-                await busy.wait_done()
-                busy = None
+                for f in hit:  # its rows were read uncommitted-invisible: wait, probe again
+                    await f.wait_done()
+                    busy.remove(f)
             new_rows, changed = self._merge(ready, by_phone_rows, by_email_rows)
             me.decided_on(new_rows, changed.values())
             if new_rows:

@@ -12,7 +12,7 @@ Deleting a team still removes its contacts (team -> companies -> contacts, all c
 The cascade from a company finds its contacts through ``(team_id, company_id, id)``, so
 the single-column ``company_id`` index goes; queries by company name the team too.
 Measured: a 300,000-row COPY into ``contacts`` spends ~12% less PostgreSQL CPU
-(docs/decisions/0015-contact-company-foreign-key.md).
+(docs/decisions/0015-import-write-cost.md).
 
 SQLite keeps its two single-column foreign keys and the ``company_id`` index: changing a
 foreign key there means rebuilding ``contacts`` and its FTS5 triggers, for little gain.
