@@ -722,3 +722,24 @@ async def test_nul_characters_never_break_an_import(
     [c] = await all_contacts(client, team, search="json")
     assert c["first_name"] == "Json"
     assert c["custom_fields"] == {"k": "v", "nested": {"a": ["b"]}}
+
+
+def test_sqlite_bulk_records_encode_like_one_cell_at_a_time() -> None:
+    """The import's row encoding (one timestamp conversion per batch) binds the same values
+    as the per-cell encoding the other writes use."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 3, 8, 7, 30, 1, 250, tzinfo=UTC)
+    rows = [store.new_row("team_x", "comp_x", {"first_name": "Ann", "last_name": "Lee",
+                                               "email": "Ann@X.io", "phone": "+14155550100",
+                                               "do_not_call": True,
+                                               "custom_fields": {"budget": 5},
+                                               "tags": ["vip"]}, now),
+            store.new_row("team_x", "comp_x", {"first_name": "Bo", "last_name": "Li"},
+                          now + timedelta(seconds=1))]
+    got = store.SqliteRows._records(rows)
+    want = [tuple(store.SqliteRows._value(r, c) for c in store.COLUMNS) for r in rows]
+    assert got == want
+    assert got[0][store.COLUMNS.index("do_not_call")] == 1  # sqlite3 binds True as 1
+    assert got[0][store.COLUMNS.index("custom_fields")] == '{"budget":5}'
+    assert got[1][-2:] == ("2026-03-08 07:30:02.000250",) * 2
