@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     max_page_size: int = 1000
     default_page_size: int = 50
     max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Cap for JSON bodies.")
-    import_batch_size: int = 2000
+    import_batch_size: int | None = Field(
+        default=None, ge=1,
+        description="Rows per import transaction (default: 5000 on SQLite, 2000 on PostgreSQL).",
+    )
     import_max_errors: int = Field(default=1000, description="Row errors listed per import.")
     db_pool_size: int = 20
     carrier: str = Field(default="sim", description="Telephony adapter: sim (default).")
