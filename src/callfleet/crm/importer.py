@@ -68,7 +68,8 @@ PG_BATCHES_IN_FLIGHT = 3
 # Rows per batch (one transaction each) unless CALLFLEET_IMPORT_BATCH_SIZE says otherwise.
 # SQLite: each commit adds a segment to the FTS5 index, which merges them as they pile up;
 # 5,000-row batches cut the import's wall time by ~17% against 2,000 (measured) and hold
-# the single write lock for ~0.2 s of SQL at a time (~40 us a row). PostgreSQL: larger batches measured within noise (0014, 0015).
+# the single write lock for ~0.2 s of SQL at a time (~40 us a row). PostgreSQL: larger
+# batches measured within noise (0014, 0015).
 DEFAULT_BATCH_SIZE = {"sqlite": 5000, "postgresql": 2000}
 
 TEXT_LIMITS = {"job_title": 300, "source": 200, "preferred_contact_method": 50, "notes": 20_000}
@@ -345,7 +346,7 @@ class ContactImporter:
         self.known_companies: set[str] = set()
         self.defs: Definitions = {}
         self._started = False
-        self._analyzed_at = 0  # rows imported when this import last ran ANALYZE
+        self._analyzed = False  # this import has run its ANALYZE
 
     def fail(self, row: int, error: str) -> None:
         r = self.result
@@ -487,11 +488,12 @@ class ContactImporter:
             phones = list({i.values["phone"] for i in ready if i.values.get("phone")})
             emails = list({i.values["email"].lower() for i in ready if i.values.get("email")})
             busy = [f for f in before if not f.task.done()]
-            for f in [f for f in busy
-                      if not (f.keys.isdisjoint(phones) and f.keys.isdisjoint(emails))]:
-                await f.wait_done()
-                busy.remove(f)
+            hit = [f for f in busy
+                   if not (f.keys.isdisjoint(phones) and f.keys.isdisjoint(emails))]
             while True:
+                for f in hit:  # wait for it to commit, then (re)probe
+                    await f.wait_done()
+                    busy.remove(f)
                 # (Both backends probe the index once per key; no keys, no probe.)
                 by_phone_rows = (await bulk.existing(self.p.team_id, "phone", phones)
                                  if phones else [])
@@ -501,9 +503,6 @@ class ContactImporter:
                 hit = [f for f in busy if not f.ids.isdisjoint(found)]
                 if not hit:
                     break
-                for f in hit:  # its rows were read uncommitted-invisible: wait, probe again
-                    await f.wait_done()
-                    busy.remove(f)
             new_rows, changed = self._merge(ready, by_phone_rows, by_email_rows)
             me.decided_on(new_rows, changed.values())
             if new_rows:
@@ -580,17 +579,17 @@ class ContactImporter:
         return new_rows, changed
 
     async def _refresh_statistics(self) -> None:
-        """PostgreSQL: ANALYZE ``contacts`` after the first batch, then each time this import
-        has grown the team eightfold. A team the statistics don't know yet (a new one) is
-        estimated at ~1 row, and for so few rows the planner may serve a dedup probe from any
-        ``team_id`` index and filter the key: every probe would then read all the rows the
-        import already wrote (quadratic). Measured on the 1M-row benchmark."""
+        """PostgreSQL: ANALYZE ``contacts`` once, after the first batch that imported rows. A
+        team the statistics don't know yet (a new one) is estimated at ~1 row, and for so few
+        rows the planner may serve a dedup probe from any ``team_id`` index and filter the
+        key: every probe would then read all the rows the import already wrote (quadratic).
+        Once the team is known to have rows, the (team_id, phone/email) indexes win whatever
+        the estimate (docs/decisions/0014). Measured on the 1M-row benchmark."""
         if self.db.dialect != "postgresql":
             return
-        written = self.result.imported
-        if written == 0 or self._analyzed_at:
+        if self.result.imported == 0 or self._analyzed:
             return
-        self._analyzed_at = written
+        self._analyzed = True
         async with self.db.session(write=True) as s:
             await s.execute(text("ANALYZE contacts"))
             await s.commit()
