@@ -81,7 +81,7 @@ def team_create(workdir: Path, env: dict[str, str], *extra: str) -> dict[str, An
 def test_team_create_json(workdir: Path, env: dict[str, str], data_dir: Path) -> None:
     assert not data_dir.exists()
     out = team_create(workdir, env, "--name", "Acme")
-    assert set(out) == {"team_id", "account_slug", "api_key"}
+    assert set(out) == {"team_id", "account_slug", "api_key", "sign_in_url"}
     assert TEAM_ID.match(out["team_id"]), out
     assert out["account_slug"] == "acme"
     assert TOKEN.match(out["api_key"]), out

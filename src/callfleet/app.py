@@ -32,6 +32,7 @@ from callfleet.db.session import Database, open_database
 from callfleet.dialer.engine import Dialer
 from callfleet.numbers.routes import router as numbers_router
 from callfleet.teams.routes import router as teams_router
+from callfleet.web.install import install as install_web
 from callfleet.webhooks.routes import router as webhooks_router
 from callfleet.worker import run_background
 
@@ -180,6 +181,7 @@ def create_app(
     app.include_router(calls_router)
     app.include_router(dnc_router)
     app.include_router(webhooks_router)
+    install_web(app)  # the web app under / (docs/web.md)
     return app
 
 

@@ -17,13 +17,18 @@ from callfleet.api.errors import ApiError
 from callfleet.config import get_settings
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
+from callfleet.teams import signin, users
+from callfleet.teams.models import Team
+from callfleet.teams.user_models import Membership
 
 app = typer.Typer(help="callfleet: outbound AI phone campaigns with a built-in CRM.",
                   no_args_is_help=True, add_completion=False)
 team_app = typer.Typer(help="Teams (tenants).", no_args_is_help=True)
 key_app = typer.Typer(help="API keys of a team.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+user_app = typer.Typer(help="People who sign in to the web app.", no_args_is_help=True)
 app.add_typer(team_app, name="team")
+app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
@@ -161,18 +166,22 @@ def team_create(
     """Create a team and its first API key (shown once)."""
     from callfleet.teams.service import create_team
 
-    async def run(db: Database) -> tuple[str, str, str]:
+    async def run(db: Database) -> tuple[str, str, str, str]:
         async with db.session() as s:
             team, token = await create_team(s, name, slug)
+            link = await signin.create_link(s, team.id, purpose="invite", role="owner")
             await s.commit()
-            return team.id, team.slug, token
+            return team.id, team.slug, token, link
 
-    team_id, team_slug, token = _with_db(run)
+    team_id, team_slug, token, link = _with_db(run)
+    url = sign_in_url(link)
     if as_json:
-        _emit({"team_id": team_id, "account_slug": team_slug, "api_key": token})
+        _emit({"team_id": team_id, "account_slug": team_slug, "api_key": token,
+               "sign_in_url": url})
     else:
         console.print(f"team [bold]{team_id}[/bold] ({team_slug})")
         console.print(f"API key (shown once): [bold]{token}[/bold]")
+        console.print(f"Owner sign-in link (one use, 7 days): [bold]{url}[/bold]")
 
 
 @team_app.command("list")
@@ -287,6 +296,101 @@ def key_revoke(key_id: str = typer.Argument(..., help="The key's id (key_…).")
 
     _with_db(run)
     console.print(f"revoked {key_id}")
+
+
+def sign_in_url(token: str) -> str:
+    return get_settings().public_url.rstrip("/") + f"/signin/{token}"
+
+
+def _read_password(confirm: bool = True) -> str:
+    """From stdin when it is not a terminal (first line), else prompted without echo."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+
+
+async def _team_id(s: Any, ref: str) -> str:
+    team_id = await s.scalar(select(Team.id).where((Team.id == ref) | (Team.slug == ref)))
+    if team_id is None:
+        raise ApiError(404, f"No team with id or slug {ref!r}")
+    return str(team_id)
+
+
+@user_app.command("create")
+def user_create(
+    team: str = typer.Option(..., "--team", help="Team id or account slug."),
+    email: str = typer.Option(..., "--email", help="The email the person signs in with."),
+    role: str = typer.Option("member", "--role", help="owner, admin or member."),
+    name: str = typer.Option(None, "--name", help="Display name."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a user who signs in to the web app with email and password. The password is
+    read from stdin (first line) or prompted for; it is never a command-line argument."""
+    password = _read_password()
+
+    async def run(db: Database) -> tuple[str, str]:
+        async with db.session() as s:
+            team_id = await _team_id(s, team)
+            checked_role = users.check_role(role)
+            user = await users.create_user(s, email, password, name)
+            await users.add_member(s, team_id, user.id, checked_role)
+            await s.commit()
+            return user.id, team_id
+
+    user_id, team_id = _with_db(run)
+    if as_json:
+        _emit({"user_id": user_id, "team_id": team_id, "email": email.strip().lower(),
+               "role": role.strip().lower()})
+    else:
+        console.print(f"user [bold]{user_id}[/bold] ({email.strip().lower()}) is "
+                      f"{role.strip().lower()} of {team}")
+
+
+@user_app.command("link")
+def user_link(
+    team: str = typer.Option(..., "--team", help="Team id or account slug."),
+    email: str = typer.Option(..., "--email", help="The user to sign in."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Print a one-time sign-in link (valid 24 hours) for a member of a team."""
+
+    async def run(db: Database) -> str:
+        async with db.session() as s:
+            team_id = await _team_id(s, team)
+            user = await users.user_by_email(s, users.normalize_email(email))
+            membership = (await s.get(Membership, (team_id, user.id))
+                          if user is not None else None)
+            if user is None or membership is None:
+                raise ApiError(404, f"{email} is not a member of {team}")
+            token = await signin.create_link(s, team_id, purpose="login", user_id=user.id,
+                                             role=membership.role, ttl=signin.LOGIN_LINK_TTL)
+            await s.commit()
+            return token
+
+    url = sign_in_url(_with_db(run))
+    if as_json:
+        _emit({"sign_in_url": url})
+    else:
+        console.print(f"One-time sign-in link: [bold]{url}[/bold]")
+
+
+@user_app.command("password")
+def user_password(
+    email: str = typer.Option(..., "--email", help="The user whose password to set."),
+) -> None:
+    """Set a user's password (read from stdin or prompted) and sign them out everywhere."""
+    password = _read_password()
+
+    async def run(db: Database) -> None:
+        async with db.session() as s:
+            user = await users.user_by_email(s, users.normalize_email(email))
+            if user is None:
+                raise ApiError(404, f"No user with email {email!r}")
+            await users.set_password(s, user, password)
+            await s.commit()
+
+    _with_db(run)
+    console.print(f"password changed for {email.strip().lower()}; their sessions ended")
 
 
 def main() -> None:

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     intelligence_tick_seconds: float = Field(
         default=0.2, description="Real seconds between conversation/analysis passes.")
     log_level: str = "INFO"
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where people reach the web app; the base of one-time sign-in links that "
+        "the CLI prints.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -10,6 +10,7 @@ from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import Base
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import ApiKey, IdempotencyRecord, Team
+from callfleet.teams.user_models import Membership, SignInFailure, SignInLink, User, WebSession
 from callfleet.webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -34,4 +35,10 @@ __all__ = [
     "Team",
     "WebhookDelivery",
     "WebhookEndpoint",
+    # web app sign-in (migration 0018)
+    "Membership",
+    "SignInFailure",
+    "SignInLink",
+    "User",
+    "WebSession",
 ]

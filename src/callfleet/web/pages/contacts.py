@@ -1,0 +1,200 @@
+"""Contacts: the searchable table, the contact page, create and edit.
+
+The table runs the API's own list query (``crm.service.list_contacts``: the search index,
+the filters, the deep-page plan), so it is as fast at a million contacts as the API is.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import RedirectResponse, Response
+
+from callfleet.api.errors import ApiError
+from callfleet.crm import fields as crm_fields
+from callfleet.crm import lookups
+from callfleet.crm import service as crm
+from callfleet.web.auth import Ctx, Editor, Viewer, read_form
+from callfleet.web.forms import (
+    checked,
+    compact,
+    custom_form_values,
+    field_errors,
+    int_param,
+    query_text,
+    text_values,
+)
+from callfleet.web.render import page
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+FILTERS = ("search", "leadStatus", "companyId", "doNotCall", "hasPhone", "tag")
+# Form field (the API's name) -> the service's key.
+CONTACT_FIELDS = {
+    "companyId": "company_id", "firstName": "first_name", "lastName": "last_name",
+    "email": "email", "phone": "phone", "phoneSecondary": "phone_secondary",
+    "jobTitle": "job_title", "leadStatus": "lead_status", "source": "source",
+    "timezone": "timezone", "preferredContactMethod": "preferred_contact_method",
+    "notes": "notes", "tags": "tags",
+}
+YES_NO = {"true": True, "false": False}
+
+
+@cache
+def time_zones() -> list[str]:
+    return sorted(z for z in zoneinfo.available_timezones() if "/" in z and "Etc/" not in z)
+
+
+def _region(ctx: Ctx) -> str:
+    return str(ctx.request.app.state.settings.default_region)
+
+
+async def contact_definitions(ctx: Ctx) -> list[dict[str, Any]]:
+    items, _ = await crm.list_custom_fields(ctx.s, ctx.p, "contact", 500, 0)
+    return items
+
+
+@router.get("/contacts")
+async def contacts_page(ctx: Viewer) -> Response:
+    params = ctx.request.query_params
+    filters = {name: query_text(params, name) for name in FILTERS}
+    offset = int_param(params.get("offset"), 0)
+    errors: dict[str, str] = {}
+    try:
+        items, total = await crm.list_contacts(
+            ctx.s, ctx.p, company_id=filters["companyId"], search=filters["search"],
+            lead_status=filters["leadStatus"], do_not_call=YES_NO.get(filters["doNotCall"] or ""),
+            has_phone=YES_NO.get(filters["hasPhone"] or ""), tag=filters["tag"],
+            limit=PAGE_SIZE, offset=offset)
+    except ApiError as exc:
+        items, total, errors = [], 0, field_errors(exc)
+    names = await lookups.company_names(ctx.s, ctx.p, (c["company_id"] for c in items))
+    context = {"contacts": items, "total": total, "offset": offset, "page_size": PAGE_SIZE,
+                   "filters": filters, "company_names": names, "errors": errors,
+                   "lead_statuses": crm_fields.LEAD_STATUSES,
+                   "filtered": any(filters.values())}
+    if ctx.request.headers.get("hx-target") == "contact-results":
+        return page(ctx.request, "contacts/_results.html", user=ctx.user, **context)
+    companies, _ = await lookups.company_choices(ctx.s, ctx.p, 500)
+    return page(ctx.request, "contacts/list.html", user=ctx.user, companies=companies,
+                status=400 if errors else 200, **context)
+
+
+def contact_data(form: Any, definitions: list[dict[str, Any]], *, editing: bool,
+                 current_custom: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The service's input from the form: on create, blank fields are left out; on edit,
+    a blank field clears the value (and a blank custom field removes it)."""
+    values = text_values(form)
+    data: dict[str, Any] = {CONTACT_FIELDS[k]: values.get(k, "") for k in CONTACT_FIELDS
+                            if k in values}
+    data["do_not_call"] = checked(form, "doNotCall")
+    keys = [d["key"] for d in definitions] + [k for k in (current_custom or {})
+                                              if k not in {d["key"] for d in definitions}]
+    custom = {k: (values.get(f"custom.{k}") or None) for k in keys if f"custom.{k}" in values}
+    if editing:
+        if custom:
+            data["custom_fields"] = custom
+        return data
+    data = compact(data)
+    data["do_not_call"] = checked(form, "doNotCall")
+    custom = compact(custom)
+    if custom:
+        data["custom_fields"] = custom
+    return data
+
+
+async def _form_page(ctx: Ctx, *, contact: dict[str, Any] | None, values: dict[str, Any],
+                     errors: dict[str, str] | None = None, status: int = 200) -> Response:
+    companies, more = await lookups.company_choices(ctx.s, ctx.p)
+    return page(ctx.request, "contacts/form.html", user=ctx.user, status=status,
+                contact=contact, values=values, errors=errors or {},
+                definitions=await contact_definitions(ctx), companies=companies,
+                more_companies=more, lead_statuses=crm_fields.LEAD_STATUSES,
+                time_zones=time_zones())
+
+
+def _form_values(contact: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {k: contact.get(v) or "" for k, v in CONTACT_FIELDS.items()}
+    values["tags"] = ", ".join(contact.get("tags") or [])
+    values["doNotCall"] = contact.get("do_not_call")
+    values.update(custom_form_values(contact.get("custom_fields")))
+    return values
+
+
+@router.get("/contacts/new")
+async def new_contact_page(ctx: Viewer) -> Response:
+    company = query_text(ctx.request.query_params, "companyId") or ""
+    return await _form_page(ctx, contact=None, values={"companyId": company,
+                                                       "leadStatus": "new"})
+
+
+@router.post("/contacts/new")
+async def create_contact(ctx: Editor) -> Response:
+    form = await read_form(ctx.request)
+    definitions = await contact_definitions(ctx)
+    data = contact_data(form, definitions, editing=False)
+    try:
+        contact = await crm.create_contact(ctx.request.app.state.db, ctx.p, data,
+                                           _region(ctx), ctx.s)
+    except ApiError as exc:
+        await ctx.s.rollback()
+        return await _form_page(ctx, contact=None, values=text_values(form),
+                                errors=field_errors(exc), status=400)
+    await ctx.s.commit()
+    return RedirectResponse(f"/contacts/{contact['id']}?created=1", status_code=303)
+
+
+@router.get("/contacts/{contact_id}")
+async def contact_page(contact_id: str, ctx: Viewer) -> Response:
+    contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
+    company = await crm.get_company(ctx.s, ctx.p, contact["company_id"])
+    definitions = {d["key"]: d for d in await contact_definitions(ctx)}
+    flash = ("Contact created." if "created" in ctx.request.query_params
+             else "Changes saved." if "saved" in ctx.request.query_params else None)
+    return page(ctx.request, "contacts/detail.html", user=ctx.user, contact=contact,
+                company=company, definitions=definitions, flash=flash)
+
+
+@router.get("/contacts/{contact_id}/edit")
+async def edit_contact_page(contact_id: str, ctx: Viewer) -> Response:
+    contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
+    return await _form_page(ctx, contact=contact, values=_form_values(contact))
+
+
+@router.post("/contacts/{contact_id}/edit")
+async def update_contact(contact_id: str, ctx: Editor) -> Response:
+    contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
+    form = await read_form(ctx.request)
+    data = contact_data(form, await contact_definitions(ctx), editing=True,
+                        current_custom=contact.get("custom_fields"))
+    try:
+        await crm.update_contact(ctx.s, ctx.p, contact_id, data, _region(ctx))
+    except ApiError as exc:
+        await ctx.s.rollback()
+        values = text_values(form)
+        values["doNotCall"] = checked(form, "doNotCall")
+        return await _form_page(ctx, contact=contact, values=values,
+                                errors=field_errors(exc), status=400)
+    await ctx.s.commit()
+    return RedirectResponse(f"/contacts/{contact_id}?saved=1", status_code=303)
+
+
+@router.post("/contacts/{contact_id}/delete")
+async def delete_contact(contact_id: str, ctx: Editor) -> Response:
+    try:
+        await crm.delete_contact(ctx.s, ctx.p, contact_id)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        await ctx.s.rollback()
+        contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
+        company = await crm.get_company(ctx.s, ctx.p, contact["company_id"])
+        definitions = {d["key"]: d for d in await contact_definitions(ctx)}
+        return page(ctx.request, "contacts/detail.html", user=ctx.user, status=409,
+                    contact=contact, company=company, definitions=definitions,
+                    errors={"_form": exc.error})
+    await ctx.s.commit()
+    return RedirectResponse("/contacts?deleted=1", status_code=303)
