@@ -251,7 +251,7 @@ async def test_serve_bootstrap_seed_requests_and_restart(
     # --- bootstrap the first team and key from the CLI, next to the running server.
     out = one_json(run_cli(dep.workdir, dep.env, "team", "create", "--name", "Acme",
                            "--json").stdout)
-    assert set(out) == {"team_id", "account_slug", "api_key"}
+    assert set(out) == {"team_id", "account_slug", "api_key", "sign_in_url"}
     assert TEAM_ID.match(out["team_id"]) and TOKEN.match(out["api_key"])
     assert out["account_slug"] == "acme"
     team_id = out["team_id"]

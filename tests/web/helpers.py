@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -40,7 +40,7 @@ class WebClient:
         self.http = httpx.AsyncClient(transport=transport, base_url=base_url)
         self.csrf = ""
 
-    async def __aenter__(self) -> WebClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

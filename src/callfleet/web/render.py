@@ -43,6 +43,12 @@ def _when(value: str | datetime | None) -> str:
     return value[:16].replace("T", " ") + " UTC" if len(value) >= 16 else value
 
 
+def clean_url(path: str, params: dict[str, Any]) -> str:
+    """The address of a filtered list without its empty filters (for htmx to push)."""
+    query = _query(params)
+    return path + (f"?{query}" if query else "")
+
+
 def _query(params: dict[str, Any], **changes: Any) -> str:
     """The query string of ``params`` with ``changes`` applied; empty values dropped."""
     merged = {**params, **changes}

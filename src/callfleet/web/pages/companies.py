@@ -19,7 +19,7 @@ from callfleet.web.forms import (
     query_text,
     text_values,
 )
-from callfleet.web.render import page
+from callfleet.web.render import clean_url, page
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -55,7 +55,8 @@ async def companies_page(ctx: Viewer) -> Response:
     context = {"companies": items, "total": total, "offset": offset, "page_size": PAGE_SIZE,
                    "filters": filters, "errors": errors, "filtered": any(filters.values())}
     if ctx.request.headers.get("hx-target") == "company-results":
-        return page(ctx.request, "companies/_results.html", user=ctx.user, **context)
+        return page(ctx.request, "companies/_results.html", user=ctx.user, **context,
+                    headers={"HX-Push-Url": clean_url("/companies", {**filters, "offset": offset})})
     return page(ctx.request, "companies/list.html", user=ctx.user,
                 status=400 if errors else 200, **context)
 

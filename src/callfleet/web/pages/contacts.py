@@ -27,7 +27,7 @@ from callfleet.web.forms import (
     query_text,
     text_values,
 )
-from callfleet.web.render import page
+from callfleet.web.render import clean_url, page
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -77,7 +77,8 @@ async def contacts_page(ctx: Viewer) -> Response:
                    "lead_statuses": crm_fields.LEAD_STATUSES,
                    "filtered": any(filters.values())}
     if ctx.request.headers.get("hx-target") == "contact-results":
-        return page(ctx.request, "contacts/_results.html", user=ctx.user, **context)
+        return page(ctx.request, "contacts/_results.html", user=ctx.user, **context,
+                    headers={"HX-Push-Url": clean_url("/contacts", {**filters, "offset": offset})})
     companies, _ = await lookups.company_choices(ctx.s, ctx.p, 500)
     return page(ctx.request, "contacts/list.html", user=ctx.user, companies=companies,
                 status=400 if errors else 200, **context)
@@ -104,6 +105,25 @@ def contact_data(form: Any, definitions: list[dict[str, Any]], *, editing: bool,
     if custom:
         data["custom_fields"] = custom
     return data
+
+
+def precheck(data: dict[str, Any], region: str, *, editing: bool) -> dict[str, str]:
+    """Every field's error at once (the service stops at the first): each value through the
+    API's own normaliser, one field at a time."""
+    errors: dict[str, str] = {}
+    for key in ("first_name", "last_name", "company_id"):
+        if (editing and key not in data) or (data.get(key) or "").strip():
+            continue
+        name = next(k for k, v in CONTACT_FIELDS.items() if v == key)
+        errors[name] = "Is required"
+    for key, value in data.items():
+        if key in ("first_name", "last_name", "company_id", "custom_fields"):
+            continue
+        try:
+            crm.contact_values({key: value}, region)
+        except ApiError as exc:
+            errors.update(field_errors(exc))
+    return errors
 
 
 async def _form_page(ctx: Ctx, *, contact: dict[str, Any] | None, values: dict[str, Any],
@@ -136,6 +156,10 @@ async def create_contact(ctx: Editor) -> Response:
     form = await read_form(ctx.request)
     definitions = await contact_definitions(ctx)
     data = contact_data(form, definitions, editing=False)
+    errors = precheck(data, _region(ctx), editing=False)
+    if errors:
+        return await _form_page(ctx, contact=None, values=text_values(form), errors=errors,
+                                status=400)
     try:
         contact = await crm.create_contact(ctx.request.app.state.db, ctx.p, data,
                                            _region(ctx), ctx.s)
@@ -170,14 +194,17 @@ async def update_contact(contact_id: str, ctx: Editor) -> Response:
     form = await read_form(ctx.request)
     data = contact_data(form, await contact_definitions(ctx), editing=True,
                         current_custom=contact.get("custom_fields"))
+    errors = precheck(data, _region(ctx), editing=True)
     try:
+        if errors:
+            raise ApiError(400, "Invalid contact")
         await crm.update_contact(ctx.s, ctx.p, contact_id, data, _region(ctx))
     except ApiError as exc:
         await ctx.s.rollback()
         values = text_values(form)
         values["doNotCall"] = checked(form, "doNotCall")
         return await _form_page(ctx, contact=contact, values=values,
-                                errors=field_errors(exc), status=400)
+                                errors=errors or field_errors(exc), status=400)
     await ctx.s.commit()
     return RedirectResponse(f"/contacts/{contact_id}?saved=1", status_code=303)
 
