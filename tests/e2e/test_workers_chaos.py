@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from callfleet import ids
 from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call
+from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
@@ -103,8 +104,8 @@ async def _seed(url: str) -> tuple[str, str, set[str]]:
         await campaigns.add_contacts(s, p, created["id"], [c.id for c in rows], None)
         c = await s.get(Campaign, created["id"])
         assert c is not None
-        await campaigns.skip_uncallable(s, c, dry_run=False)
-        await campaigns.transition(s, c, "running", now)
+        await enrollments.skip_uncallable(s, c, dry_run=False)
+        await lifecycle.transition(s, c, "running", now)
         await s.commit()
         _ = rng
     await db.dispose()

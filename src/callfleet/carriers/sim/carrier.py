@@ -30,6 +30,7 @@ from callfleet.carriers.sim.models import SimCall, SimProfile
 from callfleet.clock import Clock
 from callfleet.db.base import UTCDateTime
 from callfleet.db.session import Database
+from callfleet.numbers.models import PhoneNumber
 
 BEHAVIOURS = ("answer", "no_answer", "busy", "voicemail", "decline", "failed", "invalid")
 PERSONAS = (
@@ -87,8 +88,6 @@ class SimCarrier:
     async def search_numbers(
         self, country_code: str, area_code: str | None, number_type: str, limit: int
     ) -> list[AvailableNumber]:
-        from callfleet.numbers.models import PhoneNumber
-
         table = TOLL_FREE if number_type == "toll-free" else FICTIONAL
         spec = table.get(country_code.upper())
         if spec is None:
