@@ -149,7 +149,8 @@ async def write_results(s: AsyncSession, call: Call, contact: Contact | None,
     if findings.error:
         analysis["llm_error"] = findings.error
     call.analysis = analysis
-    stage(s, CallEvent.__table__, {"id": ids.new_id("evt"), "call_id": call.id, "type": "call.analyzed",
+    stage(s, CallEvent.__table__, {"id": ids.new_id("evt"), "call_id": call.id,
+                                   "type": "call.analyzed",
                                    "at": at, "data": {"method": findings.method,
                                                       "extracted": sorted(extracted)}})
     emit(s, call.team_id, "call.analyzed", {"call": call_out(call), "analysis": analysis}, at,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from callfleet.calls.models import Call
-from callfleet.conversation.extract import extract
+from callfleet.conversation.extract.extractor import extract
 from callfleet.conversation.llm import LlmClient
 from callfleet.conversation.script import transcript
 from callfleet.crm import fields as F
