@@ -4,7 +4,7 @@ Numbers for sale are in reserved fictional ranges (NANP 555-01XX, Ofcom's 020 79
 drama range). Any valid destination can be dialed; what happens is a deterministic function
 of the number (and the attempt), or a profile set per number (``SimProfile``). Each call's
 timeline is stored in ``sim_calls``; ``pump`` delivers due events to callfleet through
-``calls.events.handle_carrier_event`` — the same entry point a real carrier's callbacks use.
+``dialer.outcomes.CallEvents.handle_many`` — the same entry point a real carrier's callbacks use.
 """
 
 from __future__ import annotations
