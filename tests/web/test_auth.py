@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from callfleet.db.base import utcnow
 from callfleet.teams import signin
-from callfleet.teams.user_models import SignInFailure, WebSession
+from callfleet.teams.models import SignInFailure, WebSession
 from tests.conftest import DbHandle, TeamCtx, new_team
 from tests.web.helpers import PASSWORD, WebClient, make_user
 

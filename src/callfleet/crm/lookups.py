@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet.crm.models import Company
-from callfleet.teams.principal import Principal, scoped
+from callfleet.teams.principal import Principal
 
 MAX_IDS = 1000
 
@@ -20,7 +20,7 @@ async def company_names(session: AsyncSession, p: Principal,
     if not wanted:
         return {}
     rows = await session.execute(
-        scoped(Company, p).with_only_columns(Company.id, Company.name)
+        p.scope.select(Company.id, Company.name)
         .where(Company.id.in_(wanted)))
     return {i: name for i, name in rows}
 
@@ -30,6 +30,6 @@ async def company_choices(session: AsyncSession, p: Principal,
     """Up to ``limit`` companies as (id, name) sorted by name for a picker, and whether the
     team has more than that."""
     rows = list(await session.execute(
-        scoped(Company, p).with_only_columns(Company.id, Company.name)
+        p.scope.select(Company.id, Company.name)
         .order_by(Company.name_lower, Company.id).limit(limit + 1)))
     return [(i, n) for i, n in rows[:limit]], len(rows) > limit

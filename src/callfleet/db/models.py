@@ -9,8 +9,16 @@ from callfleet.conversation.models import CallJob
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import Base
 from callfleet.numbers.models import PhoneNumber
-from callfleet.teams.models import ApiKey, IdempotencyRecord, Team
-from callfleet.teams.user_models import Membership, SignInFailure, SignInLink, User, WebSession
+from callfleet.teams.models import (
+    ApiKey,
+    IdempotencyRecord,
+    Membership,
+    SignInFailure,
+    SignInLink,
+    Team,
+    User,
+    WebSession,
+)
 from callfleet.webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 __all__ = [

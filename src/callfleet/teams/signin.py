@@ -18,11 +18,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import not_found
 from callfleet.db.base import utcnow
-from callfleet.teams.models import Team
-from callfleet.teams.principal import Principal, scoped
-from callfleet.teams.user_models import Membership, SignInFailure, SignInLink, User, WebSession
+from callfleet.errors import not_found
+from callfleet.teams.models import Membership, SignInFailure, SignInLink, Team, User, WebSession
+from callfleet.teams.principal import Principal
 from callfleet.teams.users import check_role
 
 SESSION_IDLE = timedelta(days=7)
@@ -97,8 +96,8 @@ async def load_session(session: AsyncSession, token: str | None,
         select(WebSession, User.email, User.name, Membership.role, Team.slug, Team.name)
         .join(User, User.id == WebSession.user_id)
         .join(Membership, (Membership.user_id == WebSession.user_id)
-              & (Membership.team_id == WebSession.team_id))
-        .join(Team, Team.id == WebSession.team_id)
+              & (Membership.team_id == WebSession.team_id))  # tenancy: system
+        .join(Team, Team.id == WebSession.team_id)  # tenancy: system
         .where(WebSession.id == digest(token)))).first()
     if row is None:
         return None
@@ -183,7 +182,7 @@ async def find_link(session: AsyncSession, token: str | None,
     now = now or utcnow()
     row = (await session.execute(
         select(SignInLink, Team.name, User.email)
-        .join(Team, Team.id == SignInLink.team_id)
+        .join(Team, Team.id == SignInLink.team_id)  # tenancy: system
         .outerjoin(User, User.id == SignInLink.user_id)
         .where(SignInLink.token_hash == digest(token)))).first()
     if row is None:
@@ -210,7 +209,7 @@ async def pending_invites(session: AsyncSession, p: Principal,
                           now: datetime | None = None) -> list[SignInLink]:
     now = now or utcnow()
     rows = await session.scalars(
-        scoped(SignInLink, p).where(SignInLink.purpose == "invite", SignInLink.used_at.is_(None),
+        p.scope.select(SignInLink).where(SignInLink.purpose == "invite", SignInLink.used_at.is_(None),
                                     SignInLink.expires_at > now)
         .order_by(SignInLink.created_at.desc()).limit(100))
     return list(rows)
@@ -219,7 +218,8 @@ async def pending_invites(session: AsyncSession, p: Principal,
 async def revoke_invite(session: AsyncSession, p: Principal, link_id: str) -> None:
     if not ids.is_valid("link", link_id):
         raise not_found("Invitation")
-    link = (await session.scalars(scoped(SignInLink, p).where(SignInLink.id == link_id))).first()
+    link = (await session.scalars(p.scope.select(SignInLink).where(SignInLink.id == link_id))
+            ).first()
     if link is None:
         raise not_found("Invitation")
     await session.delete(link)

@@ -14,14 +14,14 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict, not_found
 from callfleet.db.base import iso, utcnow
-from callfleet.teams.principal import Principal, scoped
-from callfleet.teams.user_models import ROLES, Membership, User, WebSession
+from callfleet.errors import ApiError, bad_request, conflict, not_found
+from callfleet.teams.models import ROLES, Membership, User, WebSession
+from callfleet.teams.principal import Principal
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 200
@@ -156,7 +156,7 @@ class Member:
 
 async def list_members(session: AsyncSession, p: Principal) -> list[Member]:
     rows = await session.execute(
-        scoped(Membership, p).add_columns(User.email, User.name)
+        p.scope.select(Membership, User.email, User.name)
         .join(User, User.id == Membership.user_id).order_by(Membership.created_at, User.email))
     return [Member(m.user_id, email, name, m.role, iso(m.created_at))
             for m, email, name in rows]
@@ -165,7 +165,7 @@ async def list_members(session: AsyncSession, p: Principal) -> list[Member]:
 async def _membership(session: AsyncSession, p: Principal, user_id: str) -> Membership:
     if not ids.is_valid("user", user_id):
         raise not_found("Member")
-    m = (await session.scalars(scoped(Membership, p).where(Membership.user_id == user_id)
+    m = (await session.scalars(p.scope.select(Membership).where(Membership.user_id == user_id)
                                .with_for_update())).first()
     if m is None:
         raise not_found("Member")
@@ -173,8 +173,8 @@ async def _membership(session: AsyncSession, p: Principal, user_id: str) -> Memb
 
 
 async def _owners(session: AsyncSession, p: Principal) -> int:
-    stmt = scoped(Membership, p).where(Membership.role == "owner")
-    return int(await session.scalar(stmt.with_only_columns(func.count())) or 0)
+    stmt = p.scope.count(Membership).where(Membership.role == "owner")
+    return int(await session.scalar(stmt) or 0)
 
 
 def _may_touch(actor_role: str, target_role: str, new_role: str | None = None) -> None:
@@ -204,11 +204,7 @@ async def remove_member(session: AsyncSession, p: Principal, actor_role: str,
     _may_touch(actor_role, m.role)
     if m.role == "owner" and await _owners(session, p) <= 1:
         raise conflict("A team needs at least one owner; make someone else owner first")
-    sessions = list(await session.scalars(
-        scoped(WebSession, p).where(WebSession.user_id == user_id)
-        .with_only_columns(WebSession.id)))
-    if sessions:
-        await session.execute(delete(WebSession).where(WebSession.id.in_(sessions)))
+    await session.execute(p.scope.delete(WebSession).where(WebSession.user_id == user_id))
     await session.delete(m)
     await session.flush()
 

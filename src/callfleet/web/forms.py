@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.datastructures import FormData, QueryParams
 
-from callfleet.api.errors import ApiError
+from callfleet.errors import ApiError
 
 MAX_QUERY_VALUE = 500
 _CUSTOM_KEY = re.compile(r"^customFields ([A-Za-z0-9_]+) ")

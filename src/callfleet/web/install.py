@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from callfleet.api.errors import ApiError
+from callfleet.errors import ApiError
 from callfleet.web import auth
 from callfleet.web.pages import companies, contacts, session, settings
 from callfleet.web.render import page

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
-from callfleet.api.errors import ApiError
 from callfleet.crm import service as crm
+from callfleet.errors import ApiError
 from callfleet.web.auth import Ctx, Editor, Viewer, read_form
 from callfleet.web.forms import (
     checked,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from callfleet.api.errors import ApiError
+from callfleet.errors import ApiError
 from callfleet.teams import signin, users
-from callfleet.teams.user_models import Membership
+from callfleet.teams.models import Membership
 from callfleet.web import auth
 from callfleet.web.auth import Editor
 from callfleet.web.forms import field_errors, text_values

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
-from callfleet.api.errors import ApiError
 from callfleet.crm import fields as crm_fields
 from callfleet.crm import service as crm
+from callfleet.errors import ApiError
 from callfleet.teams import service as teams
 from callfleet.teams import signin, users
-from callfleet.teams.user_models import ROLES, User
+from callfleet.teams.models import ROLES, User
 from callfleet.web.auth import Ctx, Editor, Viewer, read_form
 from callfleet.web.forms import checked, field_errors, text_values
 from callfleet.web.render import page
