@@ -140,14 +140,27 @@ async def editor(request: Request) -> AsyncIterator[Ctx]:
     """A write session for a POST: signed in, and the CSRF token must match."""
     async with request.app.state.db.session(write=True) as s:
         user = await _signed_in(request, s)
-        sent = request.headers.get(CSRF_HEADER)
-        if sent is None:
-            sent = str((await read_form(request)).get(CSRF_FIELD) or "")
-        if not secrets.compare_digest(sent.encode(), user.csrf_token.encode()):
-            raise CsrfRefused()
+        await _check_csrf(request, user)
         if user.stale:
             await signin.touch_session(s, user.session_id)
         yield Ctx(user, s, request)
+
+
+async def acting(request: Request) -> SignedIn:
+    """Signed in and CSRF-checked, with no session held afterwards: for handlers whose
+    service opens its own transactions (running a campaign)."""
+    async with request.app.state.db.session(write=False) as s:
+        user = await _signed_in(request, s)
+    await _check_csrf(request, user)
+    return user
+
+
+async def _check_csrf(request: Request, user: SignedIn) -> None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        sent = str((await read_form(request)).get(CSRF_FIELD) or "")
+    if not secrets.compare_digest(sent.encode(), user.csrf_token.encode()):
+        raise CsrfRefused()
 
 
 Viewer = Annotated[Ctx, Depends(viewer)]

@@ -7,12 +7,17 @@ service raises for a field (its ``details``) lands beside that field unchanged.
 from __future__ import annotations
 
 import re
-from typing import Any
+import zoneinfo
+from functools import cache
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, QueryParams
 
+from callfleet.api.errors import validation_details
 from callfleet.errors import ApiError
 
+M = TypeVar("M", bound=BaseModel)
 MAX_QUERY_VALUE = 500
 _CUSTOM_KEY = re.compile(r"^customFields ([A-Za-z0-9_]+) ")
 
@@ -93,3 +98,28 @@ def custom_form_values(custom: dict[str, Any] | None) -> dict[str, Any]:
 def compact(data: dict[str, Any]) -> dict[str, Any]:
     """Drop empty values (a create form's blank fields are simply not given)."""
     return {k: v for k, v in data.items() if v not in (None, "", [], {})}
+
+
+def parse_body(model: type[M], data: dict[str, Any]) -> M:
+    """Validate form values with the API's own request model (camelCase names): the same
+    types, ranges and limits as the API; a bad value is a 400 naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = validation_details(list(exc.errors()))
+        raise ApiError(400, "Some values are not valid", details) from None
+
+
+def form_lists(form: FormData, *names: str) -> dict[str, list[str]]:
+    """Fields sent several times (checkbox groups), as lists."""
+    return {n: [v for v in form.getlist(n) if isinstance(v, str)][:1000] for n in names}
+
+
+def non_blank(values: dict[str, str]) -> dict[str, str]:
+    return {k: v.strip() for k, v in values.items() if v.strip()}
+
+
+@cache
+def time_zones() -> list[str]:
+    """IANA zone names for a time zone field's suggestions."""
+    return sorted(z for z in zoneinfo.available_timezones() if "/" in z and "Etc/" not in z)

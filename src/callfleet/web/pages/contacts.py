@@ -6,8 +6,6 @@ the filters, the deep-page plan), so it is as fast at a million contacts as the 
 
 from __future__ import annotations
 
-import zoneinfo
-from functools import cache
 from typing import Any
 
 from fastapi import APIRouter
@@ -26,6 +24,7 @@ from callfleet.web.forms import (
     int_param,
     query_text,
     text_values,
+    time_zones,
 )
 from callfleet.web.render import clean_url, page
 
@@ -41,11 +40,6 @@ CONTACT_FIELDS = {
     "notes": "notes", "tags": "tags",
 }
 YES_NO = {"true": True, "false": False}
-
-
-@cache
-def time_zones() -> list[str]:
-    return sorted(z for z in zoneinfo.available_timezones() if "/" in z and "Etc/" not in z)
 
 
 def _region(ctx: Ctx) -> str:

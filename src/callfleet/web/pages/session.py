@@ -30,7 +30,7 @@ def _login_form(request: Request, *, status: int = 200, errors: dict[str, str] |
 
 @router.get("/")
 async def home(request: Request) -> Response:
-    return RedirectResponse("/contacts", status_code=303)
+    return RedirectResponse("/campaigns", status_code=303)
 
 
 @router.get("/login")
