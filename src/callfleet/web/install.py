@@ -18,7 +18,16 @@ from starlette.responses import RedirectResponse, Response
 
 from callfleet.errors import ApiError
 from callfleet.web import auth
-from callfleet.web.pages import campaigns, companies, contacts, session, settings
+from callfleet.web.pages import (
+    assistants,
+    calls,
+    campaigns,
+    companies,
+    contacts,
+    numbers,
+    session,
+    settings,
+)
 from callfleet.web.render import page
 
 STATIC = Path(__file__).parent / "static"
@@ -38,7 +47,7 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (session.router, campaigns.router, contacts.router, companies.router,
-                   settings.router):
+                   assistants.router, numbers.router, calls.router, settings.router):
         app.include_router(router)
     api_error = app.exception_handlers[ApiError]
     http_error = app.exception_handlers[StarletteHTTPException]

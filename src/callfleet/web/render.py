@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -62,7 +62,6 @@ def _humanize(value: str | None) -> str:
 ENV = Environment(
     loader=PackageLoader("callfleet.web", "templates"),
     autoescape=select_autoescape(["html"], default_for_string=True),
-    undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
+from callfleet.calls import lookups as call_lookups
 from callfleet.crm import fields as crm_fields
 from callfleet.crm import lookups
 from callfleet.crm import service as crm
@@ -170,10 +171,13 @@ async def contact_page(contact_id: str, ctx: Viewer) -> Response:
     contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
     company = await crm.get_company(ctx.s, ctx.p, contact["company_id"])
     definitions = {d["key"]: d for d in await contact_definitions(ctx)}
-    flash = ("Contact created." if "created" in ctx.request.query_params
-             else "Changes saved." if "saved" in ctx.request.query_params else None)
+    params = ctx.request.query_params
+    flash = ("Contact created." if "created" in params
+             else "Changes saved." if "saved" in params
+             else "The values that call wrote were undone." if "reverted" in params else None)
+    learned = await call_lookups.extractions_for_contact(ctx.s, ctx.p, contact_id)
     return page(ctx.request, "contacts/detail.html", user=ctx.user, contact=contact,
-                company=company, definitions=definitions, flash=flash)
+                company=company, definitions=definitions, flash=flash, learned=learned)
 
 
 @router.get("/contacts/{contact_id}/edit")
@@ -216,6 +220,6 @@ async def delete_contact(contact_id: str, ctx: Editor) -> Response:
         definitions = {d["key"]: d for d in await contact_definitions(ctx)}
         return page(ctx.request, "contacts/detail.html", user=ctx.user, status=409,
                     contact=contact, company=company, definitions=definitions,
-                    errors={"_form": exc.error})
+                    errors={"_form": exc.error}, learned=[])
     await ctx.s.commit()
     return RedirectResponse("/contacts?deleted=1", status_code=303)
