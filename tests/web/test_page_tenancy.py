@@ -11,15 +11,22 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
+from callfleet import ids
+from callfleet.calls.models import Call
+from callfleet.campaigns import service as campaigns
 from callfleet.crm import service as crm
+from callfleet.db.base import utcnow
 from callfleet.teams import signin, users
 from callfleet.teams.principal import Principal
+from tests.campaigns.helpers import assistant_with_numbers
 from tests.conftest import DbHandle, new_team
 from tests.web.helpers import WebClient, make_user
 
 # Path parameter -> which of team A's objects fills it.
 IDS = {"contact_id": "contact", "company_id": "company", "cf_id": "cf", "user_id": "user",
-       "link_id": "invite", "token": None}
+       "link_id": "invite", "token": None, "campaign_id": "campaign",
+       "assistant_id": "assistant", "number_id": "number", "call_id": "call",
+       "action": "action"}
 
 
 def page_routes(app: Any) -> list[tuple[str, str]]:
@@ -58,8 +65,21 @@ async def test_team_b_gets_404_for_team_a_pages(app: Any, database: DbHandle) ->
         await signin.create_link(s, a.id, purpose="invite", role="member")
         invite = (await signin.pending_invites(s, pa))[0]
         await s.commit()
+    assistant, numbers = await assistant_with_numbers(database, a)
+    async with database.db.session() as s:
+        campaign = await campaigns.create_campaign(s, pa, {
+            "assistant_id": assistant, "company_id": company["id"], "from_number_ids": numbers,
+            "name": "A-Secret campaign"}, utcnow())
+        call = Call(id=ids.new_id("call"), team_id=a.id, contact_id=contact["id"],
+                    from_number="+16465550100", to_number="+14155550100", status="ended",
+                    outcome="answered", carrier="sim", created_at=utcnow(),
+                    updated_at=utcnow(), analysis={"summary": "A-Secret summary"})
+        s.add(call)
+        await s.commit()
     objects = {"contact": contact["id"], "company": company["id"], "cf": cf["id"],
-               "user": a_user.id, "invite": invite.id}
+               "user": a_user.id, "invite": invite.id, "campaign": campaign["id"],
+               "assistant": assistant, "number": numbers[0], "call": call.id,
+               "action": "pause"}
 
     b_admin = await make_user(database, b, "owner")
     checked = 0
@@ -83,7 +103,7 @@ async def test_team_b_gets_404_for_team_a_pages(app: Any, database: DbHandle) ->
             assert r.status_code == 404, (method, url, r.status_code, r.text[:500])
             assert "A-Secret" not in r.text and "A Secret" not in r.text, (method, url)
             checked += 1
-    assert checked >= 14, checked
+    assert checked >= 29, checked
 
     async with database.db.session() as s:
         assert (await crm.get_contact(s, pa, contact["id"]))["last_name"] == "A-Secret"
@@ -92,3 +112,5 @@ async def test_team_b_gets_404_for_team_a_pages(app: Any, database: DbHandle) ->
         members = await users.list_members(s, pa)
         assert [m.email for m in members] == [a_owner] and members[0].role == "owner"
         assert len(await signin.pending_invites(s, pa)) == 1
+        assert (await campaigns.owned(s, pa, campaign["id"])).status == "draft"
+        assert (await s.get(Call, call.id)) is not None
