@@ -14,10 +14,14 @@ from fastapi.routing import APIRoute
 from callfleet import ids
 from callfleet.calls.models import Call
 from callfleet.campaigns import service as campaigns
+from callfleet.compliance import service as compliance
 from callfleet.crm import service as crm
 from callfleet.db.base import utcnow
+from callfleet.teams import service as teams
 from callfleet.teams import signin, users
 from callfleet.teams.principal import Principal
+from callfleet.webhooks import service as webhooks
+from callfleet.webhooks.secrets import secret_box
 from tests.campaigns.helpers import assistant_with_numbers
 from tests.conftest import DbHandle, new_team
 from tests.web.helpers import WebClient, make_user
@@ -26,7 +30,8 @@ from tests.web.helpers import WebClient, make_user
 IDS = {"contact_id": "contact", "company_id": "company", "cf_id": "cf", "user_id": "user",
        "link_id": "invite", "token": None, "campaign_id": "campaign",
        "assistant_id": "assistant", "number_id": "number", "call_id": "call",
-       "action": "action"}
+       "action": "action", "key_id": "key", "webhook_id": "webhook",
+       "delivery_id": "delivery", "entry_id": "dnc"}
 
 
 def page_routes(app: Any) -> list[tuple[str, str]]:
@@ -75,11 +80,17 @@ async def test_team_b_gets_404_for_team_a_pages(app: Any, database: DbHandle) ->
                     outcome="answered", carrier="sim", created_at=utcnow(),
                     updated_at=utcnow(), analysis={"summary": "A-Secret summary"})
         s.add(call)
+        key, _ = await teams.create_key(s, a.id, name="A-Secret key")
+        hook = await webhooks.create_endpoint(s, pa, {"url": "https://a.example.com/hook"},
+                                              secret_box(app.state.settings))
+        delivery = await webhooks.test_delivery(s, pa, hook["id"], utcnow())
+        entry = await compliance.add_entry(s, pa, "+14155550199", "A-Secret reason")
         await s.commit()
     objects = {"contact": contact["id"], "company": company["id"], "cf": cf["id"],
                "user": a_user.id, "invite": invite.id, "campaign": campaign["id"],
                "assistant": assistant, "number": numbers[0], "call": call.id,
-               "action": "pause"}
+               "action": "pause", "key": key.id, "webhook": hook["id"],
+               "delivery": delivery["id"], "dnc": entry.id}
 
     b_admin = await make_user(database, b, "owner")
     checked = 0
@@ -103,7 +114,7 @@ async def test_team_b_gets_404_for_team_a_pages(app: Any, database: DbHandle) ->
             assert r.status_code == 404, (method, url, r.status_code, r.text[:500])
             assert "A-Secret" not in r.text and "A Secret" not in r.text, (method, url)
             checked += 1
-    assert checked >= 29, checked
+    assert checked >= 35, checked
 
     async with database.db.session() as s:
         assert (await crm.get_contact(s, pa, contact["id"]))["last_name"] == "A-Secret"

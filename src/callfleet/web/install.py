@@ -27,6 +27,7 @@ from callfleet.web.pages import (
     numbers,
     session,
     settings,
+    team_admin,
 )
 from callfleet.web.render import page
 
@@ -47,7 +48,8 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (session.router, campaigns.router, contacts.router, companies.router,
-                   assistants.router, numbers.router, calls.router, settings.router):
+                   assistants.router, numbers.router, calls.router, settings.router,
+                   team_admin.router):
         app.include_router(router)
     api_error = app.exception_handlers[ApiError]
     http_error = app.exception_handlers[StarletteHTTPException]
