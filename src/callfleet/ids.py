@@ -13,7 +13,7 @@ import time
 PREFIXES = frozenset(
     {"team", "key", "comp", "cont", "cf", "asst", "pn", "camp", "cc", "call", "wh", "whd", "evt",
      "dnc",
-     "user", "link"}  # web app: users, one-time sign-in links
+     "user", "link", "imp"}  # web app: users, one-time sign-in links, CSV imports
 )
 _BODY = re.compile(r"^[0-7][0-9a-hjkmnp-tv-z]{25}$")
 

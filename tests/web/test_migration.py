@@ -1,4 +1,4 @@
-"""Migration 0018 creates exactly the tables the models describe (on both databases)."""
+"""Migrations 0018 and 0019 create exactly the tables the models describe (on both databases)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from alembic.migration import MigrationContext
 from callfleet.db.models import Base
 from tests.conftest import DbHandle
 
-TABLES = {"users", "team_members", "web_sessions", "sign_in_links", "sign_in_failures"}
+TABLES = {"users", "team_members", "web_sessions", "sign_in_links", "sign_in_failures",
+          "contact_imports"}
 
 
 def _ours(diff: Any) -> bool:

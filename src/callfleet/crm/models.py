@@ -7,6 +7,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -104,3 +105,34 @@ class CustomFieldDefinition(TeamOwned, Base):
     required: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (UniqueConstraint("team_id", "entity_type", "key"),)
+
+
+class ContactImport(TeamOwned, Base):
+    """A CSV import started from the web app: the uploaded file (kept in the data directory
+    until the import is deleted), its column mapping, and its progress and result, updated
+    as batches commit (migration 0019). A process that dies mid-import leaves ``running``
+    with a stale ``updated_at``; the page then offers to run the file again."""
+
+    __tablename__ = "contact_imports"
+
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="mapping")
+    company_id: Mapped[str | None] = mapped_column(String(40))
+    on_duplicate: Mapped[str] = mapped_column(String(10), default="update")
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    message: Mapped[str | None] = mapped_column(Text)
+
+    id_prefix: ClassVar[str] = "imp"
+    label: ClassVar[str] = "Import"
+
+    __table_args__ = (Index("ix_contact_imports_team_id_id", "team_id", "id"),)

@@ -6,7 +6,7 @@ from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.carriers.sim.models import ClockAnchor, SimCall, SimProfile
 from callfleet.compliance.models import DncEntry
 from callfleet.conversation.models import CallJob
-from callfleet.crm.models import Company, Contact, CustomFieldDefinition
+from callfleet.crm.models import Company, Contact, ContactImport, CustomFieldDefinition
 from callfleet.db.base import Base
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import (
@@ -32,6 +32,7 @@ __all__ = [
     "ClockAnchor",
     "Company",
     "Contact",
+    "ContactImport",
     "CustomFieldDefinition",
     "DncEntry",
     "Enrollment",

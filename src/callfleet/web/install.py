@@ -24,6 +24,7 @@ from callfleet.web.pages import (
     campaigns,
     companies,
     contacts,
+    imports,
     numbers,
     session,
     settings,
@@ -47,7 +48,7 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
 
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (session.router, campaigns.router, contacts.router, companies.router,
+    for router in (session.router, campaigns.router, imports.router, contacts.router, companies.router,
                    assistants.router, numbers.router, calls.router, settings.router,
                    team_admin.router):
         app.include_router(router)
