@@ -18,7 +18,8 @@ def _when(value: str) -> datetime:
 
 
 def test_the_demo_finishes_its_work_in_the_past(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, cli_env(tmp_path / "data"), "demo", "--contacts", "40")
+    proc = run_cli(tmp_path, cli_env(tmp_path / "data"), "demo", "--contacts", "40",
+                   "--no-serve")
     exited = datetime.now(UTC)
     assert "is completed" in proc.stdout, proc.stdout
     db = sqlite3.connect(tmp_path / "data" / "callfleet.db")

@@ -131,8 +131,14 @@ def demo(
     time_scale: float = typer.Option(
         None, help="Simulated seconds per real second (default 7200, or CALLFLEET_TIME_SCALE)."),
     timeout: float = typer.Option(120.0, help="Stop watching after this many real seconds."),
+    serve_after: bool = typer.Option(
+        True, "--serve/--no-serve",
+        help="Afterwards, serve the web app on the demo's data and print a sign-in link."),
+    host: str = typer.Option("127.0.0.1", help="Interface of the web app (with --serve)."),
+    port: int = typer.Option(8000, help="Port of the web app (with --serve)."),
 ) -> None:
-    """Create a demo team and run a whole campaign on the simulated carrier, live."""
+    """Create a demo team and run a whole campaign on the simulated carrier, live; then
+    serve the web app on its data (Ctrl-C stops it)."""
     import os
 
     from callfleet.demo import run_demo
@@ -145,7 +151,40 @@ def demo(
                            else 7200.0)
     settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})
     code = run_async(run_demo(settings, contacts, timeout, Console()))
+    if serve_after:
+        token = _with_db(_demo_sign_in)
+        base = f"http://{host}:{port}"
+        Console().print(f"\n[bold]Dashboard:[/bold] {base}/campaigns\n"
+                        f"[bold]Sign in (one-time link):[/bold] {base}/signin/{token}\n"
+                        "Serving the web app on the demo's data; Ctrl-C stops it.")
+        os.environ["CALLFLEET_TIME_SCALE"] = str(scale)
+        os.environ["CALLFLEET_CARRIER"] = "sim"
+        get_settings.cache_clear()
+        serve(host=host, port=port, no_worker=False, log_level="warning")
     raise typer.Exit(code)
+
+
+DEMO_EMAIL = "demo@callfleet.example"
+
+
+async def _demo_sign_in(db: Database) -> str:
+    """A one-time sign-in link for the newest demo team's owner (the demo user, created with
+    a random password nobody sees: the link is the way in)."""
+    async with db.session() as s:
+        team_id = await s.scalar(select(Team.id).where(Team.name == "Demo Team")
+                                 .order_by(Team.id.desc()).limit(1))
+        if team_id is None:
+            raise ApiError(404, "The demo team was not created")
+        user = await users.user_by_email(s, DEMO_EMAIL)
+        if user is None:
+            user = await users.create_user(s, DEMO_EMAIL, signin.new_token(),
+                                           "Demo Owner")
+        if await s.get(Membership, (team_id, user.id)) is None:
+            await users.add_member(s, team_id, user.id, "owner")
+        token = await signin.create_link(s, team_id, purpose="login", user_id=user.id,
+                                         role="owner", ttl=signin.LOGIN_LINK_TTL)
+        await s.commit()
+        return token
 
 
 @db_app.command("upgrade")
