@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse
 
 from callfleet.teams import signin
 from callfleet.teams.principal import Principal
@@ -109,6 +110,17 @@ class Ctx:
     @property
     def p(self) -> Principal:
         return self.user.principal
+
+    @property
+    def region(self) -> str:
+        """Where phone numbers without +country are read (``CALLFLEET_DEFAULT_REGION``)."""
+        return str(self.request.app.state.settings.default_region)
+
+    async def done(self, url: str) -> RedirectResponse:
+        """Commit the page's write and go to ``url`` (303, so a reload does not post
+        again)."""
+        await self.s.commit()
+        return RedirectResponse(url, status_code=303)
 
     def require(self, what: str) -> None:
         if not can(self.user.role, what):

@@ -139,9 +139,6 @@ def form_values(a: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _region(ctx: Ctx) -> str:
-    return str(ctx.request.app.state.settings.default_region)
-
 
 @router.get("/assistants")
 async def assistants_page(ctx: Viewer) -> Response:
@@ -158,15 +155,14 @@ async def create_assistant(ctx: Editor) -> Response:
         body = parse_body(AssistantIn, {"name": values.get("name"),
                                         "templateId": values.get("templateId") or "custom"})
         out = await assistants.create_assistant(ctx.s, ctx.p, body.model_dump(exclude_unset=True),
-                                                _region(ctx))
+                                                ctx.region)
     except ApiError as exc:
         await ctx.s.rollback()
         items, total = await assistants.list_assistants(ctx.s, ctx.p, 200, 0)
         return page(ctx.request, "assistants/list.html", user=ctx.user, status=400,
                     assistants=items, total=total, templates=TEMPLATE_IDS,
                     errors=field_errors(exc), values=values)
-    await ctx.s.commit()
-    return RedirectResponse(f"/assistants/{out['id']}?created=1", status_code=303)
+    return await ctx.done(f"/assistants/{out['id']}?created=1")
 
 
 async def _editor(ctx: Ctx, assistant: dict[str, Any], *, values: dict[str, Any] | None = None,
@@ -199,7 +195,7 @@ async def update_assistant(assistant_id: str, ctx: Editor) -> Response:
     try:
         body = parse_body(AssistantIn, assistant_body(form))
         await assistants.update_assistant(ctx.s, ctx.p, assistant_id,
-                                          body.model_dump(exclude_unset=True), _region(ctx))
+                                          body.model_dump(exclude_unset=True), ctx.region)
     except ApiError as exc:
         if exc.status == 404:
             raise
@@ -213,8 +209,7 @@ async def update_assistant(assistant_id: str, ctx: Editor) -> Response:
             "departments": BLANK_ROWS, "fields": BLANK_ROWS, "tools": 1}.items()}
         return await _editor(ctx, assistant, values=values, errors=field_errors(exc),
                              status=400 if exc.status != 409 else 409)
-    await ctx.s.commit()
-    return RedirectResponse(f"/assistants/{assistant_id}?saved=1", status_code=303)
+    return await ctx.done(f"/assistants/{assistant_id}?saved=1")
 
 
 @router.post("/assistants/{assistant_id}/test-call")
@@ -252,5 +247,4 @@ async def delete_assistant(assistant_id: str, ctx: Editor) -> Response:
         await ctx.s.rollback()
         assistant = await assistants.get_assistant(ctx.s, ctx.p, assistant_id)
         return await _editor(ctx, assistant, errors={"_form": exc.error}, status=409)
-    await ctx.s.commit()
-    return RedirectResponse("/assistants?deleted=1", status_code=303)
+    return await ctx.done("/assistants?deleted=1")

@@ -15,8 +15,9 @@ from callfleet.crm import service as crm
 from callfleet.dialer import rules
 from callfleet.errors import ApiError
 from callfleet.web.auth import Editor, Viewer
-from callfleet.web.forms import field_errors, int_param, query_text
-from callfleet.web.render import clean_url, page
+from callfleet.web.forms import query_text
+from callfleet.web.listing import list_page
+from callfleet.web.render import page
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -26,22 +27,12 @@ FILTERS = ("campaignId", "contactId", "assistantId", "status", "outcome", "direc
 
 @router.get("/calls")
 async def calls_page(ctx: Viewer) -> Response:
-    params = ctx.request.query_params
-    filters = {k: query_text(params, k) for k in FILTERS}
-    offset = int_param(params.get("offset"), 0)
-    errors: dict[str, str] = {}
-    try:
-        items, total = await calls.list_calls(ctx.s, ctx.p, filters, PAGE_SIZE, offset)
-    except ApiError as exc:
-        items, total, errors = [], 0, field_errors(exc)
-    context = {"calls": items, "total": total, "offset": offset, "page_size": PAGE_SIZE,
-               "filters": filters, "errors": errors, "statuses": CALL_STATUSES,
-               "outcomes": rules.OUTCOMES, "filtered": any(filters.values())}
-    if ctx.request.headers.get("hx-target") == "call-results":
-        return page(ctx.request, "calls/_results.html", user=ctx.user, **context,
-                    headers={"HX-Push-Url": clean_url("/calls", {**filters, "offset": offset})})
-    return page(ctx.request, "calls/list.html", user=ctx.user, status=400 if errors else 200,
-                **context)
+    async def fetch(f: dict[str, str | None], offset: int) -> tuple[list[dict[str, Any]], int]:
+        return await calls.list_calls(ctx.s, ctx.p, f, PAGE_SIZE, offset)
+
+    return await list_page(ctx, path="/calls", name="calls", filters=FILTERS, fetch=fetch,
+                           page_size=PAGE_SIZE,
+                           extra={"statuses": CALL_STATUSES, "outcomes": rules.OUTCOMES})
 
 
 def latencies(messages: list[dict[str, Any]]) -> bool:

@@ -184,8 +184,7 @@ async def create_campaign(ctx: Editor) -> Response:
         await ctx.s.rollback()
         return await _form(ctx, campaign=None, values=_form_values(form),
                            errors=field_errors(exc), status=400)
-    await ctx.s.commit()
-    return RedirectResponse(f"/campaigns/{out['id']}?created=1", status_code=303)
+    return await ctx.done(f"/campaigns/{out['id']}?created=1")
 
 
 @router.get("/campaigns/{campaign_id}/edit")
@@ -209,8 +208,7 @@ async def update_campaign(campaign_id: str, ctx: Editor) -> Response:
         await ctx.s.rollback()
         return await _form(ctx, campaign=current, values=_form_values(form),
                            errors=field_errors(exc), status=400 if exc.status != 409 else 409)
-    await ctx.s.commit()
-    return RedirectResponse(f"/campaigns/{campaign_id}?saved=1", status_code=303)
+    return await ctx.done(f"/campaigns/{campaign_id}?saved=1")
 
 
 # ---------------------------------------------------------------- the live dashboard
@@ -305,8 +303,7 @@ async def add_company_contacts(campaign_id: str, ctx: Editor) -> Response:
     if c.status in ("completed", "cancelled"):
         raise ApiError(409, f"Contacts cannot be added to a {c.status} campaign")
     added = await enrollments.enroll_company_contacts(ctx.s, c, now_of(ctx.request))
-    await ctx.s.commit()
-    return RedirectResponse(f"/campaigns/{campaign_id}?added={added}", status_code=303)
+    return await ctx.done(f"/campaigns/{campaign_id}?added={added}")
 
 
 @router.post("/campaigns/{campaign_id}/run")
@@ -358,5 +355,4 @@ async def act(campaign_id: str, action: str, ctx: Editor) -> Response:
         return page(ctx.request, "campaigns/detail.html", user=ctx.user, assistant=None,
                     run_result=None, status=exc.status, errors={"_form": exc.error},
                     flash=None, **context)
-    await ctx.s.commit()
-    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+    return await ctx.done(f"/campaigns/{campaign_id}")

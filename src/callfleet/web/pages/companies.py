@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from callfleet.crm import service as crm
 from callfleet.errors import ApiError
@@ -16,10 +16,11 @@ from callfleet.web.forms import (
     custom_form_values,
     field_errors,
     int_param,
-    query_text,
     text_values,
 )
-from callfleet.web.render import clean_url, page
+from callfleet.web.listing import list_page
+from callfleet.web.pages.contacts import custom_definitions
+from callfleet.web.render import page
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -31,34 +32,15 @@ COMPANY_FIELDS = {
 }
 
 
-def _region(ctx: Ctx) -> str:
-    return str(ctx.request.app.state.settings.default_region)
-
-
-async def company_definitions(ctx: Ctx) -> list[dict[str, Any]]:
-    items, _ = await crm.list_custom_fields(ctx.s, ctx.p, "company", 500, 0)
-    return items
-
 
 @router.get("/companies")
 async def companies_page(ctx: Viewer) -> Response:
-    params = ctx.request.query_params
-    filters = {"search": query_text(params, "search"), "industry": query_text(params, "industry")}
-    offset = int_param(params.get("offset"), 0)
-    errors: dict[str, str] = {}
-    try:
-        items, total = await crm.list_companies(
-            ctx.s, ctx.p, search=filters["search"], industry=filters["industry"],
-            limit=PAGE_SIZE, offset=offset)
-    except ApiError as exc:
-        items, total, errors = [], 0, field_errors(exc)
-    context = {"companies": items, "total": total, "offset": offset, "page_size": PAGE_SIZE,
-                   "filters": filters, "errors": errors, "filtered": any(filters.values())}
-    if ctx.request.headers.get("hx-target") == "company-results":
-        return page(ctx.request, "companies/_results.html", user=ctx.user, **context,
-                    headers={"HX-Push-Url": clean_url("/companies", {**filters, "offset": offset})})
-    return page(ctx.request, "companies/list.html", user=ctx.user,
-                status=400 if errors else 200, **context)
+    async def fetch(f: dict[str, str | None], offset: int) -> tuple[list[dict[str, Any]], int]:
+        return await crm.list_companies(ctx.s, ctx.p, search=f["search"],
+                                        industry=f["industry"], limit=PAGE_SIZE, offset=offset)
+
+    return await list_page(ctx, path="/companies", name="companies",
+                           filters=("search", "industry"), fetch=fetch, page_size=PAGE_SIZE)
 
 
 def company_data(form: Any, definitions: list[dict[str, Any]], *, editing: bool,
@@ -79,7 +61,7 @@ async def _form_page(ctx: Ctx, *, company: dict[str, Any] | None, values: dict[s
                      errors: dict[str, str] | None = None, status: int = 200) -> Response:
     return page(ctx.request, "companies/form.html", user=ctx.user, status=status,
                 company=company, values=values, errors=errors or {},
-                definitions=await company_definitions(ctx))
+                definitions=await custom_definitions(ctx, "company"))
 
 
 @router.get("/companies/new")
@@ -90,15 +72,14 @@ async def new_company_page(ctx: Viewer) -> Response:
 @router.post("/companies/new")
 async def create_company(ctx: Editor) -> Response:
     form = await read_form(ctx.request)
-    data = company_data(form, await company_definitions(ctx), editing=False)
+    data = company_data(form, await custom_definitions(ctx, "company"), editing=False)
     try:
-        company = await crm.create_company(ctx.s, ctx.p, data, _region(ctx))
+        company = await crm.create_company(ctx.s, ctx.p, data, ctx.region)
     except ApiError as exc:
         await ctx.s.rollback()
         return await _form_page(ctx, company=None, values=text_values(form),
                                 errors=field_errors(exc), status=400)
-    await ctx.s.commit()
-    return RedirectResponse(f"/companies/{company['id']}?created=1", status_code=303)
+    return await ctx.done(f"/companies/{company['id']}?created=1")
 
 
 async def _detail(ctx: Ctx, company_id: str, **extra: Any) -> Response:
@@ -107,7 +88,7 @@ async def _detail(ctx: Ctx, company_id: str, **extra: Any) -> Response:
     contacts, total = await crm.list_contacts(
         ctx.s, ctx.p, company_id=company_id, search=None, lead_status=None, do_not_call=None,
         has_phone=None, tag=None, limit=PAGE_SIZE, offset=offset)
-    definitions = {d["key"]: d for d in await company_definitions(ctx)}
+    definitions = {d["key"]: d for d in await custom_definitions(ctx, "company")}
     params = ctx.request.query_params
     flash = ("Company created." if "created" in params
              else "Changes saved." if "saved" in params else None)
@@ -133,16 +114,15 @@ async def edit_company_page(company_id: str, ctx: Viewer) -> Response:
 async def update_company(company_id: str, ctx: Editor) -> Response:
     company = await crm.get_company(ctx.s, ctx.p, company_id)
     form = await read_form(ctx.request)
-    data = company_data(form, await company_definitions(ctx), editing=True,
+    data = company_data(form, await custom_definitions(ctx, "company"), editing=True,
                         current_custom=company.get("custom_fields"))
     try:
-        await crm.update_company(ctx.s, ctx.p, company_id, data, _region(ctx))
+        await crm.update_company(ctx.s, ctx.p, company_id, data, ctx.region)
     except ApiError as exc:
         await ctx.s.rollback()
         return await _form_page(ctx, company=company, values=text_values(form),
                                 errors=field_errors(exc), status=400)
-    await ctx.s.commit()
-    return RedirectResponse(f"/companies/{company_id}?saved=1", status_code=303)
+    return await ctx.done(f"/companies/{company_id}?saved=1")
 
 
 @router.post("/companies/{company_id}/delete")
@@ -155,5 +135,4 @@ async def delete_company(company_id: str, ctx: Editor) -> Response:
             raise
         await ctx.s.rollback()
         return await _detail(ctx, company_id, status=409, errors={"_form": exc.error})
-    await ctx.s.commit()
-    return RedirectResponse("/companies?deleted=1", status_code=303)
+    return await ctx.done("/companies?deleted=1")

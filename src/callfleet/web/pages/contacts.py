@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from callfleet.calls import lookups as call_lookups
 from callfleet.crm import fields as crm_fields
@@ -22,12 +22,12 @@ from callfleet.web.forms import (
     compact,
     custom_form_values,
     field_errors,
-    int_param,
     query_text,
     text_values,
     time_zones,
 )
-from callfleet.web.render import clean_url, page
+from callfleet.web.listing import list_page
+from callfleet.web.render import page
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -43,40 +43,32 @@ CONTACT_FIELDS = {
 YES_NO = {"true": True, "false": False}
 
 
-def _region(ctx: Ctx) -> str:
-    return str(ctx.request.app.state.settings.default_region)
-
-
-async def contact_definitions(ctx: Ctx) -> list[dict[str, Any]]:
-    items, _ = await crm.list_custom_fields(ctx.s, ctx.p, "contact", 500, 0)
-    return items
-
 
 @router.get("/contacts")
 async def contacts_page(ctx: Viewer) -> Response:
-    params = ctx.request.query_params
-    filters = {name: query_text(params, name) for name in FILTERS}
-    offset = int_param(params.get("offset"), 0)
-    errors: dict[str, str] = {}
-    try:
-        items, total = await crm.list_contacts(
-            ctx.s, ctx.p, company_id=filters["companyId"], search=filters["search"],
-            lead_status=filters["leadStatus"], do_not_call=YES_NO.get(filters["doNotCall"] or ""),
-            has_phone=YES_NO.get(filters["hasPhone"] or ""), tag=filters["tag"],
-            limit=PAGE_SIZE, offset=offset)
-    except ApiError as exc:
-        items, total, errors = [], 0, field_errors(exc)
-    names = await lookups.company_names(ctx.s, ctx.p, (c["company_id"] for c in items))
-    context = {"contacts": items, "total": total, "offset": offset, "page_size": PAGE_SIZE,
-                   "filters": filters, "company_names": names, "errors": errors,
-                   "lead_statuses": crm_fields.LEAD_STATUSES,
-                   "filtered": any(filters.values())}
-    if ctx.request.headers.get("hx-target") == "contact-results":
-        return page(ctx.request, "contacts/_results.html", user=ctx.user, **context,
-                    headers={"HX-Push-Url": clean_url("/contacts", {**filters, "offset": offset})})
-    companies, _ = await lookups.company_choices(ctx.s, ctx.p, 500)
-    return page(ctx.request, "contacts/list.html", user=ctx.user, companies=companies,
-                status=400 if errors else 200, **context)
+    async def fetch(f: dict[str, str | None], offset: int) -> tuple[list[dict[str, Any]], int]:
+        return await crm.list_contacts(
+            ctx.s, ctx.p, company_id=f["companyId"], search=f["search"],
+            lead_status=f["leadStatus"], do_not_call=YES_NO.get(f["doNotCall"] or ""),
+            has_phone=YES_NO.get(f["hasPhone"] or ""), tag=f["tag"], limit=PAGE_SIZE,
+            offset=offset)
+
+    async def names(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"company_names": await lookups.company_names(
+            ctx.s, ctx.p, (c["company_id"] for c in items))}
+
+    async def choices() -> dict[str, Any]:
+        return {"companies": (await lookups.company_choices(ctx.s, ctx.p, 500))[0]}
+
+    return await list_page(ctx, path="/contacts", name="contacts", filters=FILTERS,
+                           fetch=fetch, page_size=PAGE_SIZE, decorate=names, full=choices,
+                           extra={"lead_statuses": crm_fields.LEAD_STATUSES})
+
+
+async def custom_definitions(ctx: Ctx, entity: str) -> list[dict[str, Any]]:
+    """The team's custom field definitions of ``contact`` or ``company``."""
+    items, _ = await crm.list_custom_fields(ctx.s, ctx.p, entity, 500, 0)
+    return items
 
 
 def contact_data(form: Any, definitions: list[dict[str, Any]], *, editing: bool,
@@ -126,7 +118,7 @@ async def _form_page(ctx: Ctx, *, contact: dict[str, Any] | None, values: dict[s
     companies, more = await lookups.company_choices(ctx.s, ctx.p)
     return page(ctx.request, "contacts/form.html", user=ctx.user, status=status,
                 contact=contact, values=values, errors=errors or {},
-                definitions=await contact_definitions(ctx), companies=companies,
+                definitions=await custom_definitions(ctx, "contact"), companies=companies,
                 more_companies=more, lead_statuses=crm_fields.LEAD_STATUSES,
                 time_zones=time_zones())
 
@@ -149,28 +141,27 @@ async def new_contact_page(ctx: Viewer) -> Response:
 @router.post("/contacts/new")
 async def create_contact(ctx: Editor) -> Response:
     form = await read_form(ctx.request)
-    definitions = await contact_definitions(ctx)
+    definitions = await custom_definitions(ctx, "contact")
     data = contact_data(form, definitions, editing=False)
-    errors = precheck(data, _region(ctx), editing=False)
+    errors = precheck(data, ctx.region, editing=False)
     if errors:
         return await _form_page(ctx, contact=None, values=text_values(form), errors=errors,
                                 status=400)
     try:
         contact = await crm.create_contact(ctx.request.app.state.db, ctx.p, data,
-                                           _region(ctx), ctx.s)
+                                           ctx.region, ctx.s)
     except ApiError as exc:
         await ctx.s.rollback()
         return await _form_page(ctx, contact=None, values=text_values(form),
                                 errors=field_errors(exc), status=400)
-    await ctx.s.commit()
-    return RedirectResponse(f"/contacts/{contact['id']}?created=1", status_code=303)
+    return await ctx.done(f"/contacts/{contact['id']}?created=1")
 
 
 @router.get("/contacts/{contact_id}")
 async def contact_page(contact_id: str, ctx: Viewer) -> Response:
     contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
     company = await crm.get_company(ctx.s, ctx.p, contact["company_id"])
-    definitions = {d["key"]: d for d in await contact_definitions(ctx)}
+    definitions = {d["key"]: d for d in await custom_definitions(ctx, "contact")}
     params = ctx.request.query_params
     flash = ("Contact created." if "created" in params
              else "Changes saved." if "saved" in params
@@ -190,21 +181,20 @@ async def edit_contact_page(contact_id: str, ctx: Viewer) -> Response:
 async def update_contact(contact_id: str, ctx: Editor) -> Response:
     contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
     form = await read_form(ctx.request)
-    data = contact_data(form, await contact_definitions(ctx), editing=True,
+    data = contact_data(form, await custom_definitions(ctx, "contact"), editing=True,
                         current_custom=contact.get("custom_fields"))
-    errors = precheck(data, _region(ctx), editing=True)
+    errors = precheck(data, ctx.region, editing=True)
     try:
         if errors:
             raise ApiError(400, "Invalid contact")
-        await crm.update_contact(ctx.s, ctx.p, contact_id, data, _region(ctx))
+        await crm.update_contact(ctx.s, ctx.p, contact_id, data, ctx.region)
     except ApiError as exc:
         await ctx.s.rollback()
         values = text_values(form)
         values["doNotCall"] = checked(form, "doNotCall")
         return await _form_page(ctx, contact=contact, values=values,
                                 errors=errors or field_errors(exc), status=400)
-    await ctx.s.commit()
-    return RedirectResponse(f"/contacts/{contact_id}?saved=1", status_code=303)
+    return await ctx.done(f"/contacts/{contact_id}?saved=1")
 
 
 @router.post("/contacts/{contact_id}/delete")
@@ -217,9 +207,8 @@ async def delete_contact(contact_id: str, ctx: Editor) -> Response:
         await ctx.s.rollback()
         contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
         company = await crm.get_company(ctx.s, ctx.p, contact["company_id"])
-        definitions = {d["key"]: d for d in await contact_definitions(ctx)}
+        definitions = {d["key"]: d for d in await custom_definitions(ctx, "contact")}
         return page(ctx.request, "contacts/detail.html", user=ctx.user, status=409,
                     contact=contact, company=company, definitions=definitions,
                     errors={"_form": exc.error}, learned=[])
-    await ctx.s.commit()
-    return RedirectResponse("/contacts?deleted=1", status_code=303)
+    return await ctx.done("/contacts?deleted=1")

@@ -380,5 +380,4 @@ async def delete(import_id: str, ctx: Editor) -> Response:
         raise ApiError(409, "The import is running; wait for it to finish")
     Path(row.path).unlink(missing_ok=True)
     await ctx.s.delete(row)
-    await ctx.s.commit()
-    return RedirectResponse("/contacts/import", status_code=303)
+    return await ctx.done("/contacts/import")

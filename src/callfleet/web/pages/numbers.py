@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from callfleet.assistants import service as assistants
 from callfleet.errors import ApiError
@@ -70,13 +70,12 @@ async def buy(ctx: Editor) -> Response:
     try:
         await numbers.purchase(ctx.s, ctx.p, _carrier(ctx),
                                {"phone_number": values.get("phoneNumber")},
-                               str(ctx.request.app.state.settings.default_region))
+                               ctx.region)
     except ApiError as exc:
         await ctx.s.rollback()
         return await _page(ctx, status=exc.status if exc.status != 409 else 409,
                            errors=field_errors(exc))
-    await ctx.s.commit()
-    return RedirectResponse("/phone-numbers?bought=1", status_code=303)
+    return await ctx.done("/phone-numbers?bought=1")
 
 
 @router.post("/phone-numbers/{number_id}/assign")
@@ -98,8 +97,7 @@ async def assign(number_id: str, ctx: Editor) -> Response:
             raise
         await ctx.s.rollback()
         return await _page(ctx, status=exc.status, errors={"_form": exc.error})
-    await ctx.s.commit()
-    return RedirectResponse("/phone-numbers?assigned=1", status_code=303)
+    return await ctx.done("/phone-numbers?assigned=1")
 
 
 @router.post("/phone-numbers/{number_id}/release")
@@ -111,5 +109,4 @@ async def release(number_id: str, ctx: Editor) -> Response:
             raise
         await ctx.s.rollback()
         return await _page(ctx, status=409, errors={"_form": exc.error})
-    await ctx.s.commit()
-    return RedirectResponse("/phone-numbers?released=1", status_code=303)
+    return await ctx.done("/phone-numbers?released=1")

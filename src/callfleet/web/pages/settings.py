@@ -62,8 +62,7 @@ async def update_team(ctx: Editor) -> Response:
     except ApiError as exc:
         await ctx.s.rollback()
         return await _team_page(ctx, status=400, errors=field_errors(exc), values=values)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/team?saved=1", status_code=303)
+    return await ctx.done("/settings/team?saved=1")
 
 
 # ---------------------------------------------------------------- members and invitations
@@ -112,8 +111,7 @@ async def invite(ctx: Editor) -> Response:
 async def revoke_invite(link_id: str, ctx: Editor) -> Response:
     ctx.require("members")
     await signin.revoke_invite(ctx.s, ctx.p, link_id)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/members?saved=1", status_code=303)
+    return await ctx.done("/settings/members?saved=1")
 
 
 @router.post("/settings/members/{user_id}/role")
@@ -126,8 +124,7 @@ async def change_role(user_id: str, ctx: Editor) -> Response:
             raise
         await ctx.s.rollback()
         return await _members_page(ctx, status=exc.status, errors=field_errors(exc))
-    await ctx.s.commit()
-    return RedirectResponse("/settings/members?saved=1", status_code=303)
+    return await ctx.done("/settings/members?saved=1")
 
 
 @router.post("/settings/members/{user_id}/remove")
@@ -188,8 +185,7 @@ async def create_custom_field(ctx: Editor) -> Response:
         await ctx.s.rollback()
         return await _fields_page(ctx, status=400, errors=field_errors(exc),
                                   values=text_values(form))
-    await ctx.s.commit()
-    return RedirectResponse("/settings/custom-fields?created=1", status_code=303)
+    return await ctx.done("/settings/custom-fields?created=1")
 
 
 async def _field_form(ctx: Ctx, cf_id: str, *, status: int = 200,
@@ -227,15 +223,13 @@ async def update_custom_field(cf_id: str, ctx: Editor) -> Response:
         values["required"] = checked(form, "required")
         return await _field_form(ctx, cf_id, status=400, errors=field_errors(exc),
                                  values=values)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/custom-fields?saved=1", status_code=303)
+    return await ctx.done("/settings/custom-fields?saved=1")
 
 
 @router.post("/settings/custom-fields/{cf_id}/delete")
 async def delete_custom_field(cf_id: str, ctx: Editor) -> Response:
     await crm.delete_custom_field(ctx.s, ctx.p, cf_id)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/custom-fields?deleted=1", status_code=303)
+    return await ctx.done("/settings/custom-fields?deleted=1")
 
 
 # ---------------------------------------------------------------- your account

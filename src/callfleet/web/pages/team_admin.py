@@ -166,24 +166,21 @@ async def update_hook(webhook_id: str, ctx: Editor) -> Response:
             raise
         await ctx.s.rollback()
         return await _hook_page(ctx, webhook_id, status=400, errors=field_errors(exc))
-    await ctx.s.commit()
-    return RedirectResponse(f"/settings/webhooks/{webhook_id}?saved=1", status_code=303)
+    return await ctx.done(f"/settings/webhooks/{webhook_id}?saved=1")
 
 
 @router.post("/settings/webhooks/{webhook_id}/delete")
 async def delete_hook(webhook_id: str, ctx: Editor) -> Response:
     ctx.require("webhooks")
     await webhooks.delete_endpoint(ctx.s, ctx.p, webhook_id)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/webhooks?deleted=1", status_code=303)
+    return await ctx.done("/settings/webhooks?deleted=1")
 
 
 @router.post("/settings/webhooks/{webhook_id}/test")
 async def test_hook(webhook_id: str, ctx: Editor) -> Response:
     ctx.require("webhooks")
     await webhooks.test_delivery(ctx.s, ctx.p, webhook_id, ctx.request.app.state.clock.now())
-    await ctx.s.commit()
-    return RedirectResponse(f"/settings/webhooks/{webhook_id}?tested=1", status_code=303)
+    return await ctx.done(f"/settings/webhooks/{webhook_id}?tested=1")
 
 
 @router.post("/settings/webhooks/{webhook_id}/deliveries/{delivery_id}/retry")
@@ -197,8 +194,7 @@ async def retry(webhook_id: str, delivery_id: str, ctx: Editor) -> Response:
             raise
         await ctx.s.rollback()
         return await _hook_page(ctx, webhook_id, status=409, errors={"_form": exc.error})
-    await ctx.s.commit()
-    return RedirectResponse(f"/settings/webhooks/{webhook_id}?retried=1", status_code=303)
+    return await ctx.done(f"/settings/webhooks/{webhook_id}?retried=1")
 
 
 # ---------------------------------------------------------------- do-not-call list
@@ -225,7 +221,7 @@ async def dnc_page(ctx: Viewer) -> Response:
 @router.post("/settings/dnc")
 async def add_dnc(ctx: Editor) -> Response:
     values = text_values(await read_form(ctx.request), ("phone", "reason"))
-    region = str(ctx.request.app.state.settings.default_region)
+    region = ctx.region
     try:
         try:
             phone = crm_fields.normalize_phone(values.get("phone"), region)
@@ -241,15 +237,13 @@ async def add_dnc(ctx: Editor) -> Response:
             errors = {"phone": errors["_form"]}
         return await _dnc_page(ctx, status=400 if exc.status != 409 else 409, errors=errors,
                                values=values)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/dnc?added=1", status_code=303)
+    return await ctx.done("/settings/dnc?added=1")
 
 
 @router.post("/settings/dnc/{entry_id}/remove")
 async def remove_dnc(entry_id: str, ctx: Editor) -> Response:
     await compliance.remove_entry(ctx.s, ctx.p, entry_id)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/dnc?removed=1", status_code=303)
+    return await ctx.done("/settings/dnc?removed=1")
 
 
 # ---------------------------------------------------------------- calling hours
@@ -306,5 +300,4 @@ async def update_hours(ctx: Editor) -> Response:
         mapped = {"legalHoursStart": "legal_hours_start", "legalHoursEnd": "legal_hours_end"}
         errors = {mapped.get(k, k): v for k, v in field_errors(exc).items()}
         return await _hours_page(ctx, status=400, errors=errors, values=values)
-    await ctx.s.commit()
-    return RedirectResponse("/settings/calling-hours?saved=1", status_code=303)
+    return await ctx.done("/settings/calling-hours?saved=1")
