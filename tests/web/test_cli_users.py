@@ -32,6 +32,18 @@ def env(tmp_path: Path) -> dict[str, str]:
     return cli_env(tmp_path / "data", CALLFLEET_PUBLIC_URL="https://calls.example.com/")
 
 
+async def sign_in_status(data_dir: Path, email: str, *passwords: str) -> list[int]:
+    """The status of a /login with each password, in the app on ``data_dir``."""
+    app = create_app(Settings(data_dir=data_dir, rate_limit_per_minute=0), run_worker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            token = csrf_of((await c.get("/login")).text)
+            return [(await c.post("/login", data={"email": email, "password": pw,
+                                                  "csrf_token": token})).status_code
+                    for pw in passwords]
+
+
 async def sign_in_with_link(data_dir: Path, url: str, form: dict[str, str]) -> httpx.Response:
     path = "/" + url.split("/", 3)[3]
     app = create_app(Settings(data_dir=data_dir, rate_limit_per_minute=0), run_worker=False)
@@ -79,16 +91,8 @@ async def test_user_create_reads_the_password_from_stdin(tmp_path: Path,
     assert no_team.returncode != 0 and "No team" in no_team.stderr
 
     # The password works in the app, and a login link signs the same person in.
-    app = create_app(Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0),
-                     run_worker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            login = await c.get("/login")
-            r = await c.post("/login", data={"email": "ana@example.com",
-                                             "password": "ana's passphrase",
-                                             "csrf_token": csrf_of(login.text)})
-            assert r.status_code == 303
+    assert await sign_in_status(tmp_path / "data", "ana@example.com",
+                                "ana's passphrase") == [303]
     link = json.loads(cli(tmp_path, env, "user", "link", "--team", "acme", "--email",
                           "ana@example.com", "--json").stdout)["sign_in_url"]
     account = await sign_in_with_link(tmp_path / "data", link, {})
@@ -100,17 +104,5 @@ async def test_user_create_reads_the_password_from_stdin(tmp_path: Path,
     # A reset password signs in; the old one no longer does.
     cli(tmp_path, env, "user", "password", "--email", "ana@example.com",
         stdin="a brand new passphrase\n")
-    app = create_app(Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0),
-                     run_worker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            login = await c.get("/login")
-            token = csrf_of(login.text)
-            old = await c.post("/login", data={"email": "ana@example.com",
-                                               "password": "ana's passphrase",
-                                               "csrf_token": token})
-            new = await c.post("/login", data={"email": "ana@example.com",
-                                               "password": "a brand new passphrase",
-                                               "csrf_token": token})
-    assert old.status_code == 400 and new.status_code == 303
+    assert await sign_in_status(tmp_path / "data", "ana@example.com", "ana's passphrase",
+                                "a brand new passphrase") == [400, 303]

@@ -22,10 +22,12 @@ from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.run import run_campaign
 from callfleet.campaigns.schemas import CampaignIn
+from callfleet.campaigns.views import campaign_out
 from callfleet.crm import lookups
 from callfleet.dialer import rules
 from callfleet.errors import ApiError
 from callfleet.numbers import service as numbers
+from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.signin import SignedIn
 from callfleet.web.auth import Ctx, Editor, Viewer, acting, read_form
 from callfleet.web.forms import (
@@ -214,11 +216,21 @@ async def update_campaign(campaign_id: str, ctx: Editor) -> Response:
 # ---------------------------------------------------------------- the live dashboard
 
 
+COUNTERS = ("total_contacts", "contacts_called", "contacts_completed", "contacts_answered",
+            "contacts_skipped", "contacts_failed")
+
+
 async def dashboard_context(ctx_s: Any, p: Any, campaign_id: str, now: datetime
                             ) -> dict[str, Any]:
+    """The campaign and its dashboard; the dashboard's counters serve both (they are the
+    expensive part: one pass over the campaign's enrollments)."""
     c = await campaigns.owned(ctx_s, p, campaign_id)
-    campaign = await campaigns.render(ctx_s, c)
     board = await campaigns.dashboard(ctx_s, p, campaign_id, now)
+    first = (c.from_number_ids or [None])[0]
+    phone = await ctx_s.scalar(p.scope.select(PhoneNumber.phone_number)
+                               .where(PhoneNumber.id == first)) if first else None
+    campaign = campaign_out(c, {first: phone} if phone else {},
+                            {k: board[k] for k in COUNTERS})
     outcomes = [(k, v) for k, v in board["calls_by_outcome"].items() if v]
     peak = max((v for _, v in outcomes), default=0)
     return {"campaign": campaign, "board": board, "outcomes": outcomes, "peak": peak,

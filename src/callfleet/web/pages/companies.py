@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from callfleet.crm import service as crm
+from callfleet.crm.models import Company
+from callfleet.crm.views import company_out
 from callfleet.errors import ApiError
 from callfleet.web.auth import Ctx, Editor, Viewer, read_form
 from callfleet.web.forms import (
@@ -83,11 +85,13 @@ async def create_company(ctx: Editor) -> Response:
 
 
 async def _detail(ctx: Ctx, company_id: str, **extra: Any) -> Response:
-    company = await crm.get_company(ctx.s, ctx.p, company_id)
+    row = await ctx.p.scope.get(ctx.s, Company, company_id)
     offset = int_param(ctx.request.query_params.get("offset"), 0)
     contacts, total = await crm.list_contacts(
         ctx.s, ctx.p, company_id=company_id, search=None, lead_status=None, do_not_call=None,
         has_phone=None, tag=None, limit=PAGE_SIZE, offset=offset)
+    # The unfiltered list's total is the company's contact count: counted once, not twice.
+    company = company_out(row, total)
     definitions = {d["key"]: d for d in await custom_definitions(ctx, "company")}
     params = ctx.request.query_params
     flash = ("Company created." if "created" in params

@@ -65,6 +65,13 @@ async def contacts_page(ctx: Viewer) -> Response:
                            extra={"lead_statuses": crm_fields.LEAD_STATUSES})
 
 
+async def company_ref(ctx: Ctx, company_id: str) -> dict[str, str]:
+    """The contact's company as a page links it: id and name (no contact count: counting a
+    company of a million contacts is the company page's work, not the contact's)."""
+    names = await lookups.company_names(ctx.s, ctx.p, [company_id])
+    return {"id": company_id, "name": names.get(company_id, company_id)}
+
+
 async def custom_definitions(ctx: Ctx, entity: str) -> list[dict[str, Any]]:
     """The team's custom field definitions of ``contact`` or ``company``."""
     items, _ = await crm.list_custom_fields(ctx.s, ctx.p, entity, 500, 0)
@@ -160,7 +167,7 @@ async def create_contact(ctx: Editor) -> Response:
 @router.get("/contacts/{contact_id}")
 async def contact_page(contact_id: str, ctx: Viewer) -> Response:
     contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
-    company = await crm.get_company(ctx.s, ctx.p, contact["company_id"])
+    company = await company_ref(ctx, contact["company_id"])
     definitions = {d["key"]: d for d in await custom_definitions(ctx, "contact")}
     params = ctx.request.query_params
     flash = ("Contact created." if "created" in params
@@ -206,7 +213,7 @@ async def delete_contact(contact_id: str, ctx: Editor) -> Response:
             raise
         await ctx.s.rollback()
         contact = await crm.get_contact(ctx.s, ctx.p, contact_id)
-        company = await crm.get_company(ctx.s, ctx.p, contact["company_id"])
+        company = await company_ref(ctx, contact["company_id"])
         definitions = {d["key"]: d for d in await custom_definitions(ctx, "contact")}
         return page(ctx.request, "contacts/detail.html", user=ctx.user, status=409,
                     contact=contact, company=company, definitions=definitions,
