@@ -278,6 +278,7 @@ async def live(campaign_id: str, ctx: Viewer) -> Response:
     new rendering whenever the campaign, its enrollments or its calls change."""
     request, p, user = ctx.request, ctx.p, ctx.user
     await campaigns.owned(ctx.s, p, campaign_id)  # 404 for another team's
+    await ctx.s.close()  # the stream reads in sessions of its own; hold no connection
     db = request.app.state.db
 
     async def stream() -> AsyncIterator[bytes]:

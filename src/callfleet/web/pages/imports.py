@@ -348,6 +348,7 @@ async def rejects(import_id: str, ctx: Viewer) -> Response:
     path = Path(row.path)
     if not path.exists():
         raise ApiError(404, "The uploaded file is gone")
+    await ctx.s.close()  # the download reads the file only; hold no connection
 
     async def body() -> AsyncIterator[bytes]:
         buffer = io.StringIO()
