@@ -467,6 +467,28 @@ async def list_assistants(
     return [assistant_out(a, numbers[a.id]) for a in rows], total
 
 
+async def outbound_assistants(session: AsyncSession, p: Principal) -> list[dict[str, Any]]:
+    """Outbound-enabled assistants with at least one active number, each with those numbers
+    (``GET /api/crm/outbound-assistants``)."""
+    numbers: dict[str, list[dict[str, Any]]] = {}
+    for n in await session.scalars(
+            p.scope.select(PhoneNumber).where(PhoneNumber.status == "active",
+                                              PhoneNumber.assistant_id.is_not(None))
+            .order_by(PhoneNumber.id)):
+        numbers.setdefault(n.assistant_id or "", []).append(number_out(n))
+    if not numbers:
+        return []
+    rows = await session.scalars(
+        p.scope.select(Assistant)
+        .where(Assistant.deleted_at.is_(None), Assistant.outbound_enabled.is_(True),
+               Assistant.id.in_(sorted(numbers)))
+        .order_by(Assistant.id.desc()))
+    rows = list(rows)
+    assigned = await _number_ids(session, [a.id for a in rows])
+    return [{**assistant_out(a, assigned[a.id]), "phone_numbers": numbers[a.id]}
+            for a in rows]
+
+
 async def update_assistant(
     session: AsyncSession, p: Principal, assistant_id: str, data: dict[str, Any], region: str
 ) -> dict[str, Any]:
