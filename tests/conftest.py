@@ -99,6 +99,22 @@ async def app(database: DbHandle) -> AsyncIterator[Any]:
         yield application
 
 
+LOOPBACK = "127.0.0.1/32"
+
+
+@pytest.fixture
+def allow_loopback(app: Any) -> Iterator[None]:
+    """Tenant-set URLs may reach 127.0.0.1 during this test (fake LLMs and receivers listen
+    there). The default policy refuses loopback; this says so explicitly, per test, the way an
+    operator would with ``CALLFLEET_OUTBOUND_ALLOWED_NETWORKS``."""
+    before = app.state.settings
+    app.state.settings = before.model_copy(update={"outbound_allowed_networks": LOOPBACK})
+    try:
+        yield
+    finally:
+        app.state.settings = before
+
+
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

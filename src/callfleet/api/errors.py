@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callfleet.api.responses import JSON
+from callfleet.outbound import OutboundURLRejected
 
 log = structlog.get_logger("callfleet.api")
 
