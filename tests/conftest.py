@@ -20,6 +20,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from callfleet import outbound
 from callfleet.app import create_app
 from callfleet.clock import FixedClock
 from callfleet.config import Settings
@@ -113,6 +114,21 @@ def allow_loopback(app: Any) -> Iterator[None]:
         yield
     finally:
         app.state.settings = before
+
+
+REBIND = "rebind.example.test"  # a public-looking name: accepted when a URL is written
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: ``rebind.example.test`` resolves to 127.0.0.1 when callfleet connects
+    (``callfleet.outbound.resolve_host`` is the resolver of every tenant-set URL)."""
+    real = outbound.resolve_host
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == REBIND else await real(host, port)
+
+    monkeypatch.setattr(outbound, "resolve_host", resolve)
 
 
 @pytest.fixture
