@@ -74,8 +74,10 @@ class RequestGuard:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive(scope, receive, self.settings),
-                           send_recording)
+            # The app's settings at request time (what its routes read, too).
+            settings = getattr(scope["app"].state, "settings", self.settings) \
+                if "app" in scope else self.settings
+            await self.app(scope, limited_receive(scope, receive, settings), send_recording)
         finally:
             route = scope.get("route")  # set by the router on this same scope
             HTTP_LATENCY.labels(scope["method"], getattr(route, "path", "unmatched"),
