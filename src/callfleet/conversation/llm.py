@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from callfleet.config import get_settings
 from callfleet.outbound import Network, OutboundPolicy, refused_reason
+from callfleet.secrets import secret_box
 
 if TYPE_CHECKING:
     import openai
@@ -94,8 +96,6 @@ def configure(settings: Any) -> None:
 def env_llm() -> EnvLlm:
     global _ENV
     if _ENV is None:
-        from callfleet.config import get_settings
-
         _ENV = EnvLlm.from_settings(get_settings())
     return _ENV
 
@@ -104,8 +104,6 @@ def _reveal(stored: str | None) -> str | None:
     """A team's or assistant's key is stored encrypted (callfleet.secrets)."""
     if not stored:
         return None
-    from callfleet.secrets import secret_box
-
     return secret_box().decrypt(stored)
 
 

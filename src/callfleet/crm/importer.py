@@ -24,14 +24,14 @@ from typing import IO, Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callfleet import csvdecode, ids
-from callfleet.api.errors import ApiError, bad_request
+from callfleet import csvio, ids
 from callfleet.crm import fields as F
 from callfleet.crm import store
 from callfleet.crm.models import Company
-from callfleet.crm.service import Definitions, load_definitions
+from callfleet.crm.service import Definitions, company_of_team, load_definitions
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
+from callfleet.errors import bad_request
 from callfleet.teams.principal import Principal
 
 # Header spellings ("First Name", "first_name", "firstName", "FIRSTNAME") all reduce to the
@@ -194,11 +194,11 @@ def _norm(name: str, fn: Any, *args: Any) -> Any:
 def csv_records(stream: IO[bytes], charset: str | None
                 ) -> tuple[list[str], Iterator[tuple[int, list[str] | RowError]]]:
     """The header and the numbered data records (blank lines are not records) of a CSV
-    file, decoded by ``callfleet.csvdecode``. ``callfleet import`` reads a file twice through
+    file, decoded by ``callfleet.csvio``. ``callfleet import`` reads a file twice through
     this: once to import, once to copy the rejected records."""
     try:
-        reader = csv.reader(csvdecode.text_lines(stream, charset), strict=False)
-    except csvdecode.UnknownCharset as exc:
+        reader = csv.reader(csvio.text_lines(stream, charset), strict=False)
+    except csvio.UnknownCharset as exc:
         raise bad_request(str(exc), "Content-Type") from None
     try:
         header = next(reader)
@@ -361,21 +361,18 @@ class ContactImporter:
                 await self._check_company(s, self.default_company, field="companyId")
 
     async def _check_company(self, s: AsyncSession, company_id: str, field: str) -> bool:
+        """Is ``company_id`` a company of the team? For the request's ``companyId`` a wrong
+        one is the request's error (400/404/403); for a row's it is that row's (False)."""
         if company_id in self.known_companies:
             return True
-        if not ids.is_valid("comp", company_id):
-            if field == "companyId":
-                raise bad_request("companyId is not a valid company id", "companyId")
+        if field == "companyId":
+            await company_of_team(s, self.p, company_id)
+        elif not ids.is_valid("comp", company_id):
             return False
-        team = await s.scalar(select(Company.team_id).where(Company.id == company_id))
-        if team is None:
-            if field == "companyId":
-                raise ApiError(404, "Company not found", {"companyId": "Company not found"})
-            return False
-        if team != self.p.team_id:
-            if field == "companyId":
-                raise ApiError(403, "Forbidden: companyId belongs to another team")
-            return False
+        else:
+            company = await s.get(Company, company_id)
+            if company is None or not self.p.scope.holds(company):
+                return False
         self.known_companies.add(company_id)
         return True
 
@@ -446,7 +443,7 @@ class ContactImporter:
         if found is None:
             found = await s.scalar(
                 select(Company.id)
-                .where(Company.team_id == self.p.team_id, Company.name_lower == low)
+                .where(self.p.scope.owns(Company), Company.name_lower == low)
                 .order_by(Company.id)
                 .limit(1)
             )

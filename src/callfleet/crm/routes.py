@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from callfleet import csvdecode
+from callfleet import csvio
 from callfleet.api.deps import (
     Auth,
     Paging,
@@ -20,7 +20,7 @@ from callfleet.api.deps import (
     get_settings_dep,
     parse_bool,
 )
-from callfleet.api.errors import ApiError, bad_request, validation_details
+from callfleet.api.errors import validation_details
 from callfleet.api.idempotency import respond_created
 from callfleet.api.limits import body_limit, read_body
 from callfleet.api.responses import JSON
@@ -41,6 +41,7 @@ from callfleet.crm.schemas import (
     CustomFieldList,
     ImportResult,
 )
+from callfleet.errors import ApiError, bad_request
 
 router = APIRouter(prefix="/api/crm", tags=["crm"])
 
@@ -203,7 +204,7 @@ async def import_contacts(
         result = await imp.run(importer.json_rows(body.contacts))
         return JSON(result.out())
     p.check_team(teamId)
-    charset = csvdecode.charset_of(ctype)
+    charset = csvio.charset_of(ctype)
     if mime == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=10)
         upload = form.get("file")

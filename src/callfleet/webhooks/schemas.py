@@ -11,8 +11,6 @@ from callfleet.api.schemas import CamelIn
 from callfleet.outbound import OutboundURLRejected, split_url
 from callfleet.webhooks.outbox import EVENT_TYPES
 
-TEST_EVENT = "webhook.test"
-
 
 def check_url(value: str | None) -> str | None:
     """The URL's syntax; the address policy needs the operator's settings and is applied

@@ -1,4 +1,4 @@
-"""One CSV decoding path (callfleet.csvdecode) for the contact and do-not-call imports:
+"""One CSV decoding path (callfleet.csvio) for the contact and do-not-call imports:
 Latin-1/Windows-1252, UTF-8 with and without a BOM, UTF-16 with a BOM and a declared charset
 all read the same text, in the module and through both import endpoints."""
 
@@ -9,7 +9,7 @@ import io
 import httpx
 import pytest
 
-from callfleet import csvdecode
+from callfleet import csvio
 from tests.conftest import TeamCtx
 
 TEXT = "phone,reason\n+12125550161,José\n+12125550162,Zoë Ñúñez\n"
@@ -31,19 +31,19 @@ def expected(name: str) -> str:
 @pytest.mark.parametrize(("name", "data", "charset"), ENCODINGS)
 def test_every_encoding_reads_the_same_text(name: str, data: bytes, charset: str | None
                                             ) -> None:
-    assert "".join(csvdecode.text_lines(io.BytesIO(data), charset)) == expected(name)
+    assert "".join(csvio.text_lines(io.BytesIO(data), charset)) == expected(name)
 
 
 def test_a_stray_byte_in_a_utf8_file_costs_only_its_line() -> None:
     data = "a,é\n".encode() + b"b,\xe9\n" + "c,ü\n".encode()
-    assert list(csvdecode.text_lines(io.BytesIO(data))) == ["a,é\n", "b,é\n", "c,ü\n"]
+    assert list(csvio.text_lines(io.BytesIO(data))) == ["a,é\n", "b,é\n", "c,ü\n"]
 
 
 def test_unknown_charset_is_refused_at_once() -> None:
-    with pytest.raises(csvdecode.UnknownCharset, match="no-such"):
-        csvdecode.text_lines(io.BytesIO(b"x"), "no-such-charset")
-    assert csvdecode.charset_of('text/csv; Charset="latin-1"') == "latin-1"
-    assert csvdecode.charset_of("text/csv") is None
+    with pytest.raises(csvio.UnknownCharset, match="no-such"):
+        csvio.text_lines(io.BytesIO(b"x"), "no-such-charset")
+    assert csvio.charset_of('text/csv; Charset="latin-1"') == "latin-1"
+    assert csvio.charset_of("text/csv") is None
 
 
 @pytest.mark.parametrize(("name", "data", "charset"), ENCODINGS)
