@@ -7,18 +7,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from callfleet.crm.models import Company, Contact
 from callfleet.db.session import open_database
-from tests.conftest import BACKENDS, PG_URL, _admin, asyncpg_url
-from tests.test_cli import cli_env, one_json, run_cli
+from tests.e2e.test_server import Deployment, deployment  # noqa: F401 - fixture
+from tests.test_cli import one_json, run_cli
 
 ROWS = [
     ["First Name", "Last Name", "Phone", "Email", "Company", "Plan"],
@@ -33,19 +30,10 @@ ROWS = [
 REJECTED = {2: "last_name", 4: "phone", 6: "columns"}
 
 
-@pytest.fixture(params=BACKENDS)
-async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield cli_env(tmp_path / "data")
-        return
-    assert PG_URL
-    name = f"callfleet_cli_{uuid.uuid4().hex[:10]}"
-    await _admin(PG_URL, f'CREATE DATABASE "{name}"')
-    url = make_url(asyncpg_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield cli_env(tmp_path / "data", CALLFLEET_DATABASE_URL=url)
-    finally:
-        await _admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def env(deployment: Deployment) -> dict[str, str]:  # noqa: F811
+    """The CLI's environment: an empty data dir (SQLite) or a fresh PostgreSQL database."""
+    return deployment.env
 
 
 def db_url(env: dict[str, str]) -> str:
