@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from callfleet.conversation.agent import ERROR_REPLY, Conversation
+from callfleet.conversation.lines import Lines
 from callfleet.conversation.llm import LlmClient, LlmConfig, LlmError
 from callfleet.conversation.personas import Callee
 from callfleet.outbound import OutboundPolicy, parse_networks
@@ -39,7 +40,7 @@ async def test_llm_endpoint_that_rebinds_to_loopback_ends_the_conversation(
     async with OutboundPolicy().client() as http:
         result = await Conversation(
             client=LlmClient(_llm(fake_llm, "assistant")), assistant=_assistant(),
-            system_prompt="", first_message="", callee=Callee.for_call(
+            system_prompt="", lines=Lines(), callee=Callee.for_call(
                 "interested", {"first_name": "Sam"}, "+12125550123"),
             call_info={"id": "call_x"}, http=http, max_turns=2, tool_timeout=1).run()
     assert (result.outcome, result.ended_reason) == ("failed", "assistant_error")

@@ -192,7 +192,7 @@ async def _check(client: httpx.AsyncClient, database: DbHandle, t: TeamCtx, cid:
         if "lead_status" in want:
             assert a["extracted_data"]["lead_status"]["previous"] == "contacted"
         if "budget" in want:
-            assert a["success_evaluation"]["success"] is True
+            assert a["success_evaluation"] is True
         assert detail["messages"][0]["text"] == f"Hi {p['first']}, this is Ava from Initech."
         assert "call.analyzed" in [e["type"] for e in detail["events"]]
 
