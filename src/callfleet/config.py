@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     )
     max_page_size: int = 1000
     default_page_size: int = 50
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Cap for JSON bodies.")
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="Body limit of every route that declares "
+        "no other (api/limits.py), counted while the body streams in.")
     import_max_bytes: int = Field(
         default=1024 * 1024 * 1024, ge=1,
         description="Cap for a CSV or multipart contact import (spooled to disk, not memory).")
