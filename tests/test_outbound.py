@@ -6,7 +6,9 @@ operator's allowed networks let a network through."""
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -184,7 +190,9 @@ class Receiver:
 
     host: str = "127.0.0.1"
     redirect: str | None = None
+    tls: ssl.SSLContext | None = None
     paths: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # Host headers received
 
     def __post_init__(self) -> None:
         rx = self
@@ -196,6 +204,7 @@ class Receiver:
 
             def do_GET(self) -> None:
                 rx.paths.append(self.path)
+                rx.hosts.append(self.headers.get("Host", ""))
                 self.send_response(307 if rx.redirect else 200)
                 if rx.redirect:
                     self.send_header("Location", rx.redirect)
@@ -207,6 +216,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer((self.host, 0), Handler)
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -311,3 +322,44 @@ async def test_tool_at_a_rebinding_name_is_refused(receiver: Receiver,
         ok, text = await tools.run_webhook(tool, {}, {"id": "call_x"}, http, 2.0)
     assert not ok and "refused" in text and "loopback" in text
     assert receiver.paths == []
+
+
+def self_signed(name: str, tmp_path: Any) -> tuple[ssl.SSLContext, ssl.SSLContext, list[str]]:
+    """A certificate for ``name``: the server's context (recording the SNI it is sent) and
+    a client context that trusts only that certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    sni: list[str] = []
+    server.sni_callback = lambda _sock, server_name, _ctx: sni.append(server_name or "")
+    return server, ssl.create_default_context(cafile=str(cert_file)), sni
+
+
+async def test_tls_to_a_checked_address_keeps_the_name_for_sni_and_the_certificate(
+        rebinding_dns: None, tmp_path: Any) -> None:
+    server_ctx, client_ctx, sni = self_signed(REBIND, tmp_path)
+    rx = Receiver(tls=server_ctx)
+    try:
+        policy = OutboundPolicy(parse_networks("127.0.0.1/32"))
+        async with policy.client(verify=client_ctx) as http:
+            r = await http.get(f"https://{REBIND}:{rx.port}/tls")
+        # Connected to 127.0.0.1, yet the handshake named the host and the certificate for
+        # the name was verified; the request carries the name too.
+        assert r.status_code == 200 and rx.paths == ["/tls"]
+        assert sni == [REBIND] and rx.hosts == [f"{REBIND}:{rx.port}"]
+    finally:
+        rx.close()

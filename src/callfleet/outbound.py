@@ -343,9 +343,10 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
 
     def __init__(self, policy: OutboundPolicy, *, verify: Any = True,
                  limits: httpx.Limits = DEFAULT_LIMITS, http2: bool = False) -> None:
-        super().__init__(verify=verify, limits=limits, http2=http2, trust_env=False)
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+        super().__init__(verify=ssl_context, limits=limits, http2=http2, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
