@@ -12,19 +12,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 from sqlalchemy import func, select
 
 from callfleet.config import get_settings
-from callfleet.crm.file_import import import_file
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
 from callfleet.errors import ApiError
@@ -175,6 +166,17 @@ def import_contacts(
 ) -> None:
     """Import contacts from a CSV file into a team: streamed, with the API import's rules
     (dedup by phone then email, custom fields, company by id or name)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    from callfleet.crm.file_import import import_file
+
     if on_duplicate not in ("skip", "update"):
         console.print("[red]error:[/red] --on-duplicate must be skip or update")
         raise typer.Exit(2)
