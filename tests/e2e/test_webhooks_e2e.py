@@ -27,7 +27,8 @@ import pytest
 from sqlalchemy import select
 
 from callfleet.db.session import open_database
-from callfleet.webhooks.models import OutboxEvent, WebhookDelivery
+from callfleet.webhooks.models import WebhookDelivery
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.e2e.test_server import Deployment, Server, deployment, launch, servers  # noqa: F401
 from tests.test_cli import one_json, run_cli
 
@@ -194,6 +195,8 @@ async def test_webhooks_survive_sigkill_and_failing_receiver(
         "CALLFLEET_WEBHOOK_LEASE_SECONDS": "3", "CALLFLEET_WEBHOOK_TICK_SECONDS": "0.05",
         "CALLFLEET_DIALER_TICK_SECONDS": "0.05", "CALLFLEET_LEASE_SECONDS": "3",
         "CALLFLEET_LOG_LEVEL": "WARNING",
+        # The receiver listens on 127.0.0.1, which the outbound policy refuses by default.
+        "CALLFLEET_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
     })
     started = time.monotonic()
     server = launch(servers, dep)

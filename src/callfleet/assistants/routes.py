@@ -15,15 +15,21 @@ from callfleet.assistants.schemas import (
     AssistantEnvelope,
     AssistantIn,
     AssistantList,
+    OutboundAssistantList,
     PhoneNumberIdsIn,
 )
 from callfleet.numbers.schemas import AssistantNumbers
+from callfleet.outbound import Network, allowed_networks
 
 router = APIRouter(prefix="/api", tags=["assistants"])
 
 
 def _region(request: Request) -> str:
     return get_settings_dep(request).default_region
+
+
+def _allowed(request: Request) -> tuple[Network, ...]:
+    return allowed_networks(get_settings_dep(request))
 
 
 def _numbers(items: list[dict[str, Any]]) -> JSON:
@@ -41,7 +47,7 @@ async def create_assistant(
     data = body.model_dump(exclude_unset=True)
 
     async def make() -> dict[str, Any]:
-        out = await svc.create_assistant(s, p, data, _region(request))
+        out = await svc.create_assistant(s, p, data, _region(request), _allowed(request))
         return {"success": True, "assistant": out}
 
     return await respond_created(request, s, p, make)
@@ -57,6 +63,18 @@ async def list_assistants(
     return page.respond("assistants", items, total)
 
 
+@router.get("/crm/outbound-assistants", response_model=None,
+            responses={200: {"model": OutboundAssistantList}, **errors(403)})
+async def list_outbound_assistants(
+    p: Auth, s: ReadSession, teamId: Q = None, accountSlug: Q = None
+) -> JSON:
+    """The assistants that can place campaign calls now: outbound enabled, with at least one
+    active phone number (listed with each, for a campaign's ``fromNumberIds``)."""
+    p.check_team(teamId, accountSlug, required=False)
+    items = await svc.outbound_assistants(s, p)
+    return JSON({"success": True, "assistants": items, "count": len(items)})
+
+
 @router.get("/assistants/{assistant_id}", response_model=None,
             responses={200: {"model": AssistantEnvelope}, **errors(403, 404)})
 async def get_assistant(assistant_id: str, p: Auth, s: ReadSession) -> JSON:
@@ -70,7 +88,8 @@ async def update_assistant(
 ) -> JSON:
     p.check_team(body.team_id, body.account_slug, required=False)
     data = body.model_dump(exclude_unset=True)
-    out = await svc.update_assistant(s, p, assistant_id, data, _region(request))
+    out = await svc.update_assistant(s, p, assistant_id, data, _region(request),
+                                     _allowed(request))
     await s.commit()
     return JSON({"success": True, "assistant": out})
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from callfleet.api.schemas import CamelIn
+from callfleet.numbers.schemas import PhoneNumberOut
 
 TemplateId = Literal["outbound-setter", "inbound-support", "follow-up", "custom"]
 AssistantType = Literal["outbound", "inbound", "both"]
@@ -213,3 +214,13 @@ class AssistantList(BaseModel):
     count: int
     limit: int
     offset: int
+
+
+class OutboundAssistantOut(AssistantOut):
+    phone_numbers: list[PhoneNumberOut]
+
+
+class OutboundAssistantList(BaseModel):
+    success: bool = True
+    assistants: list[OutboundAssistantOut]
+    count: int
