@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -59,27 +59,17 @@ def _dir(request: Request) -> Path:
     return path
 
 
-def _decoded(path: Path) -> Iterator[str]:
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        yield from f
-
-
 def read_preview(path: Path) -> tuple[list[str], list[list[str]]]:
-    reader = csv.reader(_decoded(path), strict=False)
-    try:
-        header = [h.replace("\x00", "").strip() for h in next(reader)][:MAX_COLUMNS]
-    except StopIteration:
-        raise ApiError(400, "The CSV file is empty", {"file": "The file is empty"}) from None
-    except csv.Error as exc:
-        raise ApiError(400, "The CSV header cannot be read",
-                       {"file": f"The header cannot be read: {exc}"}) from None
-    rows = []
-    for cells in reader:
-        if any(c.strip() for c in cells):
-            rows.append(cells[:len(header)])
-        if len(rows) >= PREVIEW_ROWS:
-            break
-    return header, rows
+    """The header and the first data records, decoded as the API's import decodes them."""
+    with open(path, "rb") as f:
+        header, records = importer.csv_records(f, None)
+        rows = []
+        for _, cells in records:
+            if not isinstance(cells, importer.RowError):
+                rows.append(cells[:MAX_COLUMNS])
+            if len(rows) >= PREVIEW_ROWS:
+                break
+    return [h.replace("\x00", "").strip() for h in header][:MAX_COLUMNS], rows
 
 
 def store(source: Any, path: Path) -> bool:
@@ -121,31 +111,40 @@ def suggested(header: list[str]) -> list[str]:
 def mapped_rows(path: Path, mapping: list[str], progress: dict[str, int]
                 ) -> Iterator[tuple[int, Any]]:
     """The importer's rows, ``(number, (fields, custom))``, by the chosen mapping."""
-    reader = csv.reader(_decoded(path), strict=False)
-    next(reader, None)
-    number = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            number += 1
+    with open(path, "rb") as f:
+        _, records = importer.csv_records(f, None)
+        for number, cells in records:
             progress["processed"] = number
-            yield number, importer.RowError(f"row cannot be parsed as CSV: {exc}")
-            continue
-        if not cells or not "".join(cells).strip():
-            continue
-        number += 1
-        progress["processed"] = number
-        fields: dict[str, Any] = {}
-        custom: dict[str, Any] = {}
-        for cell, target in zip(cells, mapping):
-            if target in STANDARD_KEYS:
-                fields[target] = cell
-            elif target.startswith("custom:"):
-                custom[target[7:]] = cell
-        yield number, (fields, custom)
+            if isinstance(cells, importer.RowError):
+                yield number, cells
+                continue
+            fields: dict[str, Any] = {}
+            custom: dict[str, Any] = {}
+            for cell, target in zip(cells, mapping):
+                if target in STANDARD_KEYS:
+                    fields[target] = cell
+                elif target.startswith("custom:"):
+                    custom[target[7:]] = cell
+            yield number, (fields, custom)
+
+
+def rejected_rows(path: Path, reasons: dict[int, str]) -> Iterator[bytes]:
+    """The file's header and its rejected records as they were, with an ``error`` column
+    (a sync iterator: the response reads it in a worker thread)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with open(path, "rb") as f:
+        header, records = importer.csv_records(f, None)
+        writer.writerow([*header, "error"])
+        for number, cells in records:
+            if number in reasons:
+                row_cells = [] if isinstance(cells, importer.RowError) else cells
+                writer.writerow([*row_cells, reasons[number]])
+            if buffer.tell() > 65536:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue().encode()
 
 
 async def _save(db: Database, import_id: str, **values: Any) -> None:
@@ -350,28 +349,11 @@ async def rejects(import_id: str, ctx: Viewer) -> Response:
         raise ApiError(404, "The uploaded file is gone")
     await ctx.s.close()  # the download reads the file only; hold no connection
 
-    async def body() -> AsyncIterator[bytes]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        reader = csv.reader(_decoded(path), strict=False)
-        writer.writerow([*next(reader, []), "error"])
-        number = 0
-        for cells in reader:
-            if not cells or not "".join(cells).strip():
-                continue
-            number += 1
-            if number in reasons:
-                writer.writerow([*cells, reasons[number]])
-            if buffer.tell() > 65536:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue().encode()
-
     name = Path(row.filename).stem[:80] or "contacts"
     headers = {**SECURITY_HEADERS,
                "Content-Disposition": f'attachment; filename="{name}-rejected.csv"'}
-    return StreamingResponse(body(), media_type="text/csv", headers=headers)
+    return StreamingResponse(rejected_rows(path, reasons), media_type="text/csv",
+                             headers=headers)
 
 
 @router.post("/contacts/import/{import_id}/delete")
