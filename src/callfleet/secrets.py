@@ -11,6 +11,8 @@ must see the same key (docs/decisions/0009-webhooks.md).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +48,12 @@ def _key_file(data_dir: Path) -> bytes:
 class SecretBox:
     def __init__(self, keys: list[bytes]) -> None:
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._signing = keys[0]
+
+    def derived_key(self, label: str) -> bytes:
+        """A key for HMAC signatures (e.g. media stream tokens), derived from the current
+        encryption key and ``label``: deployment-wide like it, never stored anywhere."""
+        return hmac.new(self._signing, label.encode(), hashlib.sha256).digest()
 
     def encrypt(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
