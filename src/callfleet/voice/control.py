@@ -51,6 +51,7 @@ class HangupRequest:
     outcome: str | None  # the conversation's outcome (answered, opted_out, ...)
     requested_at: float
     deadline: float
+    awaiting_speech: bool = True  # the goodbye has not yet gone through text-to-speech
 
 
 def words_heard(text: str, fraction: float) -> str:
@@ -129,28 +130,47 @@ class CallControl:
         self._refresh(turn)
         return name
 
+    def tail_mark(self, at: float) -> str | None:
+        """A mark behind the end of a speech (the output flushes its last partial chunk of
+        audio only then); None when no assistant turn is open."""
+        if self.hangup is not None and self.hangup.requested_at <= at:
+            self.hangup.awaiting_speech = False
+        if self._open is None:
+            return None
+        name = self.sentence_queued("", at)
+        self._open = None  # the next speech is a new message (it may still be playing)
+        return name
+
     def mark_echoed(self, name: str, at: float) -> None:
         sentence = self._marks.get(name)
         if sentence is None or sentence.echoed_at is not None:
             return
         sentence.echoed_at = at
-        for turn in self.turns[-2:]:
+        for turn in reversed(self.turns[-4:]):
             if sentence in turn.sentences:
                 self._refresh(turn)
+                break
+
+    def _playing(self) -> AssistantTurn | None:
+        """The assistant turn whose audio the carrier may still be playing."""
+        turn = self._open or (self.turns[-1] if self.turns else None)
+        if turn is None or turn.interrupted_at is not None:
+            return None
+        if any(s.echoed_at is None and s.text for s in turn.sentences):
+            return turn
+        return None
 
     def cleared(self, at: float) -> None:
         """The pipeline sent ``clear`` (the callee started talking). When the assistant's
         audio was still playing, that is a barge-in: its turn ends where the callee cut it."""
-        turn = self._open
-        playing = turn is not None and any(s.echoed_at is None for s in turn.sentences)
+        turn = self._playing()
         self.last_clear_at = at
         if turn is not None:
-            if playing:
-                turn.interrupted_at = at
-            self._close_turn(at)
-        self._pending_audio_ms = 0.0
-        if playing:
+            turn.interrupted_at = at
+            self._refresh(turn)
             self.event("barge_in", at)
+        self._close_turn(at)
+        self._pending_audio_ms = 0.0
 
     def _heard(self, s: Sentence) -> bool:
         return s.echoed_at is not None and (self.last_clear_at is None
@@ -197,11 +217,12 @@ class CallControl:
     # ------------------------------------------------------------ hanging up
 
     def request_hangup(self, reason: str, outcome: str | None, at: float,
-                       goodbye_seconds: float = 0.0) -> None:
-        """End the call once what is queued (the goodbye) has played."""
+                       goodbye_seconds: float = 0.0, *, speech: bool = True) -> None:
+        """End the call once the goodbye has played. ``speech``: a goodbye was just sent to
+        text-to-speech (the hang-up also waits for the end of its audio to pass)."""
         if self.hangup is None:
             self.hangup = HangupRequest(reason, outcome, at,
-                                        at + goodbye_seconds + HANGUP_GRACE_SECONDS)
+                                        at + goodbye_seconds + HANGUP_GRACE_SECONDS, speech)
 
     def extend_deadline(self, audio_ms: float) -> None:
         """The goodbye's audio is longer than estimated: wait for it."""
@@ -224,7 +245,7 @@ class CallControl:
         if now >= h.deadline:
             self.goodbye_confirmed = False
             return True
-        if now - h.requested_at < settle or self._pending_audio_ms > 0:
+        if now - h.requested_at < settle or self._pending_audio_ms > 0 or h.awaiting_speech:
             return False
         if self.unechoed() == 0:
             self.goodbye_confirmed = True
@@ -235,10 +256,11 @@ class CallControl:
         """The call is over (hung up by either side). The open turn's text is what played."""
         if self.ended_reason is not None:
             return
-        if self._open is not None:
-            self._open.interrupted_at = at if self._open.sentences and any(
-                not self._heard(s) for s in self._open.sentences) else None
-            self._close_turn(at)
+        turn = self._playing()
+        if turn is not None:
+            turn.interrupted_at = at
+            self._refresh(turn)
+        self._close_turn(at)
         self.hung_up_at = at
         self.ended_reason = self.hangup.reason if self.hangup else reason
         self.outcome = self.hangup.outcome if self.hangup and self.hangup.outcome else outcome

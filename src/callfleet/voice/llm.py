@@ -100,10 +100,11 @@ def register_tools(llm: OpenAILLMService, assistant: Any, control: CallControl,
         await params.result_callback({"ended": True},
                                      properties=FunctionCallResultProperties(run_llm=False))
         said = last_assistant_text(params.context)
-        if closing.lower() not in said.lower():
+        speak = closing.lower() not in said.lower()
+        if speak:
             await params.llm.push_frame(TTSSpeakFrame(closing))
         control.request_hangup("assistant_ended_call", "answered", _now(),
-                               seconds_to_say(closing))
+                               seconds_to_say(closing), speech=speak)
 
     async def transfer_call(params: FunctionCallParams) -> None:
         dept = T.find_department(assistant, params.arguments.get("department"))

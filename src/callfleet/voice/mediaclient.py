@@ -381,7 +381,8 @@ class CarrierMediaClient:
                 self.script.pop(0)
                 self._speak(step.text, step.ulaw)
         elif isinstance(step, BargeIn):
-            if self._assistant_heard_ms >= step.after_ms and self._queue.bytes > 0:
+            talking = now - self._last_assistant_audio < 0.1  # the assistant's audio plays
+            if self._assistant_heard_ms >= step.after_ms and talking:
                 self.script.pop(0)
                 self.report.barge_ins.append((now, None))
                 self._speak(step.text, step.ulaw)
@@ -398,6 +399,7 @@ class CarrierMediaClient:
                                                       "digit": digit}))
         elif isinstance(step, Hangup):
             due = (self._assistant_heard_ms >= step.mid_sentence_ms
+                   and now - self._last_assistant_audio < 0.1
                    if step.mid_sentence_ms is not None else self._assistant_idle(now))
             if due:
                 self.script.pop(0)

@@ -39,6 +39,7 @@ from pipecat.frames.frames import (
     MetricsFrame,
     OutputAudioRawFrame,
     OutputTransportMessageFrame,
+    TTSStoppedFrame,
     TTSTextFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -163,10 +164,12 @@ class PlayoutMarker(FrameProcessor):
             self.control.audio_queued(ms)
             if self.control.hangup is not None:
                 self.control.extend_deadline(ms)
-        elif isinstance(frame, TTSTextFrame):
-            name = self.control.sentence_queued(frame.text, _now())
-            await self.push_frame(OutputTransportMessageFrame(
-                message=self.framing.mark(self.stream_id, name)))
+        elif isinstance(frame, (TTSTextFrame, TTSStoppedFrame)):
+            name = (self.control.sentence_queued(frame.text, _now())
+                    if isinstance(frame, TTSTextFrame) else self.control.tail_mark(_now()))
+            if name is not None:
+                await self.push_frame(OutputTransportMessageFrame(
+                    message=self.framing.mark(self.stream_id, name)))
 
 
 class OutputTap(FrameProcessor):
