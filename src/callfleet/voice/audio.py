@@ -40,6 +40,13 @@ def resample(pcm: bytes, rate_in: int, rate_out: int) -> bytes:
     return bytes(out)
 
 
+def resample_stream(pcm: bytes, rate_in: int, rate_out: int, state: object
+                    ) -> tuple[bytes, object]:
+    """:func:`resample` for consecutive chunks of one stream (``state`` carries over)."""
+    out, state = audioop.ratecv(pcm, 2, 1, rate_in, rate_out, state)
+    return bytes(out), state
+
+
 def rms(pcm: bytes) -> int:
     return int(audioop.rms(pcm, 2)) if pcm else 0
 

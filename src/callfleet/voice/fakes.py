@@ -4,8 +4,8 @@
   callee is known to say (the carrier client passes the script as a stream parameter,
   ``oracle``, a JSON list) - speech-to-text with a known answer and a known cost;
 * ``FixedLatencyTTS``: after ``latency`` seconds streams speech for the text: espeak-ng
-  when installed (real speech, so local speech-to-text can check what was said), else a
-  speech-like tone whose length follows the text.
+  when installed (real speech, so local speech-to-text can check what was said), else (or
+  with voice ``tone``) a speech-like buzz whose length follows the text.
 
 With them the pipeline's own overhead is what remains of a turn's latency
 (bench/voice.py).
@@ -81,8 +81,8 @@ def tone_pcm(seconds: float, rate: int = TTS_RATE) -> bytes:
 _TONE_CACHE: dict[int, bytes] = {}
 
 
-def speech_for(text: str, rate: int = TTS_RATE) -> bytes:
-    if espeak.available():
+def speech_for(text: str, rate: int = TTS_RATE, *, tone: bool = False) -> bytes:
+    if not tone and espeak.available():
         return espeak.speak_pcm(text, rate)
     tenths = max(3, round(len(text.split()) * 3.3))  # ~0.33 s a word
     if tenths not in _TONE_CACHE:
@@ -91,10 +91,11 @@ def speech_for(text: str, rate: int = TTS_RATE) -> bytes:
 
 
 class FixedLatencyTTS(TTSService):
-    def __init__(self, *, latency: float = 0.1) -> None:
+    def __init__(self, *, latency: float = 0.1, tone: bool = False) -> None:
         super().__init__(sample_rate=TTS_RATE, push_stop_frames=True,
                          settings=TTSSettings(model=None, voice=None, language=None))
         self.latency = latency
+        self.tone = tone  # a buzz instead of espeak speech: no synthesis cost (benchmark)
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -103,7 +104,8 @@ class FixedLatencyTTS(TTSService):
         await self.start_ttfb_metrics()
         await asyncio.sleep(self.latency)
         try:
-            pcm = await asyncio.get_running_loop().run_in_executor(None, speech_for, text)
+            pcm = (speech_for(text, tone=True) if self.tone else await asyncio.get_running_loop()
+                   .run_in_executor(None, speech_for, text))
         except Exception as exc:  # noqa: BLE001 - reported to the pipeline, never raised
             yield ErrorFrame(f"fake speech failed: {exc}")
             return

@@ -212,7 +212,7 @@ class CarrierMediaClient:
     async def run(self) -> CallReport:
         loop = asyncio.get_running_loop()
         try:
-            async with connect(self.url, additional_headers=self.headers,
+            async with connect(self.url, additional_headers=self.headers, compression=None,
                                open_timeout=10, max_size=2**20) as ws:
                 self._ws = ws
                 self._t0 = self.report.connected_at = loop.time()
@@ -350,7 +350,8 @@ class CarrierMediaClient:
             if not audio.is_silent_ulaw(data):
                 self._assistant_heard_ms += audio.FRAME_MS
                 self._last_assistant_audio = now
-                self._heard_since_said = True
+                if self._speaking_text is None:  # an answer, not audio the callee talked over
+                    self._heard_since_said = True
         for mark in marks:
             await self._echo(ws, mark)
         if had and self._queue.bytes == 0:

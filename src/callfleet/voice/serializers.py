@@ -10,12 +10,16 @@ playout (``voice.control``), so both are off.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
+from typing import Any
 
-from pipecat.frames.frames import Frame, InterruptionFrame
+from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
+from callfleet.voice import audio
 from callfleet.voice.framing import StreamStart
 
 OnMark = Callable[[str, float], None]
@@ -37,28 +41,53 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         self.on_mark = on_mark
         self.on_clear = on_clear
         self.on_stop = on_stop
+        self._in_rate = audio.CARRIER_RATE
+        self._ratecv_state: Any = None
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if isinstance(frame, InterruptionFrame):
             self.on_clear(_now())
         return await super().serialize(frame)
 
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        await super().setup(setup)
+        self._in_rate = self._sample_rate
+
     async def deserialize(self, data: str | bytes) -> Frame | None:
-        if isinstance(data, str) and '"media"' not in data[:40]:
-            try:
-                message = json.loads(data)
-            except ValueError:
-                return None
-            event = message.get("event") if isinstance(message, dict) else None
-            if event == "mark":
-                name = (message.get("mark") or {}).get("name")
-                if isinstance(name, str):
-                    self.on_mark(name, _now())
-                return None
-            if event == "stop":
-                self.on_stop(_now())
-                return None
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(message, dict):
+            return None
+        event = message.get("event")
+        if event == "media":
+            return self._media(message)
+        if event == "mark":
+            name = (message.get("mark") or {}).get("name")
+            if isinstance(name, str):
+                self.on_mark(name, _now())
+            return None
+        if event == "stop":
+            self.on_stop(_now())
+            return None
         return await super().deserialize(data)
+
+    def _media(self, message: dict[str, Any]) -> Frame | None:
+        """µ-law 8 kHz to 16-bit PCM at the pipeline's input rate. Upsampling needs no
+        anti-aliasing filter, so the C linear interpolator does it at a fraction of the
+        cost of pipecat's stream resampler (this runs 50 times a second per call)."""
+        payload = (message.get("media") or {}).get("payload")
+        if not isinstance(payload, str) or not payload:
+            return None
+        try:
+            pcm = audio.ulaw_to_pcm(base64.b64decode(payload))
+        except ValueError:
+            return None
+        if self._in_rate != audio.CARRIER_RATE:
+            pcm, self._ratecv_state = audio.resample_stream(
+                pcm, audio.CARRIER_RATE, self._in_rate, self._ratecv_state)
+        return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self._in_rate)
 
 
 def serializer_for(start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
