@@ -267,5 +267,5 @@ def build(*, websocket: Any, start: StreamStart, framing: Framing, control: Call
         params=PipelineParams(audio_in_sample_rate=PIPELINE_IN_RATE,
                               audio_out_sample_rate=PIPELINE_OUT_RATE, enable_metrics=True),
         idle_timeout_secs=None, observers=observers or [], enable_rtvi=False,
-        check_dangling_tasks=False)
+        enable_turn_tracking=False, check_dangling_tasks=False)
     return CallPipeline(worker, transport, aggregators.user(), brain, context)

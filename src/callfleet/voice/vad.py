@@ -5,17 +5,24 @@ of blocking work when a call starts, and a session's memory per call) and runs e
 window on a thread of its own (a thread hand-off 30 times a second per call). Here one
 session serves every call of the process (the model's recurrent state stays per call) and
 a window is scored on the event loop, which is cheaper than the hand-off for a model this
-small (bench/voice.py, docs/decisions/0030).
+small. A window of line silence (16-bit RMS under ``GATE_RMS``, about -55 dBFS) is not
+scored at all: the callee is silent most of a call (bench/voice.py, docs/decisions/0030).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import onnxruntime
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.utils import exp_smoothing
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+
+from callfleet.voice.audio import rms
+
+GATE_RMS = 60
 
 
 @lru_cache(maxsize=1)
@@ -45,3 +52,13 @@ class SharedSileroVAD(SileroVADAnalyzer):
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         return self._run_analyzer(buffer)
+
+    def voice_confidence(self, buffer: bytes) -> Any:
+        if rms(buffer) < GATE_RMS:
+            return 0.0
+        return super().voice_confidence(buffer)
+
+    def _get_smoothed_volume(self, audio: bytes) -> float:
+        if rms(audio) < GATE_RMS:
+            return float(exp_smoothing(0.0, self._prev_volume, self._smoothing_factor))
+        return float(super()._get_smoothed_volume(audio))
