@@ -53,11 +53,11 @@ def pct(values: list[float], p: float) -> float | None:
 
 
 def serve(port: int, capacity: int) -> None:
-    import uvicorn
     from loguru import logger
 
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
+    from callfleet.voice import routes as voice_routes
     from callfleet.voice.routes import voice_app
     from callfleet.voice.scripted import ScriptedPlanner
     from callfleet.voice.session import CallPlan
@@ -87,8 +87,7 @@ def serve(port: int, capacity: int) -> None:
     async def records() -> dict[str, Any]:
         return {"records": planner.records}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error",
-                ws_per_message_deflate=False)
+    asyncio.run(voice_routes.serve(app, host="127.0.0.1", port=port, log_level="error"))
 
 
 # ---------------------------------------------------------------- the carrier process

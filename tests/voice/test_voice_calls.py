@@ -33,7 +33,7 @@ from callfleet.voice.mediaclient import (
     Step,
 )
 from callfleet.voice.providers import transcribe_pcm16k
-from callfleet.voice.routes import voice_app
+from callfleet.voice.routes import drain, voice_app
 from callfleet.voice.scripted import ScriptedPlanner
 from callfleet.voice.session import CallPlan
 from callfleet.voice.settings import Speech, VoiceSettings
@@ -261,3 +261,30 @@ def test_a_wrong_token_is_refused_before_the_stream_opens(calls: Any) -> None:
     assert reports["refused"].refused_status == 403
     assert reports["other"].refused_status == 403  # one call's token opens no other call
     assert "other" not in records
+
+
+async def test_draining_finishes_running_calls_and_admits_no_new_one() -> None:
+    """What SIGTERM does to a voice process (``routes.serve``): the call in progress goes
+    on to its goodbye, a new stream is turned away with 1013, then the process may stop."""
+    planner = ScriptedPlanner(plan_for("http://127.0.0.1:9/v1"))
+    app = voice_app(planner, capacity=4, token_key=KEY)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"ws://127.0.0.1:{sock.getsockname()[1]}"
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
+                                       ws_per_message_deflate=False))
+    task = asyncio.create_task(uv.serve(sockets=[sock]))
+    while not uv.started:
+        await asyncio.sleep(0.02)
+    running = asyncio.create_task(run(base, "drain", [say("Okay goodbye")]))
+    while not app.state.voice.admission.active:
+        await asyncio.sleep(0.02)
+    drained = asyncio.create_task(drain(app, timeout=60))
+    late = await run(base, "late", [])
+    report = await running
+    assert await drained is True
+    assert late.close_code == 1013 and "late_1" not in planner.records
+    assert report.closed_by == "callfleet" and report.queued_speech_ms_at_close == 0
+    assert planner.records["drain_1"]["ended_reason"] == "customer_ended_call"
+    uv.should_exit = True
+    await task

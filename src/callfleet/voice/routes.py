@@ -9,13 +9,17 @@ cap, the token key) is ``app.state.voice``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+import socket
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
 import structlog
+import uvicorn
 from fastapi import APIRouter, FastAPI, WebSocket
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
@@ -117,3 +121,43 @@ async def drain(app: FastAPI, timeout: float) -> bool:
     voice: VoiceService = app.state.voice
     voice.admission.drain()
     return await voice.admission.drained(timeout)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own SIGTERM handling (it would close the calls' WebSockets)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(app: FastAPI, *, host: str, port: int, drain_seconds: float = 900.0,
+                log_level: str = "warning", sock: socket.socket | None = None) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT, then drain: no new call is admitted, the
+    running ones finish (up to ``drain_seconds``), then the process stops. A second signal
+    stops at once."""
+    server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="on",
+                                    log_level=log_level, access_log=False,
+                                    ws_per_message_deflate=False))
+    loop = asyncio.get_running_loop()
+    draining: list[asyncio.Task[None]] = []
+
+    async def drain_then_stop() -> None:
+        finished = await drain(app, drain_seconds)
+        log.info("voice_drained", all_calls_finished=finished)
+        server.should_exit = True
+
+    def on_signal() -> None:
+        if draining:
+            server.should_exit = True
+            return
+        log.info("voice_draining", active_calls=len(app.state.voice.admission.active))
+        draining.append(asyncio.create_task(drain_then_stop()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await server.serve(sockets=[sock] if sock is not None else None)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -16,8 +16,8 @@ from importlib import resources
 from typing import Any
 
 import onnxruntime
-from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.utils import exp_smoothing
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
 from callfleet.voice.audio import rms
