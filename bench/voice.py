@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 FAKES = {"end_of_speech": 0.20, "stt": 0.15, "llm_first_token": 0.30, "tts_first_audio": 0.10}
 BUDGET = sum(FAKES.values())
-KEY = b"b" * 32
+KEY = "JmBPt0PnUuMmy1Wv2ngtFpSs1IczwzGw0M8Qy2h6zIY="  # a fixed Fernet key: both sides
 LINES = ["Yes I have a minute", "Sorry what is this about exactly", "Okay goodbye"]  # no pauses inside a line: one speech segment each
 
 
@@ -57,12 +57,13 @@ def serve(port: int, capacity: int) -> None:
 
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
+    from callfleet.conversation.lines import Lines, Question
+    from callfleet.secrets import SecretBox
     from callfleet.voice import routes as voice_routes
     from callfleet.voice.routes import voice_app
     from callfleet.voice.scripted import ScriptedPlanner
     from callfleet.voice.session import CallPlan
     from callfleet.voice.settings import Speech, VoiceSettings
-    from callfleet.voice.turns import DeterministicPolicy
 
     def plan(call_id: str, start: Any) -> CallPlan:
         settings = VoiceSettings(
@@ -70,18 +71,17 @@ def serve(port: int, capacity: int) -> None:
             tts=Speech("fake", voice="tone", latency=FAKES["tts_first_audio"]),
             end_of_turn_seconds=FAKES["end_of_speech"], brain_latency=FAKES["llm_first_token"],
             silence_timeout_seconds=20)
-        policy = DeterministicPolicy(
-            first_message="Hi, this is Alex from Acme Solar. Do you have a minute?",
-            extraction_fields=[{"key": "email", "description":
-                                "Great. What is the best email address to send you the "
-                                "details of our offer?"},
-                               {"key": "x", "description": "We help homeowners cut their "
-                                "power bill with solar panels."}],
-            closing_phrase="Thanks for your time. Goodbye!")
-        return CallPlan(call_id, settings, policy.first_message, policy=policy)
+        return CallPlan(call_id, settings, LINES)
 
     planner = ScriptedPlanner(plan)
-    app = voice_app(planner, capacity=capacity, token_key=KEY)
+    LINES = Lines(
+        first_message="Hi, this is Alex from Acme Solar. Do you have a minute?",
+        questions=[Question("email", "Great. What is the best email address to send you "
+                            "the details of our offer?"),
+                   Question("pitch", "We help homeowners cut their power bill with solar "
+                            "panels.")],
+        closing="Thanks for your time. Goodbye!")
+    app = voice_app(planner, capacity=capacity, box=SecretBox([KEY.encode()]))
 
     @app.get("/bench/records")
     async def records() -> dict[str, Any]:
@@ -147,7 +147,10 @@ def run_config(calls: int, processes: int, carriers: int, stagger: float,
     import httpx
     import psutil
 
+    from callfleet.secrets import SecretBox
     from callfleet.voice.tokens import stream_path
+
+    box = SecretBox([KEY.encode()])
 
     per = -(-calls // processes)
     ports = [free_port() for _ in range(processes)]
@@ -162,7 +165,7 @@ def run_config(calls: int, processes: int, carriers: int, stagger: float,
         rss0 = [p.memory_info().rss for p in ps]
         cpu0 = [sum(p.cpu_times()[:2]) for p in ps]
         urls = [f"ws://127.0.0.1:{ports[i % processes]}"
-                + stream_path("twilio", f"call_{i}", KEY) for i in range(calls)]
+                + stream_path("twilio", f"call_{i}", box) for i in range(calls)]
         outs = [f"/tmp/voice-bench-{os.getpid()}-{j}.json" for j in range(carriers)]
         load = os.getloadavg()[0]
         began = time.monotonic()

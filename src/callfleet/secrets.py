@@ -48,12 +48,18 @@ def _key_file(data_dir: Path) -> bytes:
 class SecretBox:
     def __init__(self, keys: list[bytes]) -> None:
         self._fernet = MultiFernet([Fernet(k) for k in keys])
-        self._signing = keys[0]
+        # Signing keys for links (HMAC-SHA256), derived from the same deployment keys: the
+        # first signs, all verify (rotation works as for encryption).
+        self._signing = [hashlib.sha256(b"callfleet-link:" + k).digest() for k in keys]
 
-    def derived_key(self, label: str) -> bytes:
-        """A key for HMAC signatures (e.g. media stream tokens), derived from the current
-        encryption key and ``label``: deployment-wide like it, never stored anywhere."""
-        return hmac.new(self._signing, label.encode(), hashlib.sha256).digest()
+    def sign(self, message: str) -> str:
+        """A hex HMAC of ``message`` under the deployment key (e.g. an expiring link)."""
+        return hmac.new(self._signing[0], message.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, message: str, signature: str) -> bool:
+        return any(hmac.compare_digest(
+            hmac.new(k, message.encode(), hashlib.sha256).hexdigest(), signature)
+            for k in self._signing)
 
     def encrypt(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()

@@ -20,8 +20,11 @@ pytest.importorskip("pipecat")
 pytest.importorskip("espeakng_loader")
 
 import uvicorn
+from cryptography.fernet import Fernet
 
+from callfleet.conversation.lines import Lines, Question
 from callfleet.conversation.llm import LlmConfig
+from callfleet.secrets import SecretBox
 from callfleet.voice import espeak, providers
 from callfleet.voice.mediaclient import (
     BargeIn,
@@ -38,13 +41,13 @@ from callfleet.voice.scripted import ScriptedPlanner
 from callfleet.voice.session import CallPlan
 from callfleet.voice.settings import Speech, VoiceSettings
 from callfleet.voice.tokens import stream_path
-from callfleet.voice.turns import DeterministicPolicy
 from tests.conversation.fake_llm import FakeLLM
 
-KEY = b"t" * 32
+KEY = SecretBox([Fernet.generate_key()])
 OPENING = "Hi, this is Alex from Acme Solar."
 QUESTION = "What is the best email to send you the details?"
 CLOSING = "Thanks for your time. Goodbye!"
+LINES = Lines(first_message=OPENING, closing=CLOSING, questions=[Question("email", QUESTION)])
 
 
 class Assistant:
@@ -70,11 +73,9 @@ def plan_for(llm_url: str):  # type: ignore[no-untyped-def]
                                  silence_timeout_seconds=silence)
         if call_id.startswith("llm"):
             config = LlmConfig(llm_url, None, "fake-model", "env")
-            return CallPlan(call_id, settings, OPENING, llm=config,
+            return CallPlan(call_id, settings, LINES, llm=config,
                             system_prompt="You are Alex.", assistant=Assistant())
-        policy = DeterministicPolicy(first_message=OPENING, extraction_fields=[
-            {"key": "email", "description": QUESTION}], closing_phrase=CLOSING)
-        return CallPlan(call_id, settings, OPENING, policy=policy)
+        return CallPlan(call_id, settings, LINES)
     return make
 
 
@@ -104,7 +105,7 @@ async def server() -> AsyncIterator[tuple[str, ScriptedPlanner, FakeLLM]]:
     llm = FakeLLM().start()
     llm.policy = llm_assistant
     planner = ScriptedPlanner(plan_for(llm.url))
-    app = voice_app(planner, capacity=16, token_key=KEY)
+    app = voice_app(planner, capacity=16, box=KEY)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -142,7 +143,7 @@ async def calls(server: tuple[str, ScriptedPlanner, FakeLLM]
     names = list(SCRIPTS)
     reports = await asyncio.gather(*(run(base, n, SCRIPTS[n]) for n in names))
     refused = await CarrierMediaClient(
-        f"{base}/voice/twilio/happy_1/{'A' * 43}", [], max_seconds=5).run()
+        f"{base}/voice/twilio/happy_1/{'a' * 64}", [], max_seconds=5).run()
     other = await CarrierMediaClient(
         base + stream_path("twilio", "happy_1", KEY).replace("happy_1", "other_1", 1), [],
         max_seconds=5).run()
@@ -170,7 +171,7 @@ def test_happy_path_records_the_conversation_and_latency(calls: Any) -> None:
     texts = [(m["role"], m["text"]) for m in rec["messages"]]
     assert texts == [("assistant", OPENING), ("user", "Yes, I have a minute."),
                      ("assistant", QUESTION), ("user", "Sure, it is sam at example dot com."),
-                     ("assistant", f"Thanks, that's helpful. {CLOSING}")]
+                     ("assistant", CLOSING)]
     assert (rec["ended_reason"], rec["outcome"]) == ("assistant_ended_call", "answered")
     assert len(rec["latency"]) == 2
     for row in rec["latency"]:
@@ -253,7 +254,7 @@ def test_local_speech_end_to_end(local_call: Any) -> None:
     users = [m["text"].lower() for m in rec["messages"] if m["role"] == "user"]
     # Whisper tiny on espeak through a phone line: close, not exact ("hello business").
     assert users[0].startswith("hello") and "goodbye" in users[-1].replace(" ", "")
-    assert rec["ended_reason"] == "customer_ended_call"
+    assert rec["ended_reason"] == "assistant_ended_call"  # the policy closes on a goodbye
 
 
 def test_a_wrong_token_is_refused_before_the_stream_opens(calls: Any) -> None:
@@ -267,7 +268,7 @@ async def test_draining_finishes_running_calls_and_admits_no_new_one() -> None:
     """What SIGTERM does to a voice process (``routes.serve``): the call in progress goes
     on to its goodbye, a new stream is turned away with 1013, then the process may stop."""
     planner = ScriptedPlanner(plan_for("http://127.0.0.1:9/v1"))
-    app = voice_app(planner, capacity=4, token_key=KEY)
+    app = voice_app(planner, capacity=4, box=KEY)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"ws://127.0.0.1:{sock.getsockname()[1]}"
@@ -285,6 +286,6 @@ async def test_draining_finishes_running_calls_and_admits_no_new_one() -> None:
     assert await drained is True
     assert late.close_code == 1013 and "late_1" not in planner.records
     assert report.closed_by == "callfleet" and report.queued_speech_ms_at_close == 0
-    assert planner.records["drain_1"]["ended_reason"] == "customer_ended_call"
+    assert planner.records["drain_1"]["ended_reason"] == "assistant_ended_call"
     uv.should_exit = True
     await task

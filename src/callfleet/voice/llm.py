@@ -28,9 +28,9 @@ from pipecat.services.llm_service import FunctionCallParams, FunctionCallResultP
 from pipecat.services.openai.llm import OpenAILLMService
 
 from callfleet.conversation import tools as T
-from callfleet.conversation.agent import DEFAULT_CLOSING, OPT_OUT_REPLY
+from callfleet.conversation.lines import OPT_OUT_REPLY, Lines
 from callfleet.conversation.llm import LlmConfig
-from callfleet.conversation.script import detects_opt_out
+from callfleet.conversation.policy import detects_opt_out
 from callfleet.voice.control import CallControl
 from callfleet.voice.pipeline import last_user_text, seconds_to_say
 
@@ -87,11 +87,10 @@ def llm_context(system_prompt: str, first_message: str, assistant: Any) -> LLMCo
     return LLMContext(messages, tools=ToolsSchema(standard_tools=schemas) if schemas else None)
 
 
-def register_tools(llm: OpenAILLMService, assistant: Any, control: CallControl,
+def register_tools(llm: OpenAILLMService, assistant: Any, lines: Lines, control: CallControl,
                    call_info: dict[str, Any], http: httpx.AsyncClient,
                    tool_timeout: float) -> None:
-    closing = str((getattr(assistant, "end_call", None) or {}).get("closing_phrase")
-                  or DEFAULT_CLOSING)
+    closing = lines.closing
     tool_log = control.tool_calls
 
     async def end_call(params: FunctionCallParams) -> None:
@@ -115,12 +114,12 @@ def register_tools(llm: OpenAILLMService, assistant: Any, control: CallControl,
             record["result"] = "error: unknown department"
             await params.result_callback("error: unknown department")
             return
-        line = f"Let me transfer you to {dept['name']} now."
+        line = lines.announcement(dept["name"])
         record["result"] = "completed"
         control.transfer = {"department": dept["name"],
                             "mode": dept.get("mode") or "cold",
                             "phone_number": dept.get("phone_number"),
-                            "brief": dept.get("intro_message")}
+                            "brief": lines.brief(dept["name"]) or None}
         await params.result_callback({"transferred": dept["name"]},
                                      properties=FunctionCallResultProperties(run_llm=False))
         await params.llm.push_frame(TTSSpeakFrame(line))

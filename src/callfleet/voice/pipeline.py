@@ -66,10 +66,10 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
+from callfleet.conversation.policy import Turn
 from callfleet.voice.control import CallControl
 from callfleet.voice.framing import Framing, StreamStart
 from callfleet.voice.settings import VoiceSettings
-from callfleet.voice.turns import Turn
 from callfleet.voice.vad import SharedSileroVAD
 
 PIPELINE_IN_RATE = 16000  # the serializer upsamples the carrier's 8 kHz

@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
+from callfleet.secrets import SecretBox
 from callfleet.voice.framing import FRAMINGS, HandshakeError
 from callfleet.voice.runtime import REFUSED, Admission, LoopLagMonitor
 from callfleet.voice.session import MediaSession, Planner, read_start
@@ -37,7 +38,7 @@ router = APIRouter(tags=["voice"])
 class VoiceService:
     planner: Planner
     admission: Admission
-    token_key: bytes | None = None  # None: derived from the deployment's secret key
+    box: SecretBox | None = None  # signs stream tokens; None: the deployment's (secrets)
     http: httpx.AsyncClient | None = None
     lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     sessions: dict[str, MediaSession] = field(default_factory=dict)
@@ -48,7 +49,7 @@ async def media_stream(websocket: WebSocket, carrier: str, call_id: str, token: 
     voice: VoiceService = websocket.app.state.voice
     framing = FRAMINGS.get(carrier)
     if framing is None or len(call_id) > 64 or not valid_token(call_id, token,
-                                                               voice.token_key):
+                                                               voice.box):
         REFUSED.labels("token").inc()
         log.warning("media_stream_refused", reason="bad token", carrier=carrier[:20])
         await websocket.close(code=1008)  # before accept: HTTP 403 to the carrier
@@ -80,7 +81,7 @@ async def media_stream(websocket: WebSocket, carrier: str, call_id: str, token: 
         voice.admission.release(call_id)
 
 
-def voice_app(planner: Planner, *, capacity: int = 8, token_key: bytes | None = None
+def voice_app(planner: Planner, *, capacity: int = 8, box: SecretBox | None = None
               ) -> FastAPI:
     """A process that serves media streams only (tests, the benchmark, ``callfleet voice``
     once it has a database planner): the WebSocket, ``/health/voice`` and ``/metrics``."""
@@ -88,7 +89,7 @@ def voice_app(planner: Planner, *, capacity: int = 8, token_key: bytes | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with httpx.AsyncClient() as http:
-            voice = app.state.voice = VoiceService(planner, Admission(capacity), token_key,
+            voice = app.state.voice = VoiceService(planner, Admission(capacity), box,
                                                    http)
             voice.lag.start()
             try:

@@ -21,7 +21,9 @@ from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.workers.runner import WorkerRunner
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from callfleet.conversation.lines import Lines
 from callfleet.conversation.llm import LlmConfig
+from callfleet.conversation.policy import DeterministicPolicy, Turn
 from callfleet.voice import llm as voice_llm
 from callfleet.voice import providers
 from callfleet.voice.control import CallControl
@@ -30,13 +32,13 @@ from callfleet.voice.pipeline import DeterministicBrain, build, seconds_to_say
 from callfleet.voice.runtime import BARGE_INS, CALLS, TURN_LATENCY
 from callfleet.voice.serializers import serializer_for
 from callfleet.voice.settings import VoiceSettings
-from callfleet.voice.turns import DeterministicPolicy, Turn
 
 log = structlog.get_logger("callfleet.voice")
 
 HANDSHAKE_SECONDS = 10.0
 WATCH_SECONDS = 0.05
 MAX_DURATION_GOODBYE = "I'm afraid we're out of time. Thank you, goodbye!"
+IDLE_GOODBYE = "It seems this isn't a good time. I'll try you another day. Goodbye!"
 
 
 @dataclass
@@ -46,7 +48,7 @@ class CallPlan:
 
     call_id: str
     settings: VoiceSettings
-    first_message: str
+    lines: Lines  # every line the assistant may say, rendered for this call
     policy: DeterministicPolicy | None = None
     llm: LlmConfig | None = None
     system_prompt: str = ""
@@ -133,16 +135,16 @@ class MediaSession:
                                     on_clear=control.cleared, on_stop=on_stop)
         context = None
         before: list[Any] = []
+        policy = plan.policy or DeterministicPolicy(plan.lines)
         if plan.llm is not None:
             brain: Any = voice_llm.llm_service(plan.llm)
-            context = voice_llm.llm_context(plan.system_prompt, plan.first_message,
+            context = voice_llm.llm_context(plan.system_prompt, plan.lines.first_message,
                                             plan.assistant)
-            voice_llm.register_tools(brain, plan.assistant, control, plan.call_info,
-                                     self.http or httpx.AsyncClient(), plan.tool_timeout)
+            voice_llm.register_tools(brain, plan.assistant, plan.lines, control,
+                                     plan.call_info, self.http or httpx.AsyncClient(),
+                                     plan.tool_timeout)
             before.append(voice_llm.OptOutGuard(control))  # an opt-out never reaches the model
         else:
-            policy = plan.policy or DeterministicPolicy(first_message=plan.first_message,
-                                                        extraction_fields=[])
             brain = DeterministicBrain(policy, control, latency=settings.brain_latency)
         call = build(websocket=self.websocket, start=start, framing=self.framing,
                      control=control, settings=settings, stt=stt, tts=tts, brain=brain,
@@ -164,18 +166,16 @@ class MediaSession:
                 await worker.queue_frame(TTSSpeakFrame(settings.idle_prompt))
                 control.event("idle_prompt", loop.time())
                 return
-            turn = (plan.policy.idle_goodbye(control.callee_spoke) if plan.policy else Turn(
-                "It seems this isn't a good time. I'll try you another day. Goodbye!", True,
-                "answered" if control.callee_spoke else "no_answer", "silence_timeout"))
-            await worker.queue_frame(TTSSpeakFrame(turn.text))
-            control.request_hangup("silence_timeout", turn.outcome, loop.time(),
-                                   seconds_to_say(turn.text))
+            await worker.queue_frame(TTSSpeakFrame(IDLE_GOODBYE))
+            control.request_hangup("silence_timeout",
+                                   "answered" if control.callee_spoke else "no_answer",
+                                   loop.time(), seconds_to_say(IDLE_GOODBYE))
 
         @call.transport.event_handler("on_client_disconnected")
         async def on_disconnected(_transport: Any, _ws: Any) -> None:
             callee_hung_up.set()
 
-        opening = plan.policy.opening() if plan.policy else Turn(plan.first_message)
+        opening = policy.opening() if plan.llm is None else Turn(plan.lines.first_message)
         if opening.text:
             await worker.queue_frame(TTSSpeakFrame(opening.text,
                                                    append_to_context=plan.llm is None))

@@ -2,38 +2,32 @@
 
 A carrier's ``<Stream url>`` takes no query string and (for Twilio) signs the handshake
 only when its auth token is configured, so the capability lives in the path:
-``/voice/{carrier}/{call_id}/{token}`` with ``token`` = HMAC-SHA256 over the call id under a
-key derived from the deployment's secret key (``callfleet.secrets``). It cannot be guessed
-or forged without that key, needs no storage, and any voice process of the deployment can
+``/voice/{carrier}/{call_id}/{token}`` with ``token`` = HMAC-SHA256 of the call id under
+the deployment's signing key (``callfleet.secrets``: every key of ``CALLFLEET_SECRET_KEY``
+verifies, the first signs, so keys rotate as for encryption). It cannot be guessed or
+forged without that key, needs no storage, and any voice process of the deployment can
 check it. It names one call, so a leaked URL opens nothing else.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import re
 
-from callfleet.secrets import secret_box
+from callfleet.secrets import SecretBox, secret_box
 
-LABEL = "callfleet-media-stream-v1"
-TOKEN_CHARS = 43  # 256 bits, base64url without padding
+PURPOSE = "media-stream:"
+_TOKEN = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _key() -> bytes:
-    return secret_box().derived_key(LABEL)
+def stream_token(call_id: str, box: SecretBox | None = None) -> str:
+    return (box or secret_box()).sign(PURPOSE + call_id)
 
 
-def stream_token(call_id: str, key: bytes | None = None) -> str:
-    digest = hmac.new(key or _key(), call_id.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:TOKEN_CHARS]
-
-
-def valid_token(call_id: str, token: str, key: bytes | None = None) -> bool:
-    if not token or len(token) != TOKEN_CHARS:
+def valid_token(call_id: str, token: str, box: SecretBox | None = None) -> bool:
+    if not _TOKEN.match(token or ""):
         return False
-    return hmac.compare_digest(stream_token(call_id, key), token)
+    return (box or secret_box()).verify(PURPOSE + call_id, token)
 
 
-def stream_path(carrier: str, call_id: str, key: bytes | None = None) -> str:
-    return f"/voice/{carrier}/{call_id}/{stream_token(call_id, key)}"
+def stream_path(carrier: str, call_id: str, box: SecretBox | None = None) -> str:
+    return f"/voice/{carrier}/{call_id}/{stream_token(call_id, box)}"

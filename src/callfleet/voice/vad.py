@@ -6,7 +6,9 @@ window on a thread of its own (a thread hand-off 30 times a second per call). He
 session serves every call of the process (the model's recurrent state stays per call) and
 a window is scored on the event loop, which is cheaper than the hand-off for a model this
 small. A window of line silence (16-bit RMS under ``GATE_RMS``, about -55 dBFS) is not
-scored at all: the callee is silent most of a call (bench/voice.py, docs/decisions/0030).
+run through the model: the callee is silent most of a call (bench/voice.py,
+docs/decisions/0030). The loudness meter still sees every window (skipping it too delayed
+the detection of short words such as "Yes.").
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from importlib import resources
 from typing import Any
 
 import onnxruntime
-from pipecat.audio.utils import exp_smoothing
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
@@ -57,8 +58,3 @@ class SharedSileroVAD(SileroVADAnalyzer):
         if rms(buffer) < GATE_RMS:
             return 0.0
         return super().voice_confidence(buffer)
-
-    def _get_smoothed_volume(self, audio: bytes) -> float:
-        if rms(audio) < GATE_RMS:
-            return float(exp_smoothing(0.0, self._prev_volume, self._smoothing_factor))
-        return float(super()._get_smoothed_volume(audio))
