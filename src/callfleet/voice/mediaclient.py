@@ -25,7 +25,7 @@ import contextlib
 import json
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,7 @@ class Hangup:
 
 
 Step = Say | BargeIn | Wait | Dtmf | Hangup
+Responder = Callable[[bytes], Awaitable[list[Step]]]
 
 
 @dataclass
@@ -174,7 +175,8 @@ class CarrierMediaClient:
                  custom_parameters: dict[str, str] | None = None,
                  quiet_ms: int = 400, max_seconds: float = 60.0,
                  headers: dict[str, str] | None = None,
-                 on_event: Callable[[str, float], None] | None = None) -> None:
+                 on_event: Callable[[str, float], None] | None = None,
+                 responder: Responder | None = None) -> None:
         self.url = url
         self.script = list(script)
         self.custom_parameters = dict(custom_parameters or {})
@@ -182,6 +184,11 @@ class CarrierMediaClient:
         self.max_seconds = max_seconds
         self.headers = headers or {}
         self.on_event = on_event
+        # Once the script is spoken: asked, after each assistant turn, with the µ-law heard
+        # since the callee last spoke, for what to do next (a conversational callee).
+        self.responder = responder
+        self._turn_audio = bytearray()
+        self._responding: asyncio.Task[list[Step]] | None = None
         self.stream_sid = "MZ" + secrets.token_hex(16)
         self.call_sid = "CA" + secrets.token_hex(16)
         self.account_sid = "AC" + secrets.token_hex(16)
@@ -347,6 +354,8 @@ class CarrierMediaClient:
         data, marks = self._queue.take(audio.FRAME_BYTES)
         if data:
             self.report.heard += data
+            if self._speaking_text is None:
+                self._turn_audio += data
             if not audio.is_silent_ulaw(data):
                 self._assistant_heard_ms += audio.FRAME_MS
                 self._last_assistant_audio = now
@@ -364,6 +373,7 @@ class CarrierMediaClient:
     def _speak(self, text: str, ulaw: bytes) -> None:
         self._outgoing.extend(audio.frames_of(ulaw))
         self._speaking_text = text
+        self._turn_audio = bytearray()
         self._heard_since_said = False
         self._assistant_heard_ms = 0.0
 
@@ -374,8 +384,11 @@ class CarrierMediaClient:
 
     async def _advance_script(self, ws: ClientConnection, now: float) -> bool:
         """Start the next step when it is due; False once the callee has hung up."""
-        if self._speaking_text is not None or not self.script:
-            return True  # mid-sentence, or nothing left to say: wait for callfleet to end
+        if self._speaking_text is not None:
+            return True
+        if not self.script:
+            self._respond(now)
+            return True  # nothing to say (yet): wait for callfleet, or for the responder
         step = self.script[0]
         if isinstance(step, Say):
             if self._assistant_idle(now):
@@ -408,6 +421,19 @@ class CarrierMediaClient:
                 await self._send_stop(ws)
                 return False
         return True
+
+
+    def _respond(self, now: float) -> None:
+        task = self._responding
+        if task is not None:
+            if task.done():
+                self._responding = None
+                if not task.cancelled() and task.exception() is None:
+                    self.script.extend(task.result())
+            return
+        if self.responder is not None and self._turn_audio and self._assistant_idle(now):
+            heard, self._turn_audio = bytes(self._turn_audio), bytearray()
+            self._responding = asyncio.create_task(self.responder(heard))
 
 
 @dataclass(frozen=True)

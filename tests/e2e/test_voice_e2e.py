@@ -1,0 +1,103 @@
+"""A spoken call end to end through the real ``callfleet serve`` process.
+
+The simulated carrier runs in audio mode (``CALLFLEET_SIM_AUDIO``): when the call is
+answered it opens callfleet's media WebSocket as a carrier would, and its scripted callee
+(a persona of ``conversation.personas``) talks: espeak-ng speaks its lines, faster-whisper
+hears the assistant. callfleet's side runs the deterministic assistant on the local
+providers (faster-whisper listening, Piper speaking). The call is placed through the API
+and read back from it: the messages, what was heard, the latency, how it ended.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("pipecat")
+pytest.importorskip("piper")
+pytest.importorskip("espeakng_loader")
+
+from tests.e2e.test_server import Server, free_port
+from tests.test_cli import cli_env, one_json, run_cli
+
+FIRST = "Hi {{contact.first_name}}, this is Alex from Acme Solar."
+QUESTION = "What is the best email address to send you the details?"
+
+
+@pytest.fixture
+def voice_server(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
+    port = free_port()
+    env = cli_env(tmp_path / "data", CALLFLEET_SIM_AUDIO="true",
+                  CALLFLEET_SIM_MIX="answer=100", CALLFLEET_SIM_INVALID_PERCENT="0",
+                  CALLFLEET_LEGAL_HOURS_START="00:00", CALLFLEET_LEGAL_HOURS_END="23:59",
+                  CALLFLEET_VOICE_URL=f"ws://127.0.0.1:{port}", CALLFLEET_LOG_LEVEL="INFO",
+                  CALLFLEET_RATE_LIMIT_PER_MINUTE="0", HF_HUB_OFFLINE="1")
+    server = Server(env, tmp_path, "127.0.0.1", port).start()
+    try:
+        server.wait_ready()
+        yield server, env
+    finally:
+        server.stop()
+
+
+def test_a_spoken_call_through_the_simulated_carriers_media_stream(
+        voice_server: tuple[Server, dict[str, str]], tmp_path: Path) -> None:
+    server, env = voice_server
+    team = one_json(run_cli(tmp_path, env, "team", "create", "--name", "Voice", "--json").stdout)
+    with httpx.Client(base_url=server.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {team['api_key']}"}) as http:
+        a = http.post("/api/assistants", json={
+            "teamId": team["team_id"], "name": "Alex", "firstMessage": FIRST,
+            "voiceProvider": "local", "transcriberProvider": "local",
+            "infoExtraction": {"enabled": True, "fields": [
+                {"key": "email", "type": "email", "target": "email", "description": QUESTION}]},
+            "endCall": {"enabled": True, "closingPhrase": "Thanks for your time. Goodbye!"},
+        }).json()["assistant"]
+        offer = http.post("/api/phone-numbers/search", json={
+            "filters": {"countryCode": "US", "areaCode": "415", "limit": 1}}).json()
+        number = http.post("/api/phone-numbers/purchase", json={
+            "teamId": team["team_id"], "phoneNumber": offer["numbers"][0]["phoneNumber"]}
+        ).json()["phone_number"]
+        http.put(f"/api/assistants/{a['id']}/phone-numbers",
+                 json={"phoneNumberIds": [number["id"]]}).raise_for_status()
+        company = http.post("/api/crm/companies", json={
+            "teamId": team["team_id"], "name": "Initech"}).json()["company"]
+        contact = http.post("/api/crm/contacts", json={
+            "teamId": team["team_id"], "companyId": company["id"], "firstName": "Sarah",
+            "lastName": "Chen", "phone": "+14155550142"}).json()["contact"]
+        r = http.post("/api/crm/calls", json={"assistantId": a["id"],
+                                              "toNumber": contact["phone"],
+                                              "contactId": contact["id"]})
+        assert r.status_code == 201, r.text
+        call_id = r.json()["call"]["id"]
+        deadline = time.monotonic() + 150
+        call: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            call = http.get(f"/api/calls/{call_id}").json()["call"]
+            if call["status"] == "ended":
+                break
+            time.sleep(0.5)
+        log = server.log()
+    assert call.get("status") == "ended", log[-4000:]
+    messages = call["messages"]
+    assert isinstance(messages, list) and messages, log[-4000:]
+    # The first message, rendered for the contact, was spoken and heard to the end.
+    assert messages[0]["role"] == "assistant"
+    assert messages[0]["text"] == "Hi Sarah, this is Alex from Acme Solar."
+    users = [m for m in messages if m["role"] == "user"]
+    assert users and all(m["text"] for m in users), messages
+    said = [m for m in messages if m["role"] == "assistant"]
+    assert len(said) >= 2 and said[-1]["text"] == "Thanks for your time. Goodbye!", messages
+    for m in said:  # a turn the callee talked over keeps what was heard and what was planned
+        assert not m.get("interrupted") or m["planned"].startswith(m["text"].rstrip(".")), m
+    assert call["outcome"] == "answered" and call["ended_reason"], call
+    assert re.search(r"^AI: Hi Sarah", str(call["transcript"]))
+    voice = call["metadata"]["voice"]  # type: ignore[index]
+    assert voice["latency"] and all(
+        row["callee_stopped_to_audio_ms"] > 0 for row in voice["latency"])
+    assert {e["type"] for e in call["events"]} >= {"call.answered", "call.completed"}
