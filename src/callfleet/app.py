@@ -149,7 +149,8 @@ def create_app(
         if voice_routes is not None:
             voice = app.state.voice = voice_routes.VoiceService(
                 DatabasePlanner(database, dialer.clock, dialer.carrier,
-                                tool_timeout=settings.tool_timeout_seconds),
+                                tool_timeout=settings.tool_timeout_seconds,
+                                data_dir=settings.data_dir),
                 Admission(settings.voice_max_calls))
             voice.lag.start()
         stop = asyncio.Event()

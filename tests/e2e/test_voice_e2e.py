@@ -10,8 +10,10 @@ and read back from it: the messages, what was heard, the latency, how it ended.
 
 from __future__ import annotations
 
+import io
 import re
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def test_a_spoken_call_through_the_simulated_carriers_media_stream(
                       headers={"Authorization": f"Bearer {team['api_key']}"}) as http:
         a = http.post("/api/assistants", json={
             "teamId": team["team_id"], "name": "Alex", "firstMessage": FIRST,
-            "voiceProvider": "local", "transcriberProvider": "local",
+            "voiceProvider": "local", "transcriberProvider": "local", "recordingEnabled": True,
             "infoExtraction": {"enabled": True, "fields": [
                 {"key": "email", "type": "email", "target": "email", "description": QUESTION}]},
             "endCall": {"enabled": True, "closingPhrase": "Thanks for your time. Goodbye!"},
@@ -83,7 +85,21 @@ def test_a_spoken_call_through_the_simulated_carriers_media_stream(
                 break
             time.sleep(0.5)
         log = server.log()
-    assert call.get("status") == "ended", log[-4000:]
+        assert call.get("status") == "ended", log[-4000:]
+        # The recording: both sides, with the key or a signed link, nothing without either.
+        assert call["recording_url"] == f"/api/calls/{call_id}/recording"
+        wav = http.get(f"/api/calls/{call_id}/recording")
+        assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+        link = http.get(f"/api/calls/{call_id}/recording-url").json()["url"]
+        with httpx.Client(timeout=30) as anonymous:
+            assert anonymous.get(link).content == wav.content
+            assert anonymous.get(link.replace("signature=", "signature=0")).status_code == 401
+            assert anonymous.get(f"{server.base_url}/api/calls/{call_id}/recording"
+                                 ).status_code == 401
+    with wave.open(io.BytesIO(wav.content)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 8000)
+        seconds = w.getnframes() / 8000
+    assert seconds > 5 and abs(seconds - float(call["duration_seconds"])) < 5, seconds
     messages = call["messages"]
     assert isinstance(messages, list) and messages, log[-4000:]
     # The first message, rendered for the contact, was spoken and heard to the end.

@@ -70,6 +70,18 @@ def wav_bytes(pcm: bytes, rate: int) -> bytes:
     return buf.getvalue()
 
 
+def stereo_wav(left: bytes, right: bytes, rate: int) -> bytes:
+    """A 16-bit stereo WAV from two mono tracks of the same length."""
+    both = audioop.add(audioop.tostereo(left, 2, 1, 0), audioop.tostereo(right, 2, 0, 1), 2)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(both)
+    return buf.getvalue()
+
+
 def read_wav(data: bytes) -> tuple[bytes, int]:
     """(mono 16-bit PCM, rate) from a WAV file's bytes (stereo is mixed down)."""
     with wave.open(io.BytesIO(data), "rb") as w:

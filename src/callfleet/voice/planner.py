@@ -12,6 +12,7 @@ analysis); then the carrier is told to hang up.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from callfleet.assistants.voice import options_out
 from callfleet.calls.models import Call
+from callfleet.calls.recordings import save_recording
 from callfleet.clock import Clock
 from callfleet.conversation import runtime
 from callfleet.conversation.policy import DeterministicPolicy
@@ -67,11 +69,12 @@ def voice_settings(assistant: Any, team: dict[str, Any]) -> VoiceSettings:
 
 class DatabasePlanner:
     def __init__(self, db: Database, clock: Clock, carrier: Any, *,
-                 tool_timeout: float = 5.0) -> None:
+                 tool_timeout: float = 5.0, data_dir: Path | None = None) -> None:
         self.db = db
         self.clock = clock
         self.carrier = carrier
         self.tool_timeout = tool_timeout
+        self.data_dir = data_dir or Path(".callfleet")
 
     async def plan(self, call_id: str, start: StreamStart) -> CallPlan | None:
         async with self.db.session(write=False) as s:
@@ -89,13 +92,14 @@ class DatabasePlanner:
                      "campaign_id": call.campaign_id, "to_number": call.to_number,
                      "from_number": call.from_number,
                      "contact_name": (ctx.contact or {}).get("first_name")}
+        record = bool(getattr(ctx.assistant, "recording_enabled", False))
         if config is not None and ctx.assistant is not None:
             return CallPlan(call_id, settings, ctx.lines, llm=config,
                             system_prompt=system_prompt(ctx.lines.system_prompt, ctx.assistant),
                             assistant=ctx.assistant, call_info=call_info,
-                            tool_timeout=self.tool_timeout)
+                            tool_timeout=self.tool_timeout, record=record)
         return CallPlan(call_id, settings, ctx.lines, policy=DeterministicPolicy(ctx.lines),
-                        assistant=ctx.assistant, call_info=call_info)
+                        assistant=ctx.assistant, call_info=call_info, record=record)
 
     async def finished(self, call_id: str, record: dict[str, Any]) -> None:
         now = self.clock.now()
@@ -110,6 +114,10 @@ class DatabasePlanner:
             if call.status == "ended":
                 await s.commit()
                 return
+            wav = record.get("recording_wav")
+            if wav:
+                save_recording(self.data_dir, call.id, wav)
+                call.recording_url = f"/api/calls/{call.id}/recording"
             call.messages = record["messages"]
             call.transcript = record["transcript"]
             meta = dict(call.call_metadata or {})

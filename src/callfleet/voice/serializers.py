@@ -15,12 +15,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame
+from pipecat.frames.frames import AudioRawFrame, Frame, InputAudioRawFrame, InterruptionFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from callfleet.voice import audio
 from callfleet.voice.framing import StreamStart
+from callfleet.voice.recording import Recorder
 
 OnMark = Callable[[str, float], None]
 OnClear = Callable[[float], None]
@@ -35,7 +36,7 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
     """Twilio Media Streams, 8 kHz µ-law on the wire, the pipeline's rate inside."""
 
     def __init__(self, start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                 on_stop: OnStop) -> None:
+                 on_stop: OnStop, recorder: Recorder | None = None) -> None:
         super().__init__(start.stream_id, start.call_sid, start.account_sid,
                          params=TwilioFrameSerializer.InputParams(auto_hang_up=False))
         self.on_mark = on_mark
@@ -43,10 +44,16 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         self.on_stop = on_stop
         self._in_rate = audio.CARRIER_RATE
         self._ratecv_state: Any = None
+        self.recorder = recorder
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if isinstance(frame, InterruptionFrame):
             self.on_clear(_now())
+            if self.recorder is not None:
+                self.recorder.cleared(_now())
+        elif self.recorder is not None and isinstance(frame, AudioRawFrame) \
+                and frame.sample_rate == audio.CARRIER_RATE:
+            self.recorder.assistant_audio(frame.audio, _now())
         return await super().serialize(frame)
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
@@ -84,6 +91,8 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
             pcm = audio.ulaw_to_pcm(base64.b64decode(payload))
         except ValueError:
             return None
+        if self.recorder is not None:
+            self.recorder.callee_audio(pcm)
         if self._in_rate != audio.CARRIER_RATE:
             pcm, self._ratecv_state = audio.resample_stream(
                 pcm, audio.CARRIER_RATE, self._in_rate, self._ratecv_state)
@@ -91,7 +100,9 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
 
 
 def serializer_for(start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                   on_stop: OnStop) -> TwilioMediaSerializer:
+                   on_stop: OnStop, recorder: Recorder | None = None
+                   ) -> TwilioMediaSerializer:
     if start.carrier != "twilio":
         raise ValueError(f"no media serializer for carrier {start.carrier!r}")
-    return TwilioMediaSerializer(start, on_mark=on_mark, on_clear=on_clear, on_stop=on_stop)
+    return TwilioMediaSerializer(start, on_mark=on_mark, on_clear=on_clear, on_stop=on_stop,
+                                 recorder=recorder)

@@ -29,6 +29,7 @@ from callfleet.voice import providers
 from callfleet.voice.control import CallControl
 from callfleet.voice.framing import Framing, HandshakeError, StreamStart
 from callfleet.voice.pipeline import DeterministicBrain, build, seconds_to_say
+from callfleet.voice.recording import Recorder
 from callfleet.voice.runtime import BARGE_INS, CALLS, TURN_LATENCY
 from callfleet.voice.serializers import serializer_for
 from callfleet.voice.settings import VoiceSettings
@@ -55,6 +56,7 @@ class CallPlan:
     assistant: Any = None
     call_info: dict[str, Any] = field(default_factory=dict)
     tool_timeout: float = 5.0
+    record: bool = False  # keep both sides' audio (the assistant's recording_enabled)
 
 
 class Planner(Protocol):
@@ -92,6 +94,7 @@ class MediaSession:
         self.planner = planner
         self.http = http
         self.control: CallControl | None = None
+        self.recorder: Recorder | None = None
 
     async def run(self, call_id: str, start: StreamStart) -> dict[str, Any] | None:
         plan = await self.planner.plan(call_id, start)
@@ -108,6 +111,8 @@ class MediaSession:
             CALLS.labels(control.ended_reason or "unknown").inc()
             await _close(self.websocket, 1000, "call ended")
         record = control.record()
+        if self.recorder is not None and self.recorder.seconds > 0:
+            record["recording_wav"] = self.recorder.wav()
         with contextlib.suppress(Exception):
             for row in control.latencies:
                 if "callee_stopped_to_audio_ms" in row:
@@ -131,8 +136,10 @@ class MediaSession:
             control.event("carrier_stop", at)
             callee_hung_up.set()
 
+        self.recorder = Recorder(control.started_at) if plan.record else None
         serializer = serializer_for(start, on_mark=control.mark_echoed,
-                                    on_clear=control.cleared, on_stop=on_stop)
+                                    on_clear=control.cleared, on_stop=on_stop,
+                                    recorder=self.recorder)
         context = None
         before: list[Any] = []
         policy = plan.policy or DeterministicPolicy(plan.lines)
