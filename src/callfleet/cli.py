@@ -83,6 +83,32 @@ def serve(
 
 
 @app.command()
+def voice(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8100, help="Port for carriers' media WebSockets."),
+    log_level: str = typer.Option("warning", help="uvicorn's log level."),
+) -> None:
+    """Run a voice process: the media WebSocket carriers connect to, one pipeline per call
+    (at most CALLFLEET_VOICE_MAX_CALLS at once), no dialer. SIGTERM drains: no new call,
+    the running ones finish (up to CALLFLEET_VOICE_DRAIN_SECONDS), then it stops. Needs
+    callfleet[voice]."""
+    from callfleet.app import create_app
+    from callfleet.logging import configure
+
+    try:
+        from callfleet.voice import routes as voice_routes
+    except ImportError:
+        console.print("[red]error:[/red] live voice needs the voice extra: "
+                      "pip install 'callfleet[voice]'")
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    configure(settings.log_level)
+    run_async(voice_routes.serve(create_app(settings, run_worker=False), host=host,
+                                 port=port, drain_seconds=settings.voice_drain_seconds,
+                                 log_level=log_level))
+
+
+@app.command()
 def worker(
     metrics_port: int = typer.Option(
         0, help="Serve Prometheus metrics (dialer, webhook sender) on this port; 0: off."),
