@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import httpx
 import pytest
 
-from tests.conftest import TeamCtx
+from callfleet.teams.models import Team
+from tests.conftest import DbHandle, TeamCtx
 
 
 async def test_voice_settings_round_trip_with_defaults(client: httpx.AsyncClient,
@@ -47,3 +50,32 @@ async def test_bad_voice_settings_are_400_naming_the_field(
                           headers=team.headers)
     assert r.status_code == 400, r.text
     assert field in r.text
+
+
+async def test_team_speech_keys_are_write_only_and_reach_the_call_encrypted(
+        client: httpx.AsyncClient, team: TeamCtx, database: DbHandle) -> None:
+    h = team.headers
+    r = await client.patch("/api/team", headers=h, json={"settings": {
+        "speechBaseUrl": "not a url"}})
+    assert r.status_code == 400 and "speechBaseUrl" in r.text
+    r = await client.patch("/api/team", headers=h, json={"settings": {
+        "speechBaseUrl": "http://127.0.0.1:8880/v1", "speechApiKey": "sk-speech-secret",
+        "deepgramApiKey": "dg-secret"}})
+    assert r.status_code == 200, r.text
+    s = r.json()["team"]["settings"]
+    assert s["speech_api_key_set"] and s["deepgram_api_key_set"]
+    assert not s["cartesia_api_key_set"] and "secret" not in r.text
+    async with database.db.session(write=False) as session:
+        stored = (await session.get(Team, team.id)).settings
+    assert "sk-speech-secret" not in str(stored)
+    # What a voice call of an assistant with hosted speech is built from.
+    voice_settings = pytest.importorskip("callfleet.voice.planner").voice_settings
+    assistant = SimpleNamespace(voice_provider="openai", voice_model="tts-1", voice_id="alloy",
+                                transcriber_provider="deepgram", transcriber_model=None,
+                                language="en", voice_options={"end_of_turn_seconds": 0.8})
+    settings = voice_settings(assistant, stored)
+    assert (settings.tts.provider, settings.tts.base_url, settings.tts.api_key) == (
+        "openai", "http://127.0.0.1:8880/v1", "sk-speech-secret")
+    assert (settings.stt.provider, settings.stt.api_key) == ("deepgram", "dg-secret")
+    assert settings.end_of_turn_seconds == 0.8 and settings.vad_stop() == 0.2
+    assert "secret" not in repr(settings)  # keys are kept out of reprs (and so of logs)
