@@ -59,11 +59,11 @@ def silence_ulaw(ms: int) -> bytes:
     return ULAW_SILENCE * (CARRIER_RATE * ms // 1000)
 
 
-def wav_bytes(pcm: bytes, rate: int) -> bytes:
-    """A mono 16-bit WAV file holding ``pcm``."""
+def wav_bytes(pcm: bytes, rate: int, channels: int = 1) -> bytes:
+    """A 16-bit WAV file holding ``pcm`` (interleaved when ``channels`` is 2)."""
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm)
@@ -73,13 +73,7 @@ def wav_bytes(pcm: bytes, rate: int) -> bytes:
 def stereo_wav(left: bytes, right: bytes, rate: int) -> bytes:
     """A 16-bit stereo WAV from two mono tracks of the same length."""
     both = audioop.add(audioop.tostereo(left, 2, 1, 0), audioop.tostereo(right, 2, 0, 1), 2)
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(both)
-    return buf.getvalue()
+    return wav_bytes(both, rate, 2)
 
 
 def read_wav(data: bytes) -> tuple[bytes, int]:

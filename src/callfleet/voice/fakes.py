@@ -21,17 +21,17 @@ from collections.abc import AsyncGenerator
 
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
 from pipecat.services.settings import STTSettings, TTSSettings
-from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.time import time_now_iso8601
 
 from callfleet.voice import espeak
+from callfleet.voice.stt import PcmSegmentSTT
 
 TTS_RATE = 16000
 CHUNK_SECONDS = 0.1
 
 
-class OracleSTT(SegmentedSTTService):
+class OracleSTT(PcmSegmentSTT):
     def __init__(self, lines: list[str], *, latency: float = 0.15) -> None:
         super().__init__(settings=STTSettings(model=None, language=None),
                          ttfs_p99_latency=latency + 0.3, trailing_silence_secs=0.0)
@@ -46,13 +46,6 @@ class OracleSTT(SegmentedSTTService):
         except ValueError:
             lines = []
         return cls([str(x) for x in lines if isinstance(x, str)], latency=latency)
-
-    @property
-    def wants_wav_segments(self) -> bool:
-        return False
-
-    def can_generate_metrics(self) -> bool:
-        return True
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         await self.start_ttfb_metrics()

@@ -31,6 +31,7 @@ from callfleet.voice import espeak
 from callfleet.voice.fakes import FixedLatencyTTS, OracleSTT
 from callfleet.voice.framing import StreamStart
 from callfleet.voice.settings import Speech, VoiceSettings
+from callfleet.voice.stt import PcmSegmentSTT
 
 
 class ProviderError(ValueError):
@@ -69,7 +70,7 @@ def transcribe_pcm16k(pcm: bytes, language: str = "en") -> str:
         return " ".join(s.text.strip() for s in segments if s.no_speech_prob < 0.8).strip()
 
 
-class LocalWhisperSTT(SegmentedSTTService):
+class LocalWhisperSTT(PcmSegmentSTT):
     """faster-whisper on each speech segment. An empty result yields no transcript (the
     turn then ends at the turn-stop timeout, which ``VoiceSettings`` keeps short)."""
 
@@ -77,13 +78,6 @@ class LocalWhisperSTT(SegmentedSTTService):
         super().__init__(settings=STTSettings(model="tiny.en", language=None),
                          ttfs_p99_latency=1.0, trailing_silence_secs=0.2)
         self.language = language
-
-    @property
-    def wants_wav_segments(self) -> bool:
-        return False
-
-    def can_generate_metrics(self) -> bool:
-        return True
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         if self.sample_rate != 16000:
