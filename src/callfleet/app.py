@@ -108,13 +108,15 @@ class RequestGuard:
 def build_carrier(settings: Settings, db: Database, clock: Clock) -> SimCarrier:
     if settings.carrier != "sim":
         raise ValueError(f"unknown carrier {settings.carrier!r}; available: sim")
-    answer = None
+    carrier = SimCarrier(db, clock, mix=settings.sim_mix,
+                         invalid_percent=settings.sim_invalid_percent,
+                         instant=settings.sim_instant, audio=settings.sim_audio)
     if voice_routes is not None:
         async def answer(event: Any) -> None:
-            await simcallee.answer(event, db=db, voice_url=settings.voice_url)
-    return SimCarrier(db, clock, mix=settings.sim_mix,
-                      invalid_percent=settings.sim_invalid_percent, instant=settings.sim_instant,
-                      audio=settings.sim_audio, on_audio_answer=answer)
+            await simcallee.answer(event, db=db, voice_url=settings.voice_url,
+                                   hangup=carrier.hangup)
+        carrier.on_audio_answer = answer
+    return carrier
 
 
 async def build_dialer(settings: Settings, db: Database, clock: Clock | None = None) -> Dialer:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from callfleet.assistants.voice import options_out
 from callfleet.calls.models import Call
@@ -100,6 +100,14 @@ class DatabasePlanner:
                             tool_timeout=self.tool_timeout, record=record)
         return CallPlan(call_id, settings, ctx.lines, policy=DeterministicPolicy(ctx.lines),
                         assistant=ctx.assistant, call_info=call_info, record=record)
+
+    async def progress(self, call_id: str, record: dict[str, Any]) -> None:
+        """Write the conversation so far onto the call (only while it is in progress)."""
+        async with self.db.session() as s:
+            await s.execute(update(Call).where(Call.id == call_id, Call.status == "in_progress")
+                            .values(messages=record["messages"],
+                                    transcript=record["transcript"]))
+            await s.commit()
 
     async def finished(self, call_id: str, record: dict[str, Any]) -> None:
         now = self.clock.now()

@@ -18,11 +18,15 @@ class ScriptedPlanner:
         self.make_plan = make_plan
         self.records: dict[str, dict[str, Any]] = {}
         self.refuse: set[str] = set()
+        self.progressed: dict[str, dict[str, Any]] = {}
 
     async def plan(self, call_id: str, start: StreamStart) -> CallPlan | None:
         if call_id in self.refuse:
             return None
         return self.make_plan(call_id, start)
+
+    async def progress(self, call_id: str, record: dict[str, Any]) -> None:
+        self.progressed[call_id] = record
 
     async def finished(self, call_id: str, record: dict[str, Any]) -> None:
         self.records[call_id] = record

@@ -38,6 +38,7 @@ log = structlog.get_logger("callfleet.voice")
 
 HANDSHAKE_SECONDS = 10.0
 WATCH_SECONDS = 0.05
+PROGRESS_SECONDS = 2.0
 MAX_DURATION_GOODBYE = "I'm afraid we're out of time. Thank you, goodbye!"
 IDLE_GOODBYE = "It seems this isn't a good time. I'll try you another day. Goodbye!"
 
@@ -62,6 +63,10 @@ class CallPlan:
 class Planner(Protocol):
     async def plan(self, call_id: str, start: StreamStart) -> CallPlan | None:
         """The call's plan, or None to refuse the stream (unknown or ended call)."""
+        ...
+
+    async def progress(self, call_id: str, record: dict[str, Any]) -> None:
+        """The conversation so far (kept if the process dies mid-call)."""
         ...
 
     async def finished(self, call_id: str, record: dict[str, Any]) -> None: ...
@@ -205,8 +210,14 @@ class MediaSession:
         is gone."""
         loop = asyncio.get_running_loop()
         limit = control.started_at + max_seconds
+        saved, save_at = 0, loop.time() + PROGRESS_SECONDS
         while True:
             now = loop.time()
+            if now >= save_at:
+                save_at = now + PROGRESS_SECONDS
+                if len(control.messages) != saved:
+                    saved = len(control.messages)
+                    await self._progress(control)
             if callee_hung_up.is_set():
                 control.finish(now, "customer_ended_call",
                                "answered" if control.callee_spoke else "no_answer")
@@ -220,6 +231,13 @@ class MediaSession:
                                        seconds_to_say(MAX_DURATION_GOODBYE))
             await asyncio.sleep(WATCH_SECONDS)
         await worker.cancel(reason=control.ended_reason)
+
+
+    async def _progress(self, control: CallControl) -> None:
+        try:
+            await self.planner.progress(control.call_id, control.record())
+        except Exception:  # a failed save must not end the call; the next one may succeed
+            log.exception("voice_progress_save_failed", call_id=control.call_id)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

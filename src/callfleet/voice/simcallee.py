@@ -12,6 +12,7 @@ when callfleet hangs up. So the whole voice path runs offline as with a real car
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -57,8 +58,12 @@ class ListeningCallee:
         return [say(reply)]
 
 
-async def answer(event: CarrierEvent, *, db: Database, voice_url: str) -> CallReport | None:
-    """Pick up the simulated call of ``event`` and talk until it ends."""
+async def answer(event: CarrierEvent, *, db: Database, voice_url: str,
+                 hangup: Callable[[str, float], Awaitable[None]] | None = None
+                 ) -> CallReport | None:
+    """Pick up the simulated call of ``event`` and talk until it ends. When the stream
+    closes, for whatever reason, the network ends the call (as Twilio does when a
+    ``<Connect><Stream>`` has no verb after it)."""
     async with db.session(write=False) as s:
         call = await s.get(Call, event.call_ref)
         if call is None:
@@ -76,6 +81,9 @@ async def answer(event: CarrierEvent, *, db: Database, voice_url: str) -> CallRe
     except Exception:
         log.exception("simulated_callee_failed", call_id=event.call_ref)
         return None
+    finally:
+        if hangup is not None:
+            await hangup(event.carrier_call_id, 0.0)
     log.info("simulated_callee_done", call_id=event.call_ref, closed_by=report.closed_by,
              heard=callee.heard, error=report.error)
     return report
