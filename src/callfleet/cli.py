@@ -153,16 +153,22 @@ def demo(
     time_scale: float = typer.Option(
         None, help="Simulated seconds per real second (default 7200, or CALLFLEET_TIME_SCALE)."),
     timeout: float = typer.Option(120.0, help="Stop watching after this many real seconds."),
+    voice: int = typer.Option(
+        0, help="Instead: place this many spoken calls (live voice, offline: needs "
+        "callfleet[voice,voice-gpl]) and print what was said and where the recordings are."),
 ) -> None:
     """Create a demo team and run a whole campaign on the simulated carrier, live."""
     import os
 
-    from callfleet.demo import run_demo
+    from callfleet.demo import run_demo, run_voice_demo
     from callfleet.logging import configure
 
     settings = get_settings()
     # The demo's own display says what happens; logs only for warnings unless asked for.
     configure(settings.log_level if "CALLFLEET_LOG_LEVEL" in os.environ else "WARNING")
+    if voice:
+        raise typer.Exit(run_async(run_voice_demo(settings, voice, max(timeout, 180.0),
+                                                  Console())))
     scale = time_scale or (settings.time_scale if "CALLFLEET_TIME_SCALE" in os.environ
                            else 7200.0)
     settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})

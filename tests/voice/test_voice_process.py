@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("pipecat")
 
 from tests.e2e.test_server import Server, free_port
-from tests.test_cli import cli_env
+from tests.test_cli import cli_env, run_cli
 
 
 class VoiceProcess(Server):
@@ -48,3 +48,15 @@ def test_voice_process_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> No
     finally:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.proc.kill()
+
+
+def test_voice_demo_places_spoken_calls_and_keeps_their_recordings(tmp_path: Path) -> None:
+    """``callfleet demo --voice``: real spoken calls, offline, each with a transcript and a
+    recording file whose path it prints."""
+    pytest.importorskip("piper")
+    proc = run_cli(tmp_path, cli_env(tmp_path / "data", HF_HUB_OFFLINE="1"), "demo",
+                   "--voice", "1", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "AI: Hi" in proc.stdout
+    recordings = list((tmp_path / "data" / "recordings").glob("call_*.wav"))
+    assert len(recordings) == 1 and str(recordings[0]) in proc.stdout.replace("\n", "")
