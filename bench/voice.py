@@ -175,7 +175,7 @@ def run_config(calls: int, processes: int, carriers: int, stagger: float,
         spy = None
         if profile:
             spy = subprocess.Popen(
-                ["py-spy", "record", "-d", "12", "-r", "50", "-f", "raw", "-o",
+                [str(Path(sys.executable).with_name("py-spy")), "record", "-d", "12", "-r", "50", "-f", "raw", "-o",
                  str(ROOT / "bench/results/voice-profile.txt"), "-p", str(servers[0].pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         peak = list(rss0)

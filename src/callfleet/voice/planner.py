@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy import select, update
 
 from callfleet.assistants.voice import options_out
-from callfleet.calls.models import Call
+from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
 from callfleet.calls.recordings import save_recording
 from callfleet.clock import Clock
 from callfleet.conversation import runtime
@@ -79,7 +79,9 @@ class DatabasePlanner:
     async def plan(self, call_id: str, start: StreamStart) -> CallPlan | None:
         async with self.db.session(write=False) as s:
             call = await s.get(Call, call_id)
-            if call is None or call.status != "in_progress":
+            # A carrier opens the stream when the call is answered; its "answered" status may
+            # arrive a moment later, so a call not yet marked answered is accepted too.
+            if call is None or call.status not in ACTIVE_CALL_STATUSES:
                 log.warning("media_stream_for_no_live_call", call_id=call_id,
                             status=call.status if call else None)
                 return None
@@ -104,7 +106,7 @@ class DatabasePlanner:
     async def progress(self, call_id: str, record: dict[str, Any]) -> None:
         """Write the conversation so far onto the call (only while it is in progress)."""
         async with self.db.session() as s:
-            await s.execute(update(Call).where(Call.id == call_id, Call.status == "in_progress")
+            await s.execute(update(Call).where(Call.id == call_id, Call.status != "ended")
                             .values(messages=record["messages"],
                                     transcript=record["transcript"]))
             await s.commit()

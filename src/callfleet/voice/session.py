@@ -100,6 +100,7 @@ class MediaSession:
         self.http = http
         self.control: CallControl | None = None
         self.recorder: Recorder | None = None
+        self._record: dict[str, Any] | None = None
 
     async def run(self, call_id: str, start: StreamStart) -> dict[str, Any] | None:
         plan = await self.planner.plan(call_id, start)
@@ -109,13 +110,21 @@ class MediaSession:
         loop = asyncio.get_running_loop()
         control = self.control = CallControl(call_id, started_at=loop.time())
         try:
-            record = await self._run(plan, start, control)
+            await self._run(plan, start, control)
         finally:
             if control.ended_reason is None:
                 control.finish(loop.time(), "pipeline_error", "failed")
             CALLS.labels(control.ended_reason or "unknown").inc()
             await _close(self.websocket, 1000, "call ended")
-        record = control.record()
+        return await self._finished(control)
+
+    async def _finished(self, control: CallControl) -> dict[str, Any]:
+        """Hand the call's record to the planner, once. Called before the stream closes when
+        callfleet hangs up, so the call is ended with its own outcome before the carrier's
+        "completed" can arrive."""
+        if self._record is not None:
+            return self._record
+        record = self._record = control.record()
         if self.recorder is not None and self.recorder.seconds > 0:
             record["recording_wav"] = self.recorder.wav()
         with contextlib.suppress(Exception):
@@ -127,7 +136,7 @@ class MediaSession:
                     if kind in row:
                         TURN_LATENCY.labels(kind[:-3]).observe(row[kind] / 1000)
             BARGE_INS.inc(sum(1 for e in control.events if e["type"] == "barge_in"))
-        await self.planner.finished(call_id, record)
+        await self.planner.finished(control.call_id, record)
         return record
 
     async def _run(self, plan: CallPlan, start: StreamStart, control: CallControl) -> None:
@@ -224,6 +233,8 @@ class MediaSession:
                 break
             if control.ready_to_hang_up(now):
                 control.finish(now, "assistant_ended_call", "answered")
+                # The goodbye has played: record the call, then hang up.
+                await self._finished(control)
                 break
             if now >= limit and control.hangup is None:
                 await worker.queue_frame(TTSSpeakFrame(MAX_DURATION_GOODBYE))

@@ -30,6 +30,7 @@ from callfleet.voice.tokens import stream_path
 log = structlog.get_logger("callfleet.voice.sim")
 
 MAX_CALL_SECONDS = 900.0
+STATUS_DELAY_SECONDS = 1.0
 
 
 def say(text: str) -> Say:
@@ -83,6 +84,8 @@ async def answer(event: CarrierEvent, *, db: Database, voice_url: str,
         return None
     finally:
         if hangup is not None:
+            # A carrier's "completed" follows the stream's end by a moment, never before it.
+            await asyncio.sleep(STATUS_DELAY_SECONDS)
             await hangup(event.carrier_call_id, 0.0)
     log.info("simulated_callee_done", call_id=event.call_ref, closed_by=report.closed_by,
              heard=callee.heard, error=report.error)
