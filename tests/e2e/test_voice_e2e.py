@@ -120,7 +120,9 @@ def test_a_spoken_call_through_the_simulated_carriers_media_stream(
     users = [m for m in messages if m["role"] == "user"]
     assert users and all(m["text"] for m in users), messages
     said = [m for m in messages if m["role"] == "assistant"]
-    assert len(said) >= 2 and said[-1]["text"] == "Thanks for your time. Goodbye!", messages
+    # The closing was said (the persona may hang up on its last word: then it is "planned").
+    assert len(said) >= 2, messages
+    assert said[-1].get("planned", said[-1]["text"]) == "Thanks for your time. Goodbye!", messages
     for m in said:  # a turn the callee talked over keeps what was heard and what was planned
         assert not m.get("interrupted") or m["planned"].startswith(m["text"].rstrip(".")), m
     assert call["outcome"] == "answered" and call["ended_reason"], call

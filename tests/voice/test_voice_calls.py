@@ -233,8 +233,8 @@ def test_llm_brain_streams_through_the_openai_client_and_ends_with_its_tool(call
     assert r.closed_by == "callfleet", r.error
     said = [m["text"] for m in rec["messages"] if m["role"] == "assistant"]
     assert said[0] == OPENING
-    assert "We install solar panels" in said[1]
-    assert said[-1].endswith(CLOSING)
+    assert "We install solar panels" in said[1], rec["messages"]
+    assert said[-1].endswith(CLOSING), (rec["messages"], rec["events"], llm.requests[-1])
     assert rec["ended_reason"] == "assistant_ended_call" and rec["goodbye_confirmed"]
     assert {t["name"] for t in rec["tool_calls"]} == {"end_call"}
     first = next(r for r in llm.requests if r.get("stream"))

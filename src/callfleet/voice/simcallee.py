@@ -31,6 +31,7 @@ log = structlog.get_logger("callfleet.voice.sim")
 
 MAX_CALL_SECONDS = 900.0
 STATUS_DELAY_SECONDS = 1.0
+QUIET_MS = 800  # the assistant's silence after which the callee takes its turn
 
 
 def say(text: str) -> Say:
@@ -74,7 +75,7 @@ async def answer(event: CarrierEvent, *, db: Database, voice_url: str,
         number = call.to_number
     callee = ListeningCallee(Callee.for_call(event.data.get("persona"), contact, number))
     url = voice_url.rstrip("/") + stream_path("twilio", event.call_ref)
-    client = CarrierMediaClient(url, [], responder=callee.respond,
+    client = CarrierMediaClient(url, [], responder=callee.respond, quiet_ms=QUIET_MS,
                                 max_seconds=MAX_CALL_SECONDS,
                                 custom_parameters={"callRef": event.call_ref})
     try:
