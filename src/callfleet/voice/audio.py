@@ -52,6 +52,8 @@ def rms(pcm: bytes) -> int:
 
 
 def is_silent_ulaw(data: bytes) -> bool:
+    if not data.strip(b"\xff\x7f"):  # digital silence (both µ-law zeros): no decoding
+        return True
     return rms(ulaw_to_pcm(data)) < SILENT_RMS
 
 
