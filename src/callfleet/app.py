@@ -38,6 +38,14 @@ from callfleet.web.install import install as install_web
 from callfleet.webhooks.routes import router as webhooks_router
 from callfleet.worker import run_background
 
+try:  # live voice needs the optional extra callfleet[voice] (pipecat); without it: text only
+    from callfleet.voice import routes as voice_routes
+    from callfleet.voice import simcallee
+    from callfleet.voice.planner import DatabasePlanner
+    from callfleet.voice.runtime import Admission
+except ImportError:  # pragma: no cover - depends on the install
+    voice_routes = None  # type: ignore[assignment]
+
 HTTP_LATENCY = Histogram(
     "callfleet_http_request_seconds",
     "HTTP request latency by route",
@@ -100,8 +108,15 @@ class RequestGuard:
 def build_carrier(settings: Settings, db: Database, clock: Clock) -> SimCarrier:
     if settings.carrier != "sim":
         raise ValueError(f"unknown carrier {settings.carrier!r}; available: sim")
-    return SimCarrier(db, clock, mix=settings.sim_mix,
-                      invalid_percent=settings.sim_invalid_percent, instant=settings.sim_instant)
+    carrier = SimCarrier(db, clock, mix=settings.sim_mix,
+                         invalid_percent=settings.sim_invalid_percent,
+                         instant=settings.sim_instant, audio=settings.sim_audio)
+    if voice_routes is not None:
+        async def answer(event: Any) -> None:
+            await simcallee.answer(event, db=db, voice_url=settings.voice_url,
+                                   hangup=carrier.hangup)
+        carrier.on_audio_answer = answer
+    return carrier
 
 
 async def build_dialer(settings: Settings, db: Database, clock: Clock | None = None) -> Dialer:
@@ -132,12 +147,22 @@ def create_app(
         app.state.dialer = dialer
         app.state.clock = dialer.clock
         app.state.carrier = dialer.carrier
+        voice = None
+        if voice_routes is not None:
+            voice = app.state.voice = voice_routes.VoiceService(
+                DatabasePlanner(database, dialer.clock, dialer.carrier,
+                                tool_timeout=settings.tool_timeout_seconds,
+                                data_dir=settings.data_dir),
+                Admission(settings.voice_max_calls))
+            voice.lag.start()
         stop = asyncio.Event()
         task = (asyncio.create_task(run_background(settings, database, dialer, stop))
                 if run_worker else None)
         try:
             yield
         finally:
+            if voice is not None:
+                await voice.lag.stop()
             stop.set()
             if task is not None:
                 await task
@@ -182,6 +207,8 @@ def create_app(
     app.include_router(conversation_router)
     app.include_router(dnc_router)
     app.include_router(webhooks_router)
+    if voice_routes is not None:
+        app.include_router(voice_routes.router)  # the carriers' media WebSocket
     install_web(app)  # the web app under / (docs/web.md)
     return app
 

@@ -89,6 +89,32 @@ def serve(
 
 
 @app.command()
+def voice(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8100, help="Port for carriers' media WebSockets."),
+    log_level: str = typer.Option("warning", help="uvicorn's log level."),
+) -> None:
+    """Run a voice process: the media WebSocket carriers connect to, one pipeline per call
+    (at most CALLFLEET_VOICE_MAX_CALLS at once), no dialer. SIGTERM drains: no new call,
+    the running ones finish (up to CALLFLEET_VOICE_DRAIN_SECONDS), then it stops. Needs
+    callfleet[voice]."""
+    from callfleet.app import create_app
+    from callfleet.logging import configure
+
+    try:
+        from callfleet.voice import routes as voice_routes
+    except ImportError:
+        console.print("[red]error:[/red] live voice needs the voice extra: "
+                      "pip install 'callfleet[voice]'")
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    configure(settings.log_level)
+    run_async(voice_routes.serve(create_app(settings, run_worker=False), host=host,
+                                 port=port, drain_seconds=settings.voice_drain_seconds,
+                                 log_level=log_level))
+
+
+@app.command()
 def worker(
     metrics_port: int = typer.Option(
         0, help="Serve Prometheus metrics (dialer, webhook sender) on this port; 0: off."),
@@ -138,17 +164,23 @@ def demo(
         help="Afterwards, serve the web app on the demo's data and print a sign-in link."),
     host: str = typer.Option("127.0.0.1", help="Interface of the web app (with --serve)."),
     port: int = typer.Option(8000, help="Port of the web app (with --serve)."),
+    voice: int = typer.Option(
+        0, help="Instead: place this many spoken calls (live voice, offline: needs "
+        "callfleet[voice,voice-gpl]) and print what was said and where the recordings are."),
 ) -> None:
     """Create a demo team and run a whole campaign on the simulated carrier, live; then
     serve the web app on its data (Ctrl-C stops it)."""
     import os
 
-    from callfleet.demo import run_demo
+    from callfleet.demo import run_demo, run_voice_demo
     from callfleet.logging import configure
 
     settings = get_settings()
     # The demo's own display says what happens; logs only for warnings unless asked for.
     configure(settings.log_level if "CALLFLEET_LOG_LEVEL" in os.environ else "WARNING")
+    if voice:
+        raise typer.Exit(run_async(run_voice_demo(settings, voice, max(timeout, 180.0),
+                                                  Console())))
     scale = time_scale or (settings.time_scale if "CALLFLEET_TIME_SCALE" in os.environ
                            else 7200.0)
     settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})
@@ -159,7 +191,9 @@ def demo(
         Console().print(f"\n[bold]Dashboard:[/bold] {base}/campaigns\n"
                         f"[bold]Sign in (one-time link):[/bold] {base}/signin/{token}\n"
                         "Serving the web app on the demo's data; Ctrl-C stops it.")
-        os.environ["CALLFLEET_TIME_SCALE"] = str(scale)
+        # Real time from here on: the demo's simulated day lies in the past, so the server
+        # shows a finished campaign, not a clock racing into the future.
+        os.environ["CALLFLEET_TIME_SCALE"] = "1"
         os.environ["CALLFLEET_CARRIER"] = "sim"
         get_settings.cache_clear()
         serve(host=host, port=port, no_worker=False, log_level="warning")

@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     sim_invalid_percent: float = Field(
         default=2.0, description="Share of destination numbers the simulated network rejects."
     )
+    sim_audio: bool = Field(
+        default=False, description="Simulated callees talk over the media stream (live voice; "
+        "a number's own setting wins). Needs callfleet[voice,voice-gpl].")
+    voice_url: str = Field(
+        default="ws://127.0.0.1:8000", description="Where carriers reach the media WebSocket "
+        "(ws:// or wss:// scheme and host of a voice process, or of a load balancer).")
+    voice_max_calls: int = Field(
+        default=8, ge=1, description="Voice calls one process runs at once (bench/voice.py).")
+    voice_drain_seconds: float = Field(
+        default=900.0, description="On SIGTERM a voice process waits this long for its calls.")
     sim_instant: bool = Field(
         default=False, description="Simulated calls ring, answer and end at once (benchmarks)."
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ from datetime import time as clock_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+import uvicorn
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
@@ -30,10 +33,11 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from callfleet import ids
-from callfleet.app import build_dialer
+from callfleet.app import build_dialer, create_app
 from callfleet.assistants.models import Assistant
 from callfleet.assistants.templates import template_defaults
 from callfleet.calls.models import Call
+from callfleet.calls.recordings import recording_path
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.run import run_campaign
@@ -295,3 +299,95 @@ def _outcome_table(snap: dict[str, Any]) -> Table:
     for reason, n in snap["skipped"].items():
         t.add_row(f"skipped: {reason}", str(n))
     return t
+
+
+VOICE_PERSONAS = ("interested", "gives_email", "refuses", "asks_price", "opt_out")
+
+
+async def run_voice_demo(settings: Settings, calls: int, timeout: float,
+                         console: Console) -> int:
+    """Spoken calls, offline: the simulated network's callees pick up and talk over the media
+    stream; the assistant listens with faster-whisper and speaks with Piper. Prints what was
+    said and where to listen to the recordings."""
+    port = free_port()
+    settings = settings.model_copy(update={
+        "carrier": "sim", "time_scale": 1.0, "sim_audio": True, "sim_mix": "answer=100",
+        "sim_invalid_percent": 0.0, "legal_hours_start": "00:00", "legal_hours_end": "23:59",
+        "voice_url": f"ws://127.0.0.1:{port}", "rate_limit_per_minute": 0})
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", ws_per_message_deflate=False))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            raise RuntimeError("the demo's server did not start")
+        await asyncio.sleep(0.05)
+    db, carrier = app.state.db, app.state.carrier
+    async with db.session() as s:
+        team, token = await create_team(s, "Voice Demo")
+        company = Company(id=ids.new_id("comp"), team_id=team.id, name="Northwind Traders",
+                          name_lower="northwind traders", custom_fields={},
+                          created_at=utcnow(), updated_at=utcnow())
+        s.add(company)
+        await s.commit()
+    base = f"http://127.0.0.1:{port}"
+    placed: list[tuple[str, str]] = []
+    async with httpx.AsyncClient(base_url=base, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        defaults = template_defaults("outbound-setter", "Northwind Traders")
+        assistant = (await http.post("/api/assistants", json={
+            "teamId": team.id, "name": "Ava (voice)", "templateId": "outbound-setter",
+            "voiceProvider": "local", "transcriberProvider": "local",
+            "recordingEnabled": True})).json()["assistant"]
+        offer = (await http.post("/api/phone-numbers/search", json={
+            "filters": {"countryCode": "US", "areaCode": "212", "limit": 1}})).json()
+        number = (await http.post("/api/phone-numbers/purchase", json={
+            "teamId": team.id, "phoneNumber": offer["numbers"][0]["phoneNumber"]})).json()
+        await http.put(f"/api/assistants/{assistant['id']}/phone-numbers",
+                       json={"phoneNumberIds": [number["phone_number"]["id"]]})
+        for i in range(calls):
+            persona = VOICE_PERSONAS[i % len(VOICE_PERSONAS)]
+            phone = f"+1415555{1200 + i:04d}"
+            await carrier.set_profile(phone, ["answer"], persona=persona, ring_seconds=2,
+                                      audio=True)
+            contact = (await http.post("/api/crm/contacts", json={
+                "teamId": team.id, "companyId": company.id, "firstName": FIRST[i % len(FIRST)],
+                "lastName": LAST[i % len(LAST)], "phone": phone})).json()["contact"]
+            r = await http.post("/api/crm/calls", json={
+                "assistantId": assistant["id"], "toNumber": phone, "contactId": contact["id"]})
+            placed.append((r.json()["call"]["id"], persona))
+        console.print(f"[bold]Voice demo[/bold]: {calls} calls placed; the simulated callees "
+                      f"pick up and talk (first message: {defaults['first_message']!r}).")
+        started = time.monotonic()
+        done: dict[str, dict[str, Any]] = {}
+        while len(done) < len(placed) and time.monotonic() - started < timeout:
+            for call_id, _ in placed:
+                if call_id not in done:
+                    call = (await http.get(f"/api/calls/{call_id}")).json()["call"]
+                    if call["status"] == "ended":
+                        done[call_id] = call
+            await asyncio.sleep(0.5)
+    server.should_exit = True
+    await serving
+    for call_id, persona in placed:
+        call = done.get(call_id)
+        if call is None:
+            console.print(f"{call_id} ({persona}): still in progress after {timeout:g} s")
+            continue
+        console.print(f"\n[bold]{call_id}[/bold] ({persona}): {call['outcome']}, "
+                      f"{call['ended_reason']}, {call['duration_seconds']} s")
+        console.print(call["transcript"] or "", soft_wrap=True)
+        path = recording_path(settings.data_dir, call_id)
+        if path.exists():
+            console.print(f"recording: {path}")
+    console.print(
+        "\nListen through the API too (start [bold]callfleet serve[/bold]):\n"
+        f"  curl -H 'Authorization: Bearer {token}' "
+        "'http://127.0.0.1:8000/api/calls/<call id>/recording' -o call.wav", soft_wrap=True)
+    return 0 if len(done) == len(placed) else 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -24,3 +24,10 @@ def configure(level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    try:  # pipecat (the voice extra) logs through loguru, at DEBUG per frame by default
+        from loguru import logger as loguru_logger
+    except ImportError:
+        return
+    loguru_logger.remove()
+    loguru_logger.add(sys.stderr, level="WARNING" if level.upper() in ("DEBUG", "INFO")
+                      else level.upper())

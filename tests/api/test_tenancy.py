@@ -353,6 +353,10 @@ ATTACKS: dict[tuple[str, str], list[Try]] = {
     ("GET", "/api/calls/{call_id}"): [Try("/api/calls/{A.call}", 403)],
     ("GET", "/api/calls/{call_id}/recording-url"): [
         Try("/api/calls/{A.call}/recording-url", 403)],
+    ("GET", "/api/calls/{call_id}/recording"): [
+        Try("/api/calls/{A.call}/recording", 403),
+        Try("/api/calls/{A.call}/recording", 403,
+            params={"expires": "9999999999", "signature": "0" * 64})],
     ("POST", "/api/calls/{call_id}/analysis/revert"): [
         Try("/api/calls/{A.call}/analysis/revert", 403),
     ],

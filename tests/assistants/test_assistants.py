@@ -27,6 +27,8 @@ ASSISTANT_FIELDS = {
     "voicemail_message", "end_call", "call_transfer", "info_extraction", "success_criteria",
     "phone_number_ids", "created_at", "updated_at",
     "llm_base_url", "llm_api_key_set", "tools",  # LLM settings (docs/intelligence.md)
+    "interruption_sensitivity", "end_of_turn_seconds", "silence_timeout_seconds",
+    "idle_prompt", "max_call_seconds", "voice_base_url", "transcriber_base_url",  # voice
 }
 
 

@@ -45,6 +45,8 @@ class Assistant(TeamOwned, Base):
     llm_api_key: Mapped[str | None] = mapped_column(Text)  # encrypted
     # Custom webhook tools: [{name, description, url, parameters, timeout_seconds, headers}].
     tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, default=list)
+    # Live voice timing and speech endpoints (assistants/voice.py; migration 0016).
+    voice_options: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=dict)
     # Set when the assistant is deleted while campaigns or calls still refer to it: it is gone
     # from the API (404) but those keep their history (migration 0011).
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,6 +12,7 @@ from callfleet.numbers.schemas import PhoneNumberOut
 TemplateId = Literal["outbound-setter", "inbound-support", "follow-up", "custom"]
 AssistantType = Literal["outbound", "inbound", "both"]
 VoicemailAction = Literal["leave_message", "hangup"]
+Sensitivity = Literal["low", "medium", "high"]
 TransferMode = Literal["cold", "warm"]
 ExtractionType = Literal["text", "number", "date", "select", "boolean", "email", "phone"]
 ExtractionTarget = Literal[
@@ -115,6 +116,14 @@ class AssistantIn(CamelIn):
     llm_base_url: str | None = Field(default=None, max_length=500)
     llm_api_key: str | None = Field(default=None, max_length=500)
     tools: list[ToolIn] | None = Field(default=None, max_length=20)
+    # Live voice (docs/voice.md): conversation timing and OpenAI-compatible speech endpoints.
+    interruption_sensitivity: Sensitivity | None = None
+    end_of_turn_seconds: float | None = None
+    silence_timeout_seconds: float | None = None
+    idle_prompt: str | None = Field(default=None, max_length=500)
+    max_call_seconds: float | None = None
+    voice_base_url: str | None = Field(default=None, max_length=500)
+    transcriber_base_url: str | None = Field(default=None, max_length=500)
 
 
 class PhoneNumberIdsIn(CamelIn):
@@ -198,6 +207,13 @@ class AssistantOut(BaseModel):
     llm_base_url: str | None
     llm_api_key_set: bool
     tools: list[ToolOut]
+    interruption_sensitivity: str
+    end_of_turn_seconds: float
+    silence_timeout_seconds: float
+    idle_prompt: str
+    max_call_seconds: float
+    voice_base_url: str | None
+    transcriber_base_url: str | None
     phone_number_ids: list[str]
     created_at: str
     updated_at: str

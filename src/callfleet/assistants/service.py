@@ -13,6 +13,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
+from callfleet.assistants import voice
 from callfleet.assistants.models import Assistant
 from callfleet.assistants.templates import TEMPLATE_IDS, template_defaults
 from callfleet.calls.models import Call
@@ -56,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "llm_base_url": None,
     "llm_api_key": None,
     "tools": [],
+    "voice_options": {},
 }
 # Plain text columns: (max length, camelCase name for messages).
 TEXT = {
@@ -182,6 +184,7 @@ def assistant_out(a: Assistant, number_ids: list[str]) -> dict[str, Any]:
         "llm_base_url": a.llm_base_url,
         "llm_api_key_set": bool(a.llm_api_key),  # the key itself is never returned
         "tools": tools_out(a.tools),
+        **voice.options_out(a.voice_options),
         "phone_number_ids": number_ids,
         "created_at": iso(a.created_at),
         "updated_at": iso(a.updated_at),
@@ -365,6 +368,14 @@ def _values(data: dict[str, Any], current: dict[str, Any], region: str,
     for key in PLAIN:
         if key in data:
             out[key] = DEFAULTS[key] if data[key] is None else data[key]
+    for key, allowed, name in (("voice_provider", voice.TTS_PROVIDERS, "voiceProvider"),
+                               ("transcriber_provider", voice.STT_PROVIDERS,
+                                "transcriberProvider")):
+        if key in out:
+            out[key] = voice.check_provider(out[key], allowed, name)
+    if any(k in data for k in voice.OPTION_KEYS):
+        out["voice_options"] = voice.clean_options(data, current.get("voice_options"),
+                                                   allowed_networks)
     if "language" in data:
         lang = _text(data["language"], "language", 20) or DEFAULTS["language"]
         if not _LANGUAGE.match(lang):
@@ -502,7 +513,7 @@ async def update_assistant(
                           "assistant to start from another template", "templateId")
     if "name" in data:
         a.name = _name(data["name"])
-    current = {k: getattr(a, k) for k in NESTED}
+    current = {k: getattr(a, k) for k in (*NESTED, "voice_options")}
     for key, value in _values(data, current, region, allowed_networks).items():
         setattr(a, key, value)
     a.updated_at = utcnow()

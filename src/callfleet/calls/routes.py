@@ -6,14 +6,25 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
 
-from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.deps import (
+    Auth,
+    Paging,
+    Q,
+    ReadSession,
+    WriteSession,
+    get_principal,
+    get_settings_dep,
+)
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import errors
 from callfleet.calls import service as svc
+from callfleet.calls.recordings import recording_path
 from callfleet.calls.schemas import CallCreated, CallEnvelope, CallIn, CallList, RecordingLink
 from callfleet.calls.views import call_out
+from callfleet.errors import not_found
 from callfleet.secrets import secret_box
 
 router = APIRouter(tags=["calls"])
@@ -53,6 +64,24 @@ async def recording_url(call_id: str, p: Auth, s: ReadSession, request: Request)
     out = await svc.recording_link(s, p, call_id, str(request.base_url), time.time(),
                                    secret_box())
     return JSON(out)
+
+
+@router.get("/api/calls/{call_id}/recording", response_model=None,
+            responses={200: {"content": {"audio/wav": {}}}, **errors(401, 403, 404)})
+async def recording(call_id: str, request: Request, expires: Q = None,
+                    signature: Q = None) -> Response:
+    """The call's recording (WAV, 8 kHz stereo: the callee left, the assistant right). With
+    the team's API key, or with the ``expires`` and ``signature`` of a link from
+    ``GET /api/calls/{id}/recording-url`` (no key needed until it expires)."""
+    if signature is None or not svc.recording_link_valid(call_id, expires, signature,
+                                                         time.time(), secret_box()):
+        p = await get_principal(request)
+        async with request.app.state.db.session(write=False) as s:
+            await svc.recording_link(s, p, call_id, "", time.time(), secret_box())  # 404s
+    path = recording_path(get_settings_dep(request).data_dir, call_id)
+    if not path.is_file():
+        raise not_found("Recording")
+    return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 
 
 @router.post("/api/crm/calls", status_code=201, response_model=None,

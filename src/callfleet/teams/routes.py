@@ -30,6 +30,15 @@ class TeamSettingsIn(CamelIn):
     llm_base_url: str | None = Field(default=None, max_length=500)
     llm_api_key: str | None = Field(default=None, max_length=500, description="Write-only.")
     llm_model: str | None = Field(default=None, max_length=120)
+    # Live voice: an OpenAI-compatible speech endpoint and the speech providers' keys.
+    speech_base_url: str | None = Field(default=None, max_length=500)
+    speech_api_key: str | None = Field(default=None, max_length=500, description="Write-only.")
+    deepgram_api_key: str | None = Field(default=None, max_length=500,
+                                         description="Write-only.")
+    cartesia_api_key: str | None = Field(default=None, max_length=500,
+                                         description="Write-only.")
+    elevenlabs_api_key: str | None = Field(default=None, max_length=500,
+                                           description="Write-only.")
 
 
 class TeamIn(CamelIn):
@@ -45,6 +54,11 @@ class TeamSettingsOut(BaseModel):
     llm_base_url: str | None
     llm_model: str | None
     llm_api_key_set: bool
+    speech_base_url: str | None
+    speech_api_key_set: bool
+    deepgram_api_key_set: bool
+    cartesia_api_key_set: bool
+    elevenlabs_api_key_set: bool
 
 
 class TeamOut(BaseModel):

@@ -28,7 +28,10 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
 TEAM_SETTINGS = ("legal_hours_start", "legal_hours_end", "max_concurrent_calls",
-                 "calls_per_second", "llm_base_url", "llm_model")
+                 "calls_per_second", "llm_base_url", "llm_model", "speech_base_url")
+# Write-only keys, encrypted at rest: the response says only whether each is set.
+SECRET_SETTINGS = ("llm_api_key", "speech_api_key", "deepgram_api_key", "cartesia_api_key",
+                   "elevenlabs_api_key")
 
 
 def team_out(t: Team) -> dict[str, Any]:
@@ -39,8 +42,8 @@ def team_out(t: Team) -> dict[str, Any]:
         "account_slug": t.slug,
         "name": t.name,
         "settings": {**{k: settings.get(k) for k in TEAM_SETTINGS},
-                     # The team's LLM key is write-only: never returned, never logged.
-                     "llm_api_key_set": bool(settings.get("llm_api_key"))},
+                     # The team's keys are write-only: never returned, never logged.
+                     **{f"{k}_set": bool(settings.get(k)) for k in SECRET_SETTINGS}},
         "active_calls": t.active_calls,
         "created_at": iso(t.created_at),
         "updated_at": iso(t.updated_at),
@@ -81,19 +84,21 @@ async def update_team(
             f"legal hours must lie within {rules.format_hhmm(floor_start)}-"
             f"{rules.format_hhmm(floor_end)} (they can narrow, never widen, the legal hours)",
             "settings.legalHoursStart")
-    if "llm_base_url" in changes and isinstance(changes["llm_base_url"], str) \
-            and changes["llm_base_url"].strip():
-        # A URL callfleet will call: checked against the outbound policy (callfleet.outbound).
-        settings["llm_base_url"] = check_url(changes["llm_base_url"], allowed=allowed_networks,
-                                             field="settings.llmBaseUrl")
-    for key in ("llm_base_url", "llm_model", "llm_api_key"):
+    for key, name in (("llm_base_url", "llmBaseUrl"), ("speech_base_url", "speechBaseUrl")):
+        if key in changes and isinstance(changes[key], str) and changes[key].strip():
+            # A URL callfleet will call: checked against the outbound policy
+            # (callfleet.outbound).
+            settings[key] = check_url(changes[key], allowed=allowed_networks,
+                                      field=f"settings.{name}")
+    for key in ("llm_base_url", "llm_model", "speech_base_url", *SECRET_SETTINGS):
         if isinstance(settings.get(key), str):
             settings[key] = settings[key].strip()
             if not settings[key]:
                 settings.pop(key)
-    if "llm_api_key" in changes and settings.get("llm_api_key"):
-        # Kept encrypted at rest (callfleet.secrets); only the LLM client sees it in clear.
-        settings["llm_api_key"] = secret_box().encrypt(settings["llm_api_key"])
+    for key in SECRET_SETTINGS:
+        if key in changes and settings.get(key):
+            # Kept encrypted at rest (callfleet.secrets); only the client using it decrypts.
+            settings[key] = secret_box().encrypt(settings[key])
     for key in ("legal_hours_start", "legal_hours_end"):
         if key in settings:
             settings[key] = rules.format_hhmm(rules.parse_hhmm(settings[key]))

@@ -9,6 +9,7 @@ timeline is stored in ``sim_calls``; ``pump`` delivers due events to callfleet t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -75,13 +76,19 @@ class SimCarrier:
 
     def __init__(
         self, db: Database, clock: Clock, *, mix: str, invalid_percent: float = 2.0,
-        instant: bool = False,
+        instant: bool = False, audio: bool = False,
+        on_audio_answer: Callable[[CarrierEvent], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.mix = parse_mix(mix)
         self.invalid_percent = invalid_percent
         self.instant = instant
+        # Audio mode: an answered callee talks over the media stream. ``on_audio_answer``
+        # (set by the app: voice.simcallee) opens it; without it the mode is off.
+        self.audio = audio
+        self.on_audio_answer = on_audio_answer
+        self._audio_calls: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ numbers
 
@@ -125,7 +132,7 @@ class SimCarrier:
 
     async def set_profile(
         self, phone_number: str, behaviours: list[str], persona: str | None = None,
-        ring_seconds: int | None = None,
+        ring_seconds: int | None = None, audio: bool | None = None,
     ) -> None:
         """Fix what a number does (one behaviour per attempt; the last one repeats)."""
         for b in behaviours:
@@ -137,9 +144,10 @@ class SimCarrier:
             row = await s.get(SimProfile, phone_number)
             if row is None:
                 s.add(SimProfile(phone_number=phone_number, behaviours=behaviours,
-                                 persona=persona, ring_seconds=ring_seconds))
+                                 persona=persona, ring_seconds=ring_seconds, audio=audio))
             else:
                 row.behaviours, row.persona, row.ring_seconds = behaviours, persona, ring_seconds
+                row.audio = audio
             await s.commit()
 
     def _pick(self, number: str, attempt: int) -> str:
@@ -216,15 +224,18 @@ class SimCarrier:
                 known.add(ref)
                 attempt = seen.get(to_number, 0)
                 seen[to_number] = attempt + 1
-                behaviour, persona, ring = self._behaviour(
-                    to_number, attempt, profiles.get(to_number))
+                profile = profiles.get(to_number)
+                behaviour, persona, ring = self._behaviour(to_number, attempt, profile)
+                audio = (profile.audio if profile is not None and profile.audio is not None
+                         else self.audio) and self.on_audio_answer is not None
                 row: dict[str, Any] = {
                     "id": f"sim_{ids.new_id('call')[5:]}", "call_ref": ref,
                     "from_number": from_number, "to_number": to_number,
                     "behaviour": behaviour, "persona": persona, "state": "ringing",
                     "outcome": None, "created_at": now, "answered_at": None, "ended_at": None,
                     "timeline": [], "events_sent": 0, "next_event_at": None,
-                    "hangup_at": None, "claimed_until": None, "data": {},
+                    "hangup_at": None, "claimed_until": None,
+                    "data": {"audio": True} if audio else {},
                 }
                 if behaviour == "invalid":
                     row.update(state="refused", outcome="invalid_number", ended_at=now)
@@ -350,7 +361,7 @@ class SimCarrier:
                 .values(claimed_until=until)
                 .returning(t.c.id, t.c.call_ref, t.c.behaviour, t.c.persona, t.c.state,
                            t.c.answered_at, t.c.ended_at, t.c.outcome, t.c.timeline,
-                           t.c.events_sent, t.c.next_event_at, t.c.hangup_at)))
+                           t.c.events_sent, t.c.next_event_at, t.c.hangup_at, t.c.data)))
             await s.commit()
         if not rows:
             return 0
@@ -363,6 +374,14 @@ class SimCarrier:
         events.sort(key=lambda e: e.at)
         await deliver(events)
         await self._advance(rows, plan)
+        if self.on_audio_answer is not None:
+            for event in events:
+                if event.type == "answered" and event.data.get("audio"):
+                    # The callee picks up and opens the media stream; it runs for the whole
+                    # call, so it is not awaited here.
+                    task = asyncio.create_task(self.on_audio_answer(event))
+                    self._audio_calls.add(task)
+                    task.add_done_callback(self._audio_calls.discard)
         return len(events)
 
     def _due_events(self, row: Any, now: datetime) -> list[CarrierEvent]:
@@ -377,6 +396,8 @@ class SimCarrier:
                 data["reason"] = reason
             if event_type == "answered":
                 data["answered_by"] = "machine" if row.behaviour == "voicemail" else "human"
+                if (row.data or {}).get("audio"):
+                    data["audio"] = True
             out.append(CarrierEvent("sim", row.id, row.call_ref, event_type, at, data))
             step += 1
             at = self._event_time(row.timeline, row.hangup_at, step, at)

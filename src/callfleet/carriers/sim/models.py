@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callfleet.db.base import Base, JSONType, UTCDateTime
@@ -55,3 +55,6 @@ class SimProfile(Base):
     behaviours: Mapped[list[str]] = mapped_column(JSONType, default=list)  # one per attempt
     persona: Mapped[str | None] = mapped_column(String(30))
     ring_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Audio mode for this number: the callee speaks over the media stream (None: the
+    # deployment's CALLFLEET_SIM_AUDIO).
+    audio: Mapped[bool | None] = mapped_column(Boolean)

@@ -1,7 +1,7 @@
 """web app: users, team memberships, sessions, one-time sign-in links, sign-in failures
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0016
 Create Date: 2026-12-06 09:00:00
 
 People sign in to the web app with an email and a password (argon2) and act in one team
@@ -16,7 +16,7 @@ from alembic import op
 import callfleet.db.base
 
 revision = '0018'
-down_revision = '0013'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
