@@ -16,13 +16,13 @@ async def test_voice_settings_round_trip_with_defaults(client: httpx.AsyncClient
                                                        team: TeamCtx) -> None:
     r = await client.post("/api/assistants", json={
         "teamId": team.id, "name": "Voice", "voiceProvider": "OpenAI",
-        "voiceBaseUrl": "http://127.0.0.1:8880/v1", "transcriberProvider": "local",
+        "voiceBaseUrl": "https://speech.example.com/v1", "transcriberProvider": "local",
         "interruptionSensitivity": "high", "endOfTurnSeconds": 0.8,
         "idlePrompt": "  Hello,   are you there? "}, headers=team.headers)
     assert r.status_code == 201, r.text
     a = r.json()["assistant"]
     assert (a["voice_provider"], a["transcriber_provider"]) == ("openai", "local")
-    assert a["voice_base_url"] == "http://127.0.0.1:8880/v1"
+    assert a["voice_base_url"] == "https://speech.example.com/v1"
     assert (a["interruption_sensitivity"], a["end_of_turn_seconds"]) == ("high", 0.8)
     assert a["idle_prompt"] == "Hello, are you there?"
     assert (a["silence_timeout_seconds"], a["max_call_seconds"]) == (10.0, 600.0)
@@ -43,6 +43,8 @@ async def test_voice_settings_round_trip_with_defaults(client: httpx.AsyncClient
     ({"maxCallSeconds": "long"}, "maxCallSeconds"),
     ({"voiceBaseUrl": "ftp://example.com"}, "voiceBaseUrl"),
     ({"transcriberBaseUrl": "not a url"}, "transcriberBaseUrl"),
+    ({"transcriberBaseUrl": "http://10.0.0.5/v1"}, "transcriberBaseUrl"),
+    ({"voiceBaseUrl": "http://[::ffff:127.0.0.1]/v1"}, "voiceBaseUrl"),
 ])
 async def test_bad_voice_settings_are_400_naming_the_field(
         client: httpx.AsyncClient, team: TeamCtx, body: dict[str, object], field: str) -> None:
@@ -55,11 +57,12 @@ async def test_bad_voice_settings_are_400_naming_the_field(
 async def test_team_speech_keys_are_write_only_and_reach_the_call_encrypted(
         client: httpx.AsyncClient, team: TeamCtx, database: DbHandle) -> None:
     h = team.headers
+    for bad in ("not a url", "http://127.0.0.1:8880/v1", "http://169.254.169.254/v1"):
+        r = await client.patch("/api/team", headers=h, json={"settings": {
+            "speechBaseUrl": bad}})
+        assert r.status_code == 400 and "speechBaseUrl" in r.text, bad
     r = await client.patch("/api/team", headers=h, json={"settings": {
-        "speechBaseUrl": "not a url"}})
-    assert r.status_code == 400 and "speechBaseUrl" in r.text
-    r = await client.patch("/api/team", headers=h, json={"settings": {
-        "speechBaseUrl": "http://127.0.0.1:8880/v1", "speechApiKey": "sk-speech-secret",
+        "speechBaseUrl": "https://speech.example.com/v1", "speechApiKey": "sk-speech-secret",
         "deepgramApiKey": "dg-secret"}})
     assert r.status_code == 200, r.text
     s = r.json()["team"]["settings"]
@@ -75,7 +78,7 @@ async def test_team_speech_keys_are_write_only_and_reach_the_call_encrypted(
                                 language="en", voice_options={"end_of_turn_seconds": 0.8})
     settings = voice_settings(assistant, stored)
     assert (settings.tts.provider, settings.tts.base_url, settings.tts.api_key) == (
-        "openai", "http://127.0.0.1:8880/v1", "sk-speech-secret")
+        "openai", "https://speech.example.com/v1", "sk-speech-secret")
     assert (settings.stt.provider, settings.stt.api_key) == ("deepgram", "dg-secret")
     assert settings.end_of_turn_seconds == 0.8 and settings.vad_stop() == 0.2
     assert "secret" not in repr(settings)  # keys are kept out of reprs (and so of logs)

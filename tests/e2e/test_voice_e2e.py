@@ -55,7 +55,8 @@ def place_call(http: httpx.Client, team_id: str) -> str:
         "teamId": team_id, "name": "Alex", "firstMessage": FIRST,
         "voiceProvider": "local", "transcriberProvider": "local", "recordingEnabled": True,
         "infoExtraction": {"enabled": True, "fields": [
-            {"key": "email", "type": "email", "target": "email", "description": QUESTION}]},
+            {"key": "email", "type": "email", "target": "email",
+             "description": "The email address the contact gave", "question": QUESTION}]},
         "endCall": {"enabled": True, "closingPhrase": "Thanks for your time. Goodbye!"},
     }).json()["assistant"]
     offer = http.post("/api/phone-numbers/search", json={
@@ -67,9 +68,10 @@ def place_call(http: httpx.Client, team_id: str) -> str:
              json={"phoneNumberIds": [number["id"]]}).raise_for_status()
     company = http.post("/api/crm/companies", json={
         "teamId": team_id, "name": "Initech"}).json()["company"]
+    # +14155550147 is the simulated network's gives_email persona.
     contact = http.post("/api/crm/contacts", json={
         "teamId": team_id, "companyId": company["id"], "firstName": "Sarah",
-        "lastName": "Chen", "phone": "+14155550142"}).json()["contact"]
+        "lastName": "Chen", "phone": "+14155550147"}).json()["contact"]
     r = http.post("/api/crm/calls", json={"assistantId": a["id"], "toNumber": contact["phone"],
                                           "contactId": contact["id"]})
     assert r.status_code == 201, r.text
