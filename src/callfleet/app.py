@@ -22,7 +22,11 @@ from callfleet.api.responses import JSON
 from callfleet.assistants.routes import router as assistants_router
 from callfleet.calls.routes import router as calls_router
 from callfleet.campaigns.routes import router as campaigns_router
+from callfleet.carriers.router import CarrierRouter, make_router
+from callfleet.carriers.routes import router as carrier_accounts_router
 from callfleet.carriers.sim.carrier import SimCarrier
+from callfleet.carriers.telnyx.routes import router as telnyx_router
+from callfleet.carriers.twilio.routes import router as twilio_router
 from callfleet.clock import Clock, shared_clock
 from callfleet.compliance.routes import router as dnc_router
 from callfleet.config import Settings, get_settings
@@ -97,11 +101,12 @@ class RequestGuard:
         return None
 
 
-def build_carrier(settings: Settings, db: Database, clock: Clock) -> SimCarrier:
-    if settings.carrier != "sim":
-        raise ValueError(f"unknown carrier {settings.carrier!r}; available: sim")
-    return SimCarrier(db, clock, mix=settings.sim_mix,
-                      invalid_percent=settings.sim_invalid_percent, instant=settings.sim_instant)
+def build_carrier(settings: Settings, db: Database, clock: Clock) -> CarrierRouter:
+    """The dialer's carrier: the simulated network and the real carriers' accounts, one
+    call at a time through its number's provider (``carriers.router``)."""
+    sim = SimCarrier(db, clock, mix=settings.sim_mix,
+                     invalid_percent=settings.sim_invalid_percent, instant=settings.sim_instant)
+    return make_router(db, settings, sim)
 
 
 async def build_dialer(settings: Settings, db: Database, clock: Clock | None = None) -> Dialer:
@@ -141,6 +146,7 @@ def create_app(
             stop.set()
             if task is not None:
                 await task
+            await dialer.carrier.aclose()
             if own:
                 await database.dispose()
 
@@ -182,6 +188,9 @@ def create_app(
     app.include_router(conversation_router)
     app.include_router(dnc_router)
     app.include_router(webhooks_router)
+    app.include_router(carrier_accounts_router)
+    app.include_router(twilio_router)
+    app.include_router(telnyx_router)
     return app
 
 

@@ -3,6 +3,7 @@
 from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call, CallEvent
 from callfleet.campaigns.models import Campaign, Enrollment
+from callfleet.carriers.models import CarrierAccount, CarrierPacing
 from callfleet.carriers.sim.models import ClockAnchor, SimCall, SimProfile
 from callfleet.compliance.models import DncEntry
 from callfleet.conversation.models import CallJob
@@ -20,6 +21,8 @@ __all__ = [
     "CallEvent",
     "CallJob",
     "Campaign",
+    "CarrierAccount",
+    "CarrierPacing",
     "ClockAnchor",
     "Company",
     "Contact",
