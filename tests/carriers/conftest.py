@@ -80,6 +80,7 @@ async def carriers(database: DbHandle) -> AsyncIterator[Carriers]:
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
                 net.http = client  # the fake's callbacks reach the app in-process
+                net.clock = app.state.clock.now  # one time for both sides
                 yield Carriers(app, client, net, fake_url)
 
 
@@ -88,14 +89,14 @@ def new_phone(area: int = 212) -> str:
 
 
 async def assistant(database: DbHandle, t: TeamCtx, **fields: Any) -> str:
-    values: dict[str, Any] = dict(
-        id=ids.new_id("asst"), team_id=t.id, name="Setter", type="outbound",
-        template_id="custom", system_prompt="You call {{contact.first_name}}.",
-        first_message="Hi {{contact.first_name}}, this is Ava.", provider="openai",
-        model="gpt-4o-mini", temperature=0.7, max_tokens=300, language="en",
-        recording_enabled=False, inbound_enabled=False, outbound_enabled=True,
-        voicemail_detection_enabled=True, voicemail_action="hangup", end_call={},
-        call_transfer={}, info_extraction={}, created_at=utcnow(), updated_at=utcnow())
+    values: dict[str, Any] = {
+        "id": ids.new_id("asst"), "team_id": t.id, "name": "Setter", "type": "outbound",
+        "template_id": "custom", "system_prompt": "You call {{contact.first_name}}.",
+        "first_message": "Hi {{contact.first_name}}, this is Ava.", "provider": "openai",
+        "model": "gpt-4o-mini", "temperature": 0.7, "max_tokens": 300, "language": "en",
+        "recording_enabled": False, "inbound_enabled": False, "outbound_enabled": True,
+        "voicemail_detection_enabled": True, "voicemail_action": "hangup", "end_call": {},
+        "call_transfer": {}, "info_extraction": {}, "created_at": utcnow(), "updated_at": utcnow()}
     values.update(fields)
     async with database.db.session() as s:
         s.add(Assistant(**values))

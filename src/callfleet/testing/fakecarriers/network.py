@@ -153,32 +153,38 @@ class FakeNetwork:
             if own:
                 await client.aclose()
 
-    @staticmethod
-    def _happened(call: FakeCall, kind: str, data: dict[str, Any]) -> None:
+    def _happened(self, call: FakeCall, kind: str, data: dict[str, Any]) -> None:
         """The carrier's own record moves as its callbacks go out (sent or lost)."""
-        now = _now()
+        now = self.clock()
         if kind in ("ringing", "initiated", "call.initiated"):
             call.status = "ringing"
         elif kind in ("in-progress", "call.answered"):
             call.status, call.answered_at = "in-progress", now
         elif kind in ("completed", "busy", "no-answer", "failed", "canceled"):
-            call.status, call.ended_at = kind, now
+            call.status, call.ended_at = kind, self._end_time(call, now)
         elif kind == "call.hangup":
             cause = data["data"]["payload"].get("hangup_cause")
             call.status = {"normal_clearing": "completed", "user_busy": "busy",
                            "timeout": "no-answer", "call_rejected": "no-answer"}.get(
                                cause, "failed")
-            call.ended_at = now
+            call.ended_at = self._end_time(call, now)
 
-    def lose(self, sid: str) -> int:
-        """The call's queued callbacks happen at the carrier but never reach callfleet
-        (it was down); how many were lost."""
+    @staticmethod
+    def _end_time(call: FakeCall, now: datetime) -> datetime:
+        """An answered call the callee ends talked ``talk_seconds``."""
+        if call.answered_at is not None and not call.hung_up_by_api:
+            return max(now, call.answered_at + timedelta(seconds=call.talk_seconds))
+        return now
+
+    def lose(self, sid: str, keep: int = 0) -> int:
+        """The call's queued callbacks, all but the last ``keep``, happen at the carrier but
+        never reach callfleet (it was down); how many were lost."""
         call = self.calls[sid]
-        lost = len(call.queue)
-        for kind, _, data in call.queue:
+        lost = call.queue[:len(call.queue) - keep]
+        for kind, _, data in lost:
             self._happened(call, kind, data)
-        call.queue.clear()
-        return lost
+        del call.queue[:len(lost)]
+        return len(lost)
 
     async def send(self, call: FakeCall, kind: str, url: str, data: dict[str, Any]) -> int:
         """Post one callback of ``call`` signed as its carrier signs it; its HTTP status."""
@@ -271,7 +277,7 @@ class FakeNetwork:
             "SequenceNumber": str(len(call.queue) + len(call.sent))}
         if status == "completed":
             start = call.answered_at or self.clock()
-            form["CallDuration"] = str(max(0, int(round((at - start).total_seconds()))))
+            form["CallDuration"] = str(max(0, round((at - start).total_seconds())))
         return form
 
     def _telnyx_event(self, call: FakeCall, kind: str, at: datetime, **payload: Any
@@ -439,7 +445,7 @@ def build_app(net: FakeNetwork) -> Starlette:
             params["StatusCallbackEvent"] = [params["StatusCallbackEvent"]]
         params["_account"] = sid
         call = FakeCall("twilio", "CA" + uuid.uuid4().hex, to, str(params.get("From", "")),
-                        behaviour, params)
+                        behaviour, params, created_at=net.clock())
         net.calls[call.sid] = call
         net.dial_times.append(time.monotonic())
         net.play(call)
@@ -548,7 +554,7 @@ def build_app(net: FakeNetwork) -> Starlette:
         if behaviour == "invalid":
             return _telnyx_error(422, "10016", "Phone number must be in +E.164 format")
         call = FakeCall("telnyx", "v3:" + uuid.uuid4().hex, to, str(params.get("from", "")),
-                        behaviour, params)
+                        behaviour, params, created_at=net.clock())
         net.calls[call.sid] = call
         net.dial_times.append(time.monotonic())
         net.play(call)
