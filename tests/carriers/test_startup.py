@@ -46,7 +46,8 @@ def test_serve_refuses_to_start_without_a_public_url(tmp_path: Path) -> None:
                CALLFLEET_TWILIO_ACCOUNT_SID="AC" + "0" * 32,
                CALLFLEET_TWILIO_AUTH_TOKEN="secret-token")
     done = subprocess.run([sys.executable, "-m", "callfleet.cli", "serve", "--port", "1"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 2
     assert "CALLFLEET_PUBLIC_URL is not set" in done.stderr
     assert "secret-token" not in done.stderr + done.stdout
