@@ -56,14 +56,18 @@ class CarrierEvent:
 class CarrierRejected(Exception):
     """The carrier refused the dial at once (invalid number, account error, ...).
 
+    ``reason`` is short (it becomes the call's ``ended_reason``); ``detail`` is the carrier's
+    whole message (kept in the call's metadata and the campaign's pause reason).
     ``account_error``: the carrier account itself is unusable (credentials rejected, no
     funds): every further dial would fail the same way, so the campaign pauses."""
 
-    def __init__(self, outcome: str, reason: str, *, account_error: bool = False) -> None:
+    def __init__(self, outcome: str, reason: str, *, account_error: bool = False,
+                 detail: str | None = None) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
         self.account_error = account_error
+        self.detail = detail or reason
 
 
 class CarrierError(ApiError):

@@ -275,8 +275,9 @@ class CarrierRouter:
                     out[ref] = await adapter.dial(self._dial_request(row))
                 except CarrierRejected as exc:
                     out[ref] = exc
-                except CarrierError as exc:
-                    out[ref] = CarrierRejected("failed", exc.error, account_error=True)
+                except CarrierError as exc:  # no usable account for this call
+                    out[ref] = CarrierRejected("failed", "no carrier account",
+                                               account_error=True, detail=exc.error)
                 except Exception as exc:  # noqa: BLE001 - unknown: reconciliation decides
                     log.warning("dial_unconfirmed", call_id=ref, carrier=row.carrier,
                                 error=type(exc).__name__)

@@ -468,10 +468,14 @@ class Dialer:
                     for ref, exc in rejected:
                         call = calls.get(ref)
                         if call is not None:
+                            if exc.detail != exc.reason:  # the carrier's whole message
+                                call.call_metadata = {**(call.call_metadata or {}),
+                                                      "carrier_error": exc.detail}
                             await finish_call(s, call, exc.outcome,
-                                              f"carrier_rejected: {exc.reason}", now, settle)
+                                              f"carrier_rejected: {exc.reason}"[:80], now,
+                                              settle)
                             if exc.account_error and call.campaign_id:
-                                paused[call.campaign_id] = exc.reason
+                                paused[call.campaign_id] = exc.detail
                 await s.flush()
                 await settle.apply(s, now)
                 for campaign_id, reason in sorted(paused.items()):

@@ -74,19 +74,26 @@ def _errors(exc: Any) -> tuple[int | None, set[str], str]:
 
 
 def rejection(exc: Any) -> CarrierRejected:
+    """A refused dial: an outcome, a short reason and the sentence a user understands."""
     status, codes, detail = _errors(exc)
-    detail = f"(Telnyx: {detail})"
+    tag = f"(Telnyx {','.join(sorted(codes)) or status})"
+
+    def refused(outcome: str, reason: str, sentence: str, account: bool = False
+                ) -> CarrierRejected:
+        return CarrierRejected(outcome, f"{reason} {tag}"[:60], account_error=account,
+                               detail=f"{sentence} (Telnyx: {detail})")
+
     if status in (401, 403) or codes & AUTH_CODES:
-        return CarrierRejected("failed", f"Telnyx rejected the account's credentials {detail}",
-                               account_error=True)
+        return refused("failed", "credentials rejected",
+                       "Telnyx rejected the account's credentials", True)
     if status == 402 or codes & FUNDS_CODES:
-        return CarrierRejected("failed", f"the Telnyx account has insufficient funds {detail}",
-                               account_error=True)
+        return refused("failed", "insufficient funds",
+                       "the Telnyx account has insufficient funds", True)
     if codes & INVALID_NUMBER_CODES:
-        return CarrierRejected("invalid_number", f"Telnyx says the number is invalid {detail}")
+        return refused("invalid_number", "invalid number", "Telnyx says the number is invalid")
     if status == 429 or codes & RATE_LIMIT_CODES:
-        return CarrierRejected("failed", f"Telnyx's rate limit was hit {detail}")
-    return CarrierRejected("failed", f"Telnyx refused the call {detail}")
+        return refused("failed", "rate limited", "Telnyx's rate limit was hit")
+    return refused("failed", "refused", "Telnyx refused the call")
 
 
 def _number_error(exc: Any, action: str) -> CarrierError:

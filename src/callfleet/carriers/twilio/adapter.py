@@ -78,21 +78,27 @@ def twiml_stream(public_url: str, call_ref: str) -> str:
 
 
 def rejection(exc: Any) -> CarrierRejected:
-    """A refused dial, as an outcome and a sentence a user understands."""
+    """A refused dial: an outcome, a short reason and the sentence a user understands."""
     code, status = getattr(exc, "code", None), getattr(exc, "status", None)
-    detail = f"(Twilio error {code}: {getattr(exc, 'msg', exc)})"
+    tag = f"(Twilio {code})"
+    detail = f"Twilio error {code}: {getattr(exc, 'msg', exc)}"
+
+    def refused(outcome: str, reason: str, sentence: str, account: bool = False
+                ) -> CarrierRejected:
+        return CarrierRejected(outcome, f"{reason} {tag}", account_error=account,
+                               detail=f"{sentence} ({detail})")
+
     if status == 401 or code in AUTH_CODES:
-        return CarrierRejected("failed", f"Twilio rejected the account's credentials {detail}",
-                               account_error=True)
+        return refused("failed", "credentials rejected",
+                       "Twilio rejected the account's credentials", True)
     if code in INACTIVE_CODES:
-        return CarrierRejected(
-            "failed", f"the Twilio account is not active; check its balance {detail}",
-            account_error=True)
+        return refused("failed", "account not active",
+                       "the Twilio account is not active; check its balance", True)
     if code in INVALID_NUMBER_CODES:
-        return CarrierRejected("invalid_number", f"Twilio says the number is invalid {detail}")
+        return refused("invalid_number", "invalid number", "Twilio says the number is invalid")
     if status == 429 or code in RATE_LIMIT_CODES:
-        return CarrierRejected("failed", f"Twilio's rate limit was hit {detail}")
-    return CarrierRejected("failed", f"Twilio refused the call {detail}")
+        return refused("failed", "rate limited", "Twilio's rate limit was hit")
+    return refused("failed", "refused", "Twilio refused the call")
 
 
 def _number_error(exc: Any, action: str) -> CarrierError:

@@ -19,9 +19,7 @@ def main() -> None:
                         help="Seconds between two callbacks of the calls in progress.")
     args = parser.parse_args()
     net = FakeNetwork(auto=True, step_seconds=args.step)
-    app = build_app(net)
-    app.add_event_handler("startup", net.start)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(build_app(net), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

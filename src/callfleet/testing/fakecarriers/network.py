@@ -23,7 +23,8 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -706,8 +707,16 @@ def build_app(net: FakeNetwork) -> Starlette:
             return JSONResponse({"error": f"unknown control {what}"}, 404)
         return JSONResponse({"ok": True})
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        net.start()  # plays calls by itself when ``auto``
+        try:
+            yield
+        finally:
+            await net.stop()
+
     tw = "/2010-04-01/Accounts/{account}"
-    return Starlette(routes=[
+    return Starlette(lifespan=lifespan, routes=[
         Route(tw + ".json", tw_account, methods=["GET"]),
         Route(tw + "/Calls.json", tw_calls, methods=["GET", "POST"]),
         Route(tw + "/Calls/{sid}.json", tw_call, methods=["GET", "POST"]),
