@@ -9,14 +9,22 @@ travels with every call (in the callback URLs, the stream's parameters, Telnyx's
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import importlib.util
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+import phonenumbers
+import structlog
+
+from callfleet.carriers.base import CarrierError, CarrierRejected
 from callfleet.secrets import secret_box
+
+log = structlog.get_logger("callfleet.carriers")
 
 STREAM_TOKEN_LABEL = "callfleet-media-stream-v1"
 
@@ -89,3 +97,93 @@ def require_sdk(module: str, provider: str) -> None:
         raise RuntimeError(
             f"the {provider} carrier needs the '{module}' package, which is not installed: "
             "pip install 'callfleet[carriers]'")
+
+
+def number_kind(phone_number: str) -> tuple[str, str] | None:
+    """(country, ``local`` or ``toll-free``) of an E.164 number; None when no country."""
+    parsed = phonenumbers.parse(phone_number)
+    country = phonenumbers.region_code_for_number(parsed)
+    if not country or country == "ZZ":
+        return None
+    kind = phonenumbers.number_type(parsed)
+    return country, ("toll-free" if kind == phonenumbers.PhoneNumberType.TOLL_FREE
+                     else "local")
+
+
+class LaterHangups:
+    """Hang-ups asked for in a few seconds run as tasks of the adapter (a real carrier has
+    no "hang up at" request); cancelled when the adapter closes."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def hang_up_later(self, after: float, hang_up: Callable[[], Awaitable[None]],
+                      carrier_call_id: str) -> None:
+        async def run() -> None:
+            await asyncio.sleep(after)
+            try:
+                await hang_up()
+            except Exception:  # noqa: BLE001 - logged; the call's time limit still ends it
+                log.warning("hangup_failed", carrier_call_id=carrier_call_id)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_hangups(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+@dataclass(frozen=True)
+class ErrorCodes:
+    """What a carrier's error codes mean (HTTP statuses written ``http:401``)."""
+
+    carrier: str  # "Twilio"
+    auth: frozenset[str]
+    account: frozenset[str]  # the account is unusable: suspended, out of funds
+    account_reason: str
+    invalid_number: frozenset[str]
+    rate_limit: frozenset[str]
+
+
+def classify(table: ErrorCodes, status: int | None, codes: set[str], message: str,
+             tag: str) -> CarrierRejected:
+    """A refused dial: an outcome, a short reason (``ended_reason``), the carrier's whole
+    message, and whether the account itself is unusable (its campaign pauses)."""
+    found = codes | {f"http:{status}"}
+    name = table.carrier
+
+    def refused(outcome: str, reason: str, sentence: str, account: bool = False
+                ) -> CarrierRejected:
+        return CarrierRejected(outcome, f"{reason} ({name} {tag})"[:70],
+                               account_error=account, detail=f"{sentence} ({message})")
+
+    if found & table.auth:
+        return refused("failed", "credentials rejected",
+                       f"{name} rejected the account's credentials", True)
+    if found & table.account:
+        return refused("failed", table.account_reason,
+                       f"the {name} account is unusable: {table.account_reason}", True)
+    if found & table.invalid_number:
+        return refused("invalid_number", "invalid number", f"{name} says the number is invalid")
+    if found & table.rate_limit:
+        return refused("failed", "rate limited", f"{name}'s rate limit was hit")
+    return refused("failed", "refused", f"{name} refused the call")
+
+
+def number_error(table: ErrorCodes, status: int | None, codes: set[str], message: str,
+                 action: str) -> CarrierError:
+    """A refused number operation as the HTTP error callfleet answers with."""
+    found = codes | {f"http:{status}"}
+    name = table.carrier
+    if found & table.auth:
+        return CarrierError(f"{name} rejected the account's credentials ({message})", 502)
+    if found & table.account:
+        return CarrierError(f"The {name} account is unusable: {table.account_reason} "
+                            f"({message})", 402)
+    if found & table.rate_limit:
+        return CarrierError(f"{name}'s rate limit was hit; try again shortly ({message})", 503)
+    if status is not None and 400 <= status < 500:
+        return CarrierError(f"{name} could not {action} ({message})", 400, "phoneNumber")
+    return CarrierError(f"{name} could not {action} ({message})", 502)

@@ -12,13 +12,11 @@ adapter, never through pipecat's Telnyx serializer, whose API host is hard-coded
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import phonenumbers
 import structlog
 
 from callfleet.carriers.accounts import TelnyxAccount
@@ -32,7 +30,12 @@ from callfleet.carriers.base import (
 from callfleet.carriers.calling import (
     CallRecord,
     DialRequest,
+    ErrorCodes,
+    LaterHangups,
     callback_url,
+    classify,
+    number_error,
+    number_kind,
     require_sdk,
     stream_url,
 )
@@ -45,10 +48,11 @@ except ImportError:  # pragma: no cover - checked by require_sdk at construction
 log = structlog.get_logger("callfleet.carriers.telnyx")
 
 WEBHOOK_PATH = "/carriers/telnyx/webhook"
-AUTH_CODES = {"10009", "10010"}
-FUNDS_CODES = {"20100"}
-INVALID_NUMBER_CODES = {"10002", "10016", "90015", "90016"}
-RATE_LIMIT_CODES = {"10011"}
+CODES = ErrorCodes(
+    "Telnyx", auth=frozenset({"http:401", "http:403", "10009", "10010"}),
+    account=frozenset({"http:402", "20100"}), account_reason="insufficient funds",
+    invalid_number=frozenset({"10002", "10016", "90015", "90016"}),
+    rate_limit=frozenset({"http:429", "10011"}))
 
 
 def encode_state(call_ref: str) -> str:
@@ -74,57 +78,31 @@ def _errors(exc: Any) -> tuple[int | None, set[str], str]:
 
 
 def rejection(exc: Any) -> CarrierRejected:
-    """A refused dial: an outcome, a short reason and the sentence a user understands."""
     status, codes, detail = _errors(exc)
-    tag = f"(Telnyx {','.join(sorted(codes)) or status})"
-
-    def refused(outcome: str, reason: str, sentence: str, account: bool = False
-                ) -> CarrierRejected:
-        return CarrierRejected(outcome, f"{reason} {tag}"[:60], account_error=account,
-                               detail=f"{sentence} (Telnyx: {detail})")
-
-    if status in (401, 403) or codes & AUTH_CODES:
-        return refused("failed", "credentials rejected",
-                       "Telnyx rejected the account's credentials", True)
-    if status == 402 or codes & FUNDS_CODES:
-        return refused("failed", "insufficient funds",
-                       "the Telnyx account has insufficient funds", True)
-    if codes & INVALID_NUMBER_CODES:
-        return refused("invalid_number", "invalid number", "Telnyx says the number is invalid")
-    if status == 429 or codes & RATE_LIMIT_CODES:
-        return refused("failed", "rate limited", "Telnyx's rate limit was hit")
-    return refused("failed", "refused", "Telnyx refused the call")
+    return classify(CODES, status, codes, f"Telnyx: {detail}",
+                    ",".join(sorted(codes)) or str(status))
 
 
 def _number_error(exc: Any, action: str) -> CarrierError:
     status, codes, detail = _errors(exc)
-    if status in (401, 403) or codes & AUTH_CODES:
-        return CarrierError(f"Telnyx rejected the account's credentials ({detail})", 502)
-    if status == 402 or codes & FUNDS_CODES:
-        return CarrierError(f"The Telnyx account has insufficient funds ({detail})", 402)
-    if status == 429:
-        return CarrierError(f"Telnyx's rate limit was hit; try again shortly ({detail})", 503)
-    if status is not None and 400 <= status < 500:
-        return CarrierError(f"Telnyx could not {action} ({detail})", 400, "phoneNumber")
-    return CarrierError(f"Telnyx could not {action} ({detail})", 502)
+    return number_error(CODES, status, codes, f"Telnyx: {detail}", action)
 
 
-class TelnyxCarrier:
+class TelnyxCarrier(LaterHangups):
     name = "telnyx"
 
     def __init__(self, account: TelnyxAccount, public_url: str, *, timeout: float = 10.0
                  ) -> None:
         require_sdk("telnyx", "telnyx")
+        super().__init__()
         self.account = account
         self.public_url = public_url
         self.client: Any = telnyx.AsyncTelnyx(
             api_key=account.api_key, public_key=account.public_key,
             base_url=account.api_base_url, timeout=timeout, max_retries=0)
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_hangups()
         with contextlib.suppress(Exception):
             await self.client.close()
 
@@ -152,22 +130,14 @@ class TelnyxCarrier:
 
     async def hangup(self, carrier_call_id: str, after_seconds: float = 0.0) -> None:
         if after_seconds > 0:
-            task = asyncio.create_task(self._hangup_later(carrier_call_id, after_seconds))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.hang_up_later(after_seconds, lambda: self.hangup(carrier_call_id),
+                               carrier_call_id)
             return
         try:
             await self.client.calls.actions.hangup(carrier_call_id)
         except telnyx.APIStatusError as exc:
             if exc.status_code not in (404, 422):  # already over
                 raise
-
-    async def _hangup_later(self, carrier_call_id: str, after: float) -> None:
-        await asyncio.sleep(after)
-        try:
-            await self.hangup(carrier_call_id)
-        except Exception:  # noqa: BLE001 - logged, the call's own limit ends it anyway
-            log.warning("hangup_failed", carrier="telnyx", carrier_call_id=carrier_call_id)
 
     async def status(self, rec: CallRecord) -> CarrierCallStatus | None:
         """Telnyx's record of the call; None when Telnyx never got the dial. Without a
@@ -236,15 +206,12 @@ class TelnyxCarrier:
         return out[:limit]
 
     async def offer(self, phone_number: str) -> AvailableNumber | None:
-        parsed = phonenumbers.parse(phone_number)
-        country = phonenumbers.region_code_for_number(parsed)
-        kind = phonenumbers.number_type(parsed)
-        number_type = ("toll-free" if kind == phonenumbers.PhoneNumberType.TOLL_FREE
-                       else "local")
-        if not country or country == "ZZ":
+        """The number, if Telnyx has it for sale now."""
+        kind = number_kind(phone_number)
+        if kind is None:
             return None
-        found = await self.search_numbers(country, None, number_type, 5,
-                                          contains=str(parsed.national_number))
+        found = await self.search_numbers(kind[0], None, kind[1], 5,
+                                          contains=phone_number.lstrip("+"))
         return next((n for n in found if n.phone_number == phone_number), None)
 
     async def purchase_number(self, phone_number: str) -> str:

@@ -13,13 +13,11 @@ here: ``api`` and ``pricing``), which is how the tests reach a local fake.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import phonenumbers
 import structlog
 
 from callfleet.carriers.accounts import TwilioAccount
@@ -32,7 +30,12 @@ from callfleet.carriers.base import (
 from callfleet.carriers.calling import (
     CallRecord,
     DialRequest,
+    ErrorCodes,
+    LaterHangups,
     callback_url,
+    classify,
+    number_error,
+    number_kind,
     require_sdk,
     stream_url,
 )
@@ -52,10 +55,11 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 PRICE_TTL = 3600.0
 
 # Twilio error codes (twilio.com/docs/api/errors) by what they mean for a dial.
-AUTH_CODES = {20003, 20008}
-INACTIVE_CODES = {10001, 20005}  # account suspended, most often out of funds
-INVALID_NUMBER_CODES = {13223, 13224, 21211, 21214, 21217, 21401, 21407}
-RATE_LIMIT_CODES = {20429, 21611}
+CODES = ErrorCodes(
+    "Twilio", auth=frozenset({"http:401", "20003", "20008"}),
+    account=frozenset({"10001", "20005"}), account_reason="account not active",
+    invalid_number=frozenset({"13223", "13224", "21211", "21214", "21217", "21401", "21407"}),
+    rate_limit=frozenset({"http:429", "20429", "21611"}))
 NOT_FOUND = 20404
 FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
 ENDED_REASON = {"completed": "completed", "busy": "busy", "no-answer": "no_answer",
@@ -77,54 +81,33 @@ def twiml_stream(public_url: str, call_ref: str) -> str:
     return str(response)
 
 
+def _parts(exc: Any) -> tuple[int | None, set[str], str]:
+    code = getattr(exc, "code", None)
+    message = f"Twilio error {code}: {getattr(exc, 'msg', exc)}"
+    return getattr(exc, "status", None), {str(code)} if code is not None else set(), message
+
+
 def rejection(exc: Any) -> CarrierRejected:
-    """A refused dial: an outcome, a short reason and the sentence a user understands."""
-    code, status = getattr(exc, "code", None), getattr(exc, "status", None)
-    tag = f"(Twilio {code})"
-    detail = f"Twilio error {code}: {getattr(exc, 'msg', exc)}"
-
-    def refused(outcome: str, reason: str, sentence: str, account: bool = False
-                ) -> CarrierRejected:
-        return CarrierRejected(outcome, f"{reason} {tag}", account_error=account,
-                               detail=f"{sentence} ({detail})")
-
-    if status == 401 or code in AUTH_CODES:
-        return refused("failed", "credentials rejected",
-                       "Twilio rejected the account's credentials", True)
-    if code in INACTIVE_CODES:
-        return refused("failed", "account not active",
-                       "the Twilio account is not active; check its balance", True)
-    if code in INVALID_NUMBER_CODES:
-        return refused("invalid_number", "invalid number", "Twilio says the number is invalid")
-    if status == 429 or code in RATE_LIMIT_CODES:
-        return refused("failed", "rate limited", "Twilio's rate limit was hit")
-    return refused("failed", "refused", "Twilio refused the call")
+    status, codes, message = _parts(exc)
+    return classify(CODES, status, codes, message, ",".join(sorted(codes)) or str(status))
 
 
 def _number_error(exc: Any, action: str) -> CarrierError:
-    code, status = getattr(exc, "code", None), getattr(exc, "status", None)
-    detail = f"Twilio error {code}: {getattr(exc, 'msg', exc)}"
-    if status == 401 or code in AUTH_CODES:
-        return CarrierError(f"Twilio rejected the account's credentials ({detail})", 502)
-    if status == 429 or code in RATE_LIMIT_CODES:
-        return CarrierError(f"Twilio's rate limit was hit; try again shortly ({detail})", 503)
-    if status is not None and 400 <= status < 500:
-        return CarrierError(f"Twilio could not {action} ({detail})", 400, "phoneNumber")
-    return CarrierError(f"Twilio could not {action} ({detail})", 502)
+    return number_error(CODES, *_parts(exc), action)
 
 
-class TwilioCarrier:
+class TwilioCarrier(LaterHangups):
     name = "twilio"
 
     def __init__(self, account: TwilioAccount, public_url: str, *, timeout: float = 10.0
                  ) -> None:
         require_sdk("twilio", "twilio")
+        super().__init__()
         self.account = account
         self.public_url = public_url
         self.timeout = timeout
         self._client: Any = None
         self._prices: dict[str, tuple[float, dict[str, float]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def client(self) -> Any:
@@ -143,8 +126,7 @@ class TwilioCarrier:
         return self._client
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_hangups()
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.http_client.close()
@@ -177,9 +159,8 @@ class TwilioCarrier:
 
     async def hangup(self, carrier_call_id: str, after_seconds: float = 0.0) -> None:
         if after_seconds > 0:
-            task = asyncio.create_task(self._hangup_later(carrier_call_id, after_seconds))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.hang_up_later(after_seconds, lambda: self.hangup(carrier_call_id),
+                               carrier_call_id)
             return
         try:
             await self.client.calls(carrier_call_id).update_async(status="completed")
@@ -187,13 +168,6 @@ class TwilioCarrier:
             if exc.code != NOT_FOUND and exc.status != 404:
                 raise
             # 20404: the call is already over.
-
-    async def _hangup_later(self, carrier_call_id: str, after: float) -> None:
-        await asyncio.sleep(after)
-        try:
-            await self.hangup(carrier_call_id)
-        except Exception:  # noqa: BLE001 - logged, the call's own limit ends it anyway
-            log.warning("hangup_failed", carrier="twilio", carrier_call_id=carrier_call_id)
 
     async def status(self, rec: CallRecord) -> CarrierCallStatus | None:
         """Twilio's record of the call; None when Twilio never got the dial."""
@@ -276,14 +250,11 @@ class TwilioCarrier:
 
     async def offer(self, phone_number: str) -> AvailableNumber | None:
         """The number, if Twilio has it for sale now."""
-        parsed = phonenumbers.parse(phone_number)
-        country = phonenumbers.region_code_for_number(parsed)
-        kind = phonenumbers.number_type(parsed)
-        number_type = ("toll-free" if kind == phonenumbers.PhoneNumberType.TOLL_FREE
-                       else "local")
-        if not country or country == "ZZ":
+        kind = number_kind(phone_number)
+        if kind is None:
             return None
-        found = await self.search_numbers(country, None, number_type, 5, contains=phone_number)
+        found = await self.search_numbers(kind[0], None, kind[1], 5,
+                                          contains=phone_number)
         return next((n for n in found if n.phone_number == phone_number), None)
 
     async def purchase_number(self, phone_number: str) -> str:

@@ -11,6 +11,8 @@ duplicate, late and out-of-order callbacks change nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 import structlog
@@ -19,6 +21,7 @@ from starlette.responses import Response
 
 from callfleet.api.responses import JSON
 from callfleet.carriers.accounts import TwilioAccount
+from callfleet.carriers.base import CarrierEvent
 from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, target
 from callfleet.carriers.calling import PublicUrlError, public_base
 from callfleet.carriers.signatures import twilio_valid
@@ -27,6 +30,7 @@ from callfleet.carriers.twilio.events import events_from_amd, events_from_status
 log = structlog.get_logger("callfleet.carriers.twilio")
 router = APIRouter(tags=["carrier callbacks"], include_in_schema=False)
 
+Translate = Callable[[str, dict[str, str], datetime], list[CarrierEvent]]
 TWIML = "application/xml"
 NO_ASSISTANT = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Sorry, this number "
                 "cannot take calls right now. Goodbye.</Say><Hangup/></Response>")
@@ -61,29 +65,25 @@ async def _verified(request: Request) -> tuple[dict[str, str], str | None] | JSO
     return params, found.call_id
 
 
-@router.post("/carriers/twilio/status")
-async def twilio_status(request: Request) -> Response:
+async def _apply(request: Request, translate: Translate) -> Response:
     checked = await _verified(request)
     if isinstance(checked, JSON):
         return checked
     params, call_id = checked
     if call_id is not None:
         now = request.app.state.clock.now()
-        await request.app.state.dialer.events.handle_many(
-            events_from_status(call_id, params, now))
+        await request.app.state.dialer.events.handle_many(translate(call_id, params, now))
     return Response(status_code=204)
+
+
+@router.post("/carriers/twilio/status")
+async def twilio_status(request: Request) -> Response:
+    return await _apply(request, events_from_status)
 
 
 @router.post("/carriers/twilio/amd")
 async def twilio_amd(request: Request) -> Response:
-    checked = await _verified(request)
-    if isinstance(checked, JSON):
-        return checked
-    params, call_id = checked
-    if call_id is not None:
-        now = request.app.state.clock.now()
-        await request.app.state.dialer.events.handle_many(events_from_amd(call_id, params, now))
-    return Response(status_code=204)
+    return await _apply(request, events_from_amd)
 
 
 @router.post("/carriers/twilio/inbound")

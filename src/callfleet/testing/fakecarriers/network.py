@@ -410,23 +410,37 @@ def build_app(net: FakeNetwork) -> Starlette:
                 out[k] = v
         return out
 
-    async def record(request: Request) -> None:
-        net.requests.append((request.method, request.url.path))
+    def twilio_api(handler: Callable[[Request, str], Any]) -> Callable[[Request], Any]:
+        """Records the request and answers 401 (Twilio 20003) without valid credentials."""
+        async def endpoint(request: Request) -> Response:
+            net.requests.append((request.method, request.url.path))
+            sid = twilio_auth(request)
+            if sid is None:
+                return _twilio_error(401, 20003, "Authenticate")
+            return await handler(request, sid)  # type: ignore[no-any-return]
+        return endpoint
+
+    def telnyx_api(handler: Callable[[Request, str], Any]) -> Callable[[Request], Any]:
+        """Records the request and answers 401 (Telnyx 10009) without a valid API key."""
+        async def endpoint(request: Request) -> Response:
+            net.requests.append((request.method, request.url.path))
+            key = telnyx_auth(request)
+            if key is None:
+                return _telnyx_error(401, "10009", "Authentication failed")
+            return await handler(request, key)  # type: ignore[no-any-return]
+        return endpoint
+
+    def telnyx_call(request: Request) -> FakeCall | None:
+        return net.calls.get(request.path_params["sid"])
 
     # ---- Twilio
 
-    async def tw_account(request: Request) -> Response:
-        await record(request)
-        sid = twilio_auth(request)
-        if sid is None:
-            return _twilio_error(401, 20003, "Authenticate")
+    @twilio_api
+    async def tw_account(request: Request, sid: str) -> Response:
         return JSONResponse({"sid": sid, "status": "active", "friendly_name": "fake"})
 
-    async def tw_calls(request: Request) -> Response:
-        await record(request)
-        sid = twilio_auth(request)
-        if sid is None:
-            return _twilio_error(401, 20003, "Authenticate")
+    @twilio_api
+    async def tw_calls(request: Request, sid: str) -> Response:
         if request.method == "GET":
             q = request.query_params
             items = [_twilio_call_json(c) for c in net.calls.values() if c.carrier == "twilio"
@@ -452,10 +466,8 @@ def build_app(net: FakeNetwork) -> Starlette:
         net.play(call)
         return JSONResponse(_twilio_call_json(call) | {"status": "queued"}, 201)
 
-    async def tw_call(request: Request) -> Response:
-        await record(request)
-        if twilio_auth(request) is None:
-            return _twilio_error(401, 20003, "Authenticate")
+    @twilio_api
+    async def tw_call(request: Request, sid: str) -> Response:
         call = net.calls.get(request.path_params["sid"])
         if call is None:
             return _twilio_error(404, 20404, "The requested resource was not found")
@@ -467,10 +479,8 @@ def build_app(net: FakeNetwork) -> Starlette:
                 call.params.setdefault("_updates", []).append(params)
         return JSONResponse(_twilio_call_json(call))
 
-    async def tw_available(request: Request) -> Response:
-        await record(request)
-        if twilio_auth(request) is None:
-            return _twilio_error(401, 20003, "Authenticate")
+    @twilio_api
+    async def tw_available(request: Request, sid: str) -> Response:
         q = request.query_params
         country = request.path_params["country"]
         kind = request.path_params["kind"]
@@ -489,10 +499,8 @@ def build_app(net: FakeNetwork) -> Starlette:
                  for n in numbers[:size]]
         return JSONResponse(_page("available_phone_numbers", items))
 
-    async def tw_pricing(request: Request) -> Response:
-        await record(request)
-        if twilio_auth(request) is None:
-            return _twilio_error(401, 20003, "Authenticate")
+    @twilio_api
+    async def tw_pricing(request: Request, sid: str) -> Response:
         return JSONResponse({"country": "United States", "iso_country":
                              request.path_params["country"], "price_unit": "USD",
                              "phone_number_prices": [
@@ -501,10 +509,8 @@ def build_app(net: FakeNetwork) -> Starlette:
                                  {"number_type": "toll free", "base_price": "2.15",
                                   "current_price": "2.15"}]})
 
-    async def tw_incoming(request: Request) -> Response:
-        await record(request)
-        if twilio_auth(request) is None:
-            return _twilio_error(401, 20003, "Authenticate")
+    @twilio_api
+    async def tw_incoming(request: Request, sid: str) -> Response:
         if request.method == "GET":
             want = request.query_params.get("PhoneNumber")
             items = [{"sid": n.sid, "phone_number": n.phone_number, "voice_url": n.voice_url}
@@ -520,10 +526,8 @@ def build_app(net: FakeNetwork) -> Starlette:
         return JSONResponse({"sid": n.sid, "phone_number": number, "voice_url": n.voice_url},
                             201)
 
-    async def tw_incoming_one(request: Request) -> Response:
-        await record(request)
-        if twilio_auth(request) is None:
-            return _twilio_error(401, 20003, "Authenticate")
+    @twilio_api
+    async def tw_incoming_one(request: Request, sid: str) -> Response:
         n = next((n for n in net.owned.values() if n.sid == request.path_params["sid"]), None)
         if n is None:
             return _twilio_error(404, 20404, "The requested resource was not found")
@@ -540,11 +544,8 @@ def build_app(net: FakeNetwork) -> Starlette:
     def tx_query(request: Request) -> dict[str, str]:
         return {k: v for k, v in request.query_params.multi_items()}
 
-    async def tx_dial(request: Request) -> Response:
-        await record(request)
-        key = telnyx_auth(request)
-        if key is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
+    @telnyx_api
+    async def tx_dial(request: Request, key: str) -> Response:
         if key in net.broke:
             return _telnyx_error(402, "20100", "Insufficient Funds")
         if net.rate_limited:
@@ -563,11 +564,9 @@ def build_app(net: FakeNetwork) -> Starlette:
                                       call.sid[3:], "call_session_id": "s-" + call.sid[3:],
                                       "is_alive": False, "record_type": "call"}})
 
-    async def tx_call(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
-        call = net.calls.get(request.path_params["sid"])
+    @telnyx_api
+    async def tx_call(request: Request, key: str) -> Response:
+        call = telnyx_call(request)
         if call is None:
             return _telnyx_error(404, "10005", "Resource not found")
         alive = call.status in ("queued", "ringing", "in-progress")
@@ -580,11 +579,9 @@ def build_app(net: FakeNetwork) -> Starlette:
             "client_state": call.params.get("client_state"), "call_duration": duration,
             "start_time": _iso(call.created_at), "end_time": _iso(end)}})
 
-    async def tx_action(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
-        call = net.calls.get(request.path_params["sid"])
+    @telnyx_api
+    async def tx_action(request: Request, key: str) -> Response:
+        call = telnyx_call(request)
         if call is None:
             return _telnyx_error(404, "10005", "Resource not found")
         action = request.path_params["action"]
@@ -595,10 +592,8 @@ def build_app(net: FakeNetwork) -> Starlette:
                 {"action": action, **json.loads(await request.body() or b"{}")})
         return JSONResponse({"data": {"result": "ok"}})
 
-    async def tx_active(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
+    @telnyx_api
+    async def tx_active(request: Request, key: str) -> Response:
         items = [{"call_control_id": c.sid, "call_leg_id": c.sid[3:], "call_session_id":
                   "s-" + c.sid[3:], "client_state": c.params.get("client_state"),
                   "call_duration": 1 if c.answered_at else 0, "record_type": "call"}
@@ -606,10 +601,8 @@ def build_app(net: FakeNetwork) -> Starlette:
                  and c.status in ("queued", "ringing", "in-progress")]
         return JSONResponse({"data": items, "meta": {"total_results": len(items)}})
 
-    async def tx_available(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
+    @telnyx_api
+    async def tx_available(request: Request, key: str) -> Response:
         q = tx_query(request)
         numbers = [n for n in net.inventory["telnyx"] if n not in net.owned]
         toll = q.get("filter[phone_number_type]") == "toll_free"
@@ -626,10 +619,8 @@ def build_app(net: FakeNetwork) -> Starlette:
                   "features": [{"name": "voice"}, {"name": "sms"}]} for n in numbers[:limit]]
         return JSONResponse({"data": items, "metadata": {"total_results": len(items)}})
 
-    async def tx_orders(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
+    @telnyx_api
+    async def tx_orders(request: Request, key: str) -> Response:
         body = json.loads(await request.body())
         wanted = [p.get("phone_number") for p in body.get("phone_numbers", [])]
         for number in wanted:
@@ -642,10 +633,8 @@ def build_app(net: FakeNetwork) -> Starlette:
                                       "phone_numbers": [{"phone_number": n}
                                                         for n in wanted]}})
 
-    async def tx_numbers(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
+    @telnyx_api
+    async def tx_numbers(request: Request, key: str) -> Response:
         want = tx_query(request).get("filter[phone_number]")
         items = [{"id": n.sid, "phone_number": n.phone_number, "connection_id":
                   n.connection_id, "record_type": "phone_number"}
@@ -654,10 +643,8 @@ def build_app(net: FakeNetwork) -> Starlette:
         return JSONResponse({"data": items, "meta": {"total_results": len(items),
                                                      "page_number": 1, "total_pages": 1}})
 
-    async def tx_number(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
+    @telnyx_api
+    async def tx_number(request: Request, key: str) -> Response:
         n = next((n for n in net.owned.values() if n.sid == request.path_params["nid"]), None)
         if n is None:
             return _telnyx_error(404, "10005", "Resource not found")
@@ -669,10 +656,8 @@ def build_app(net: FakeNetwork) -> Starlette:
         return JSONResponse({"data": {"id": n.sid, "phone_number": n.phone_number,
                                       "connection_id": n.connection_id}})
 
-    async def tx_balance(request: Request) -> Response:
-        await record(request)
-        if telnyx_auth(request) is None:
-            return _telnyx_error(401, "10009", "Authentication failed")
+    @telnyx_api
+    async def tx_balance(request: Request, key: str) -> Response:
         return JSONResponse({"data": {"balance": "100.00", "currency": "USD",
                                       "record_type": "balance"}})
 
