@@ -410,25 +410,22 @@ def build_app(net: FakeNetwork) -> Starlette:
                 out[k] = v
         return out
 
-    def twilio_api(handler: Callable[[Request, str], Any]) -> Callable[[Request], Any]:
-        """Records the request and answers 401 (Twilio 20003) without valid credentials."""
-        async def endpoint(request: Request) -> Response:
-            net.requests.append((request.method, request.url.path))
-            sid = twilio_auth(request)
-            if sid is None:
-                return _twilio_error(401, 20003, "Authenticate")
-            return await handler(request, sid)  # type: ignore[no-any-return]
-        return endpoint
+    def guarded(auth: Callable[[Request], str | None], refuse: Callable[[], Response]
+                ) -> Callable[[Callable[[Request, str], Any]], Callable[[Request], Any]]:
+        """Records each request and refuses it (``refuse``) without valid credentials."""
+        def wrap(handler: Callable[[Request, str], Any]) -> Callable[[Request], Any]:
+            async def endpoint(request: Request) -> Response:
+                net.requests.append((request.method, request.url.path))
+                who = auth(request)
+                if who is None:
+                    return refuse()
+                return await handler(request, who)  # type: ignore[no-any-return]
+            return endpoint
+        return wrap
 
-    def telnyx_api(handler: Callable[[Request, str], Any]) -> Callable[[Request], Any]:
-        """Records the request and answers 401 (Telnyx 10009) without a valid API key."""
-        async def endpoint(request: Request) -> Response:
-            net.requests.append((request.method, request.url.path))
-            key = telnyx_auth(request)
-            if key is None:
-                return _telnyx_error(401, "10009", "Authentication failed")
-            return await handler(request, key)  # type: ignore[no-any-return]
-        return endpoint
+    twilio_api = guarded(twilio_auth, lambda: _twilio_error(401, 20003, "Authenticate"))
+    telnyx_api = guarded(telnyx_auth,
+                         lambda: _telnyx_error(401, "10009", "Authentication failed"))
 
     def telnyx_call(request: Request) -> FakeCall | None:
         return net.calls.get(request.path_params["sid"])
