@@ -12,8 +12,22 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from callfleet.carriers.sim.models import ClockAnchor
+from sqlalchemy import Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callfleet.db.base import Base, UTCDateTime
 from callfleet.db.session import Database
+
+
+class ClockAnchor(Base):
+    """Shared simulation clock: every process maps real time to the same simulated time."""
+
+    __tablename__ = "clock_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scale: Mapped[float] = mapped_column(default=1.0)
+    real_anchor: Mapped[datetime] = mapped_column(UTCDateTime)
+    sim_anchor: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def real_now() -> datetime:

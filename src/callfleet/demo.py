@@ -49,7 +49,8 @@ from callfleet.db.session import open_database
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.principal import Principal, TeamScope
 from callfleet.teams.service import create_team
-from callfleet.webhooks.models import OutboxEvent, WebhookDelivery
+from callfleet.webhooks.models import WebhookDelivery
+from callfleet.webhooks.outbox import OutboxEvent
 from callfleet.worker import run_background
 
 FIRST = ["Ava", "Liam", "Emma", "Noah", "Mia", "Lucas", "Sofia", "Ben", "Lena", "Jonas",

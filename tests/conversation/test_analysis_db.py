@@ -22,7 +22,7 @@ from callfleet.conversation.script import run_scripted
 from callfleet.db.base import utcnow
 from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
-from callfleet.webhooks.models import OutboxEvent
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.campaigns.helpers import assistant_with_numbers, fresh_monday
 from tests.conftest import DbHandle, TeamCtx, make_company, make_contact
 from tests.conversation.fake_llm import FakeLLM

@@ -25,7 +25,7 @@ from callfleet.compliance.models import DncEntry
 from callfleet.conversation.analysis.worker import AnalysisWorker
 from callfleet.conversation.models import CallJob
 from callfleet.conversation.worker import ConversationWorker
-from callfleet.webhooks.models import OutboxEvent
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.campaigns.helpers import assistant_with_numbers, fresh_monday, us_phone
 from tests.conftest import DbHandle, TeamCtx, make_company, make_contact
 from tests.conversation.fake_llm import FakeLLM, interviewer

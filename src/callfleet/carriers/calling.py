@@ -10,8 +10,6 @@ travels with every call (in the callback URLs, the stream's parameters, Telnyx's
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import importlib.util
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from callfleet.secrets import secret_box
 
 log = structlog.get_logger("callfleet.carriers")
 
-STREAM_TOKEN_LABEL = "callfleet-media-stream-v1"
+STREAM_TOKEN_PURPOSE = "media-stream:"
 
 
 class PublicUrlError(ValueError):
@@ -76,11 +74,10 @@ def callback_url(public_url: str, path: str, call_ref: str | None = None) -> str
 
 
 def stream_token(call_id: str) -> str:
-    """The unguessable per-call token in a media stream's path: an HMAC of the call id
-    under the deployment key, so any process of the deployment can check it."""
-    key = hashlib.sha256(STREAM_TOKEN_LABEL.encode() + secret_box().sign(
-        STREAM_TOKEN_LABEL).encode()).digest()
-    return hmac.new(key, call_id.encode(), hashlib.sha256).hexdigest()
+    """The unguessable per-call token in a media stream's path: the deployment's link
+    signature of ``media-stream:<call id>`` (the voice runtime checks the same), so any
+    process of the deployment can check it and a leaked URL opens one call only."""
+    return secret_box().sign(STREAM_TOKEN_PURPOSE + call_id)
 
 
 def stream_url(public_url: str, carrier: str, call_id: str) -> str:
