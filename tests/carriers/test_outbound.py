@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.carriers.conftest import PROVIDERS, Carriers, calls_of, campaign, new_phone
+from tests.carriers.conftest import (
+    PROVIDERS,
+    Carriers,
+    assistant,
+    buy_number,
+    calls_of,
+    campaign,
+    new_phone,
+)
 from tests.conftest import DbHandle, TeamCtx
 
 pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
@@ -111,3 +119,23 @@ async def test_credentials_rejected_pause_the_campaign(carriers: Carriers,
     assert len(calls) == 1  # paused after the first refusal, not burning every contact
     (call,) = calls.values()
     assert call.outcome == "failed" and "carrier_rejected" in (call.ended_reason or "")
+
+
+async def test_one_call_placed_through_the_api(carriers: Carriers, database: DbHandle,
+                                               team: TeamCtx, provider: str) -> None:
+    c = carriers
+    asst = await assistant(database, team)
+    pn = await buy_number(c, team, provider, asst)
+    phone = new_phone()
+    r = await c.client.post("/api/crm/calls", headers=team.headers, json={
+        "assistantId": asst, "toNumber": phone})
+    assert r.status_code == 201, r.text
+    call = r.json()["call"]
+    assert call["carrier"] == provider and call["from_number"] == pn["phone_number"]
+    dialed = [f for f in c.net.calls.values() if f.to == phone]
+    assert len(dialed) == 1
+    await c.net.deliver(dialed[0].sid)
+    r = await c.client.get(f"/api/calls/{call['id']}", headers=team.headers)
+    body = r.json()["call"]
+    assert (body["status"], body["outcome"], body["carrier_call_id"]) == (
+        "ended", "answered", dialed[0].sid)
