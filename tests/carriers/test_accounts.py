@@ -124,3 +124,29 @@ async def test_import_and_release_a_number_the_account_owns(
     r = await c.client.delete(f"/api/phone-numbers/{pn['id']}", headers=team.headers)
     assert r.status_code == 200, r.text
     assert owned not in c.net.owned  # released at the carrier
+
+
+async def test_inbound_calls_are_verified_with_the_numbers_own_account(
+        carriers: Carriers, database: DbHandle, team: TeamCtx) -> None:
+    c = carriers
+    c.net.twilio_accounts[OWN_SID] = OWN_TOKEN
+    r = await c.client.put("/api/team/carriers/twilio", headers=team.headers, json={
+        "accountSid": OWN_SID, "authToken": OWN_TOKEN})
+    assert r.status_code == 200, r.text
+    owned = new_phone(area=718)
+    c.net.own("twilio", owned)
+    r = await c.client.post("/api/phone-numbers", headers=team.headers, json={
+        "teamId": team.id, "phoneNumber": owned, "provider": "twilio"})
+    assert r.status_code == 201, r.text
+    url = "https://callfleet.test/carriers/twilio/inbound"
+    form = {"CallSid": "CA" + "2" * 32, "To": owned, "From": "+12125550199",
+            "CallStatus": "ringing", "AccountSid": OWN_SID}
+    replies = {}
+    for token in (OWN_TOKEN, "fake-twilio-auth-token-0123456789"):  # own, deployment's
+        r = await c.client.post("/carriers/twilio/inbound", data=form, headers={
+            "X-Twilio-Signature": c.net.twilio_sign(token, url, form)})
+        replies[token] = r
+    assert replies[OWN_TOKEN].status_code == 200, replies[OWN_TOKEN].text
+    assert "<Say>" in replies[OWN_TOKEN].text and "<Hangup" in replies[OWN_TOKEN].text
+    assert replies["fake-twilio-auth-token-0123456789"].status_code == 401
+    await c.client.delete("/api/team/carriers/twilio", headers=team.headers)

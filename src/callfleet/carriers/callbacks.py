@@ -17,6 +17,7 @@ from callfleet import ids
 from callfleet.calls.models import Call
 from callfleet.carriers.accounts import Account, deployment_account
 from callfleet.carriers.router import CarrierRouter
+from callfleet.numbers.models import PhoneNumber
 
 MAX_CALLBACK_BYTES = 256 * 1024
 
@@ -39,4 +40,19 @@ async def target(router: CarrierRouter, provider: str, call_ref: str | None
             if row is not None and row.carrier == provider:
                 account = await router.account(s, row.team_id, provider)
                 return CallbackTarget(row.id, row.carrier_call_id, account)
+    return CallbackTarget(None, None, deployment_account(router.settings, provider))
+
+
+async def number_target(router: CarrierRouter, provider: str, phone_number: str | None
+                        ) -> CallbackTarget:
+    """For a call *to* one of the deployment's numbers (inbound): the account that owns the
+    number signs for it (the deployment's when the number is unknown)."""
+    if phone_number:
+        async with router.db.session(write=False) as s:
+            row = (await s.execute(
+                select(PhoneNumber.team_id, PhoneNumber.provider)
+                .where(PhoneNumber.phone_number == phone_number[:32]))).first()
+            if row is not None and row.provider == provider:
+                account = await router.account(s, row.team_id, provider)
+                return CallbackTarget(None, None, account)
     return CallbackTarget(None, None, deployment_account(router.settings, provider))

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from callfleet.api.responses import JSON
 from callfleet.carriers.accounts import TwilioAccount
 from callfleet.carriers.base import CarrierEvent
-from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, target
+from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, target
 from callfleet.carriers.calling import PublicUrlError, public_base
 from callfleet.carriers.signatures import twilio_valid
 from callfleet.carriers.twilio.events import events_from_amd, events_from_status
@@ -53,7 +53,9 @@ async def _verified(request: Request) -> tuple[dict[str, str], str | None] | JSO
     except PublicUrlError:
         return unauthorized()  # no public URL: nothing can have been signed for it
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    found = await target(request.app.state.carrier, "twilio", call_ref)
+    router = request.app.state.carrier
+    found = (await target(router, "twilio", call_ref) if call_ref is not None
+             else await number_target(router, "twilio", params.get("To")))
     account = found.account
     token = account.auth_token if isinstance(account, TwilioAccount) else ""
     if not twilio_valid(token, url, params, request.headers.get("x-twilio-signature")):
