@@ -59,6 +59,7 @@ async def test_a_campaign_through_the_carrier(carriers: Carriers, database: DbHa
         if behaviour == "answer":
             assert call.answered_at is not None and call.direction == "outbound"
             assert not call.messages  # no simulated conversation on a real line
+            assert call.call_metadata["conversation"] == "voice"
     # The carrier's AMD said machine: callfleet hung up (voicemail action "hangup").
     machines = [calls[p] for p, b in zip(phones, mix, strict=True) if b == "voicemail"]
     assert all(c.net.calls[m.carrier_call_id].hung_up_by_api for m in machines)

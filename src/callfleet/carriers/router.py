@@ -173,9 +173,10 @@ class CarrierRouter:
         return await self.sim.pump(deliver, limit=limit, claim_seconds=claim_seconds)
 
     async def set_profile(self, phone_number: str, behaviours: list[str],
-                          persona: str | None = None, ring_seconds: int | None = None) -> None:
+                          persona: str | None = None, ring_seconds: int | None = None,
+                          **more: Any) -> None:
         """Fix what a simulated number does (tests and the demo)."""
-        await self.sim.set_profile(phone_number, behaviours, persona, ring_seconds)
+        await self.sim.set_profile(phone_number, behaviours, persona, ring_seconds, **more)
 
     # The Carrier protocol's number operations act on the default provider's deployment
     # account; the API resolves the team's own first (``for_team``).

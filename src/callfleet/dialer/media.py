@@ -18,6 +18,13 @@ from callfleet.carriers.base import CarrierEvent
 from callfleet.conversation.runtime import Hangup
 
 
+def on_answered(call: Call) -> None:
+    """Answered: the conversation is the voice runtime's (``conversation: voice``)."""
+    meta = dict(call.call_metadata or {})
+    meta["conversation"] = "voice"
+    call.call_metadata = meta
+
+
 async def voicemail_action(s: AsyncSession, call: Call) -> str:
     campaign = await s.get(Campaign, call.campaign_id) if call.campaign_id else None
     if campaign is not None and campaign.voicemail_action:

@@ -272,12 +272,15 @@ class CallEvents:
                 call.answered_at = event.at
                 add_event(s, call, "call.answered", event.at,
                           {"answered_by": event.data.get("answered_by", "human")})
-                if event.data.get("media"):
-                    return None  # the voice runtime talks over the carrier's media stream
+                if event.data.get("audio"):
+                    # The carrier streams the call's audio to a voice process, whose
+                    # pipeline holds the conversation and ends the call.
+                    media.on_answered(call)
+                    return None
                 if event.data.get("answered_by") != "machine":
                     return await runtime.on_answered(s, call, event)
         elif event.type == "machine_detected":
-            if event.data.get("media"):
+            if event.data.get("audio"):
                 return await media.on_machine(s, call, event)
             if not (call.call_metadata or {}).get("voicemail"):
                 return await runtime.on_machine(s, call, event)

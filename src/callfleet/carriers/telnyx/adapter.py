@@ -169,7 +169,7 @@ class TelnyxCarrier(LaterHangups):
         duration = int((data.call_duration or 0) if data is not None else 0)
         reason = "completed" if duration > 0 else ("no_answer" if data is not None else "failed")
         events = []
-        base = {"media": True, "carrier_status": "record"}
+        base = {"audio": True, "carrier_status": "record"}
         if duration > 0:
             events.append(CarrierEvent("telnyx", ccid, rec.call_ref, "answered",
                                        end - timedelta(seconds=duration), base))

@@ -4,7 +4,7 @@ JSON body ``{"data": {"event_type", "id", "occurred_at", "payload": {...}}}``).
 callfleet's call id is the base64 ``client_state`` it set when dialing. A hang-up with
 ``normal_clearing`` ends a call that was connected, so it also yields the answer (at
 ``start_time`` when the answer itself was not seen): a late or lost ``call.answered``
-changes nothing. Every event is ``media``: the call's audio belongs to the voice runtime.
+changes nothing. Every event is ``audio``: the call's audio streams to the voice runtime.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def translate(body: dict[str, Any], call_ref: str, now: datetime) -> list[Carrie
     assert isinstance(payload, dict)
     ccid = str(payload.get("call_control_id") or "")
     at = _time(data.get("occurred_at"), now)
-    base: dict[str, Any] = {"media": True, "carrier_status": kind, "event_id": data.get("id")}
+    base: dict[str, Any] = {"audio": True, "carrier_status": kind, "event_id": data.get("id")}
 
     def event(type_: str, when: datetime, **extra: Any) -> CarrierEvent:
         return CarrierEvent("telnyx", ccid, call_ref, type_, when, {**base, **extra})

@@ -4,7 +4,7 @@ Status callbacks (``StatusCallbackEvent`` initiated, ringing, answered, complete
 ``CallStatus``; the asynchronous answering-machine verdict arrives on its own callback with
 ``AnsweredBy``. A ``completed`` call was answered (``CallDuration`` seconds ago), so its
 callback also yields the answer: a lost or late ``in-progress`` callback changes nothing.
-Every event is ``media``: the call's audio belongs to the voice runtime.
+Every event is ``audio``: the call's audio streams to the voice runtime.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def events_from_status(call_ref: str, params: dict[str, str], now: datetime
     sid = params.get("CallSid", "")
     status = params.get("CallStatus", "")
     at = event_time(params, now)
-    data: dict[str, Any] = {"media": True, "carrier_status": status}
+    data: dict[str, Any] = {"audio": True, "carrier_status": status}
 
     def event(kind: str, when: datetime, **extra: Any) -> CarrierEvent:
         return CarrierEvent("twilio", sid, call_ref, kind, when, {**data, **extra})
@@ -77,6 +77,6 @@ def events_from_amd(call_ref: str, params: dict[str, str], now: datetime
     sid = params.get("CallSid", "")
     verdict = params.get("AnsweredBy") or "unknown"
     at = event_time(params, now)
-    data = {"media": True, "amd": verdict, "answered_by": answered_by(params)}
+    data = {"audio": True, "amd": verdict, "answered_by": answered_by(params)}
     kind = "machine_detected" if verdict in MACHINE else "human_detected"
     return [CarrierEvent("twilio", sid, call_ref, kind, at, data)]
