@@ -142,3 +142,32 @@ async def test_a_dial_that_never_reached_the_carrier_is_failed_not_redialed(
     assert (after.status, after.outcome, after.ended_reason) == (
         "ended", "failed", "dial_not_confirmed")
     assert len(c.net.dial_times) == dials
+
+
+async def test_a_carrier_that_cannot_answer_keeps_the_call_watched(
+        carriers: Carriers, database: DbHandle, team: TeamCtx, provider: str) -> None:
+    """Reconciliation while the carrier's API fails: the call's lease is renewed, nothing
+    is invented (no carrier id, no outcome), and its callbacks still apply afterwards."""
+    c = carriers
+    call, cid = await dialed(c, database, team, provider)
+    sid = call.carrier_call_id
+    async with database.db.session() as s:
+        await s.execute(update(Call).where(Call.id == call.id).values(carrier_call_id=None))
+        await s.commit()
+    c.net.rate_limited = True
+    saved = dict(c.net.twilio_accounts), dict(c.net.telnyx_keys)
+    c.net.twilio_accounts.clear()  # every request of the account now fails
+    c.net.telnyx_keys.clear()
+    try:
+        c.clock.advance(seconds=120)
+        await c.app.state.dialer.reconcile(c.clock.now())
+    finally:
+        c.net.rate_limited = False
+        c.net.twilio_accounts.update(saved[0])
+        c.net.telnyx_keys.update(saved[1])
+    watched = (await calls_of(database, cid))[call.to_number]
+    assert watched.status == "dialing" and watched.carrier_call_id is None
+    assert watched.lease_expires_at is not None and watched.lease_expires_at > c.clock.now()
+    await c.net.deliver(sid)
+    after = (await calls_of(database, cid))[call.to_number]
+    assert (after.status, after.outcome, after.carrier_call_id) == ("ended", "answered", sid)

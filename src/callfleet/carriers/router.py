@@ -114,6 +114,7 @@ class CarrierRouter:
         self.sim = sim
         self.name = settings.carrier
         self._adapters: dict[tuple[str, str], tuple[str, RealCarrier]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ accounts
 
@@ -137,9 +138,10 @@ class CarrierRouter:
         made: RealCarrier = (TwilioCarrier(account, public, timeout=timeout)
                              if isinstance(account, TwilioAccount)
                              else TelnyxCarrier(account, public, timeout=timeout))
-        if held is not None:
-            old = held[1]
-            asyncio.get_running_loop().create_task(old.aclose())
+        if held is not None:  # the credentials changed: close the old client
+            closing = asyncio.get_running_loop().create_task(held[1].aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         self._adapters[slot] = (fingerprint, made)
         return made
 

@@ -524,7 +524,7 @@ class Dialer:
 
         # Still live at the carrier (or ended normally and its event is on the way): keep
         # watching.
-        renew = [{"cid": ref, "carrier_id": st.carrier_call_id}
+        renew = [{"cid": ref, "carrier_id": st.carrier_call_id or None}
                  for ref, st in sorted(statuses.items()) if st is not None and not ending(st)]
         end = sorted(ref for ref, st in statuses.items() if ending(st))
         t = Call.__table__.c
