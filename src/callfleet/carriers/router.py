@@ -309,6 +309,25 @@ class CarrierRouter:
                 log.warning("hangup_failed", call_id=row.id, carrier=row.carrier,
                             exc_info=True)
 
+    async def transfer(self, carrier_call_id: str, to_number: str, *,
+                       briefing: str | None = None, briefing_audio_url: str | None = None
+                       ) -> None:
+        """Transfer a live real-carrier call (cold; warm with a briefing the transferee
+        hears first: text for Twilio, an audio URL for Telnyx). The caller ID shown to the
+        transferee is the call's own number."""
+        rows = await self._rows(Call.carrier_call_id == carrier_call_id)
+        row = next((r for r in rows if r.carrier != "sim"), None)
+        if row is None:
+            raise CarrierError("Only a call on a real carrier can be transferred", 409)
+        adapter: Any = await self._adapter_for(row.team_id, row.carrier)
+        caller_id = row.from_number
+        if row.carrier == "twilio":
+            await adapter.transfer(carrier_call_id, to_number, caller_id=caller_id,
+                                   briefing=briefing, call_ref=row.id)
+        else:
+            await adapter.transfer(carrier_call_id, to_number, caller_id=caller_id,
+                                   briefing_audio_url=briefing_audio_url)
+
     async def call_status(self, call_ref: str) -> CarrierCallStatus | None:
         return (await self.call_statuses([call_ref]))[call_ref]
 

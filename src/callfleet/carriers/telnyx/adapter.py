@@ -139,6 +139,18 @@ class TelnyxCarrier(LaterHangups):
             if exc.status_code not in (404, 422):  # already over
                 raise
 
+    async def transfer(self, carrier_call_id: str, to_number: str, *, caller_id: str,
+                       briefing_audio_url: str | None = None) -> None:
+        """Hand the live call to ``to_number`` (Telnyx bridges it when the transferee
+        answers). Warm, with ``briefing_audio_url``: the transferee hears that audio first."""
+        params: dict[str, Any] = {"to": to_number, "from_": caller_id, "timeout_secs": 30}
+        if briefing_audio_url:
+            params["audio_url"] = briefing_audio_url
+        try:
+            await self.client.calls.actions.transfer(carrier_call_id, **params)
+        except telnyx.APIStatusError as exc:
+            raise _number_error(exc, f"transfer the call to {to_number}") from None
+
     async def status(self, rec: CallRecord) -> CarrierCallStatus | None:
         """Telnyx's record of the call; None when Telnyx never got the dial. Without a
         call control id (no webhook arrived), the connection's active calls are searched

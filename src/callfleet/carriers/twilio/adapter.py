@@ -17,6 +17,7 @@ import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 
@@ -51,8 +52,11 @@ log = structlog.get_logger("callfleet.carriers.twilio")
 STATUS_PATH = "/carriers/twilio/status"
 AMD_PATH = "/carriers/twilio/amd"
 INBOUND_PATH = "/carriers/twilio/inbound"
+WHISPER_PATH = "/carriers/twilio/whisper"
+TRANSFER_RING_SECONDS = 30
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 PRICE_TTL = 3600.0
+MAX_BRIEFING = 500  # characters of a warm transfer's briefing
 
 # Twilio error codes (twilio.com/docs/api/errors) by what they mean for a dial.
 CODES = ErrorCodes(
@@ -168,6 +172,27 @@ class TwilioCarrier(LaterHangups):
             if exc.code != NOT_FOUND and exc.status != 404:
                 raise
             # 20404: the call is already over.
+
+    async def transfer(self, carrier_call_id: str, to_number: str, *, caller_id: str,
+                       briefing: str | None = None, call_ref: str | None = None) -> None:
+        """Hand the live call to ``to_number``: its TwiML is replaced by a ``<Dial>`` (which
+        ends the media stream). Warm, with ``briefing``: the transferee hears it first
+        (Twilio's whisper, ``<Number url>``), then the two are connected."""
+        from twilio.twiml.voice_response import Dial, VoiceResponse
+
+        response = VoiceResponse()
+        dial = Dial(caller_id=caller_id, timeout=TRANSFER_RING_SECONDS)
+        if briefing:
+            url = callback_url(self.public_url, WHISPER_PATH, call_ref) + (
+                "&" if call_ref else "?") + urlencode({"text": briefing[:MAX_BRIEFING]})
+            dial.number(to_number, url=url, method="POST")
+        else:
+            dial.number(to_number)
+        response.append(dial)
+        try:
+            await self.client.calls(carrier_call_id).update_async(twiml=str(response))
+        except TwilioRestException as exc:
+            raise _number_error(exc, f"transfer the call to {to_number}") from None
 
     async def status(self, rec: CallRecord) -> CarrierCallStatus | None:
         """Twilio's record of the call; None when Twilio never got the dial."""

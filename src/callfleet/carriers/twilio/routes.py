@@ -25,6 +25,7 @@ from callfleet.carriers.base import CarrierEvent
 from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, target
 from callfleet.carriers.calling import PublicUrlError, public_base
 from callfleet.carriers.signatures import twilio_valid
+from callfleet.carriers.twilio.adapter import MAX_BRIEFING
 from callfleet.carriers.twilio.events import events_from_amd, events_from_status
 
 log = structlog.get_logger("callfleet.carriers.twilio")
@@ -95,3 +96,17 @@ async def twilio_inbound(request: Request) -> Response:
     if isinstance(checked, JSON):
         return checked
     return Response(NO_ASSISTANT, media_type=TWIML)
+
+
+@router.post("/carriers/twilio/whisper")
+async def twilio_whisper(request: Request) -> Response:
+    """A warm transfer's briefing, said to the transferee before the call is connected
+    (the text is in the URL Twilio requests, which its signature covers)."""
+    checked = await _verified(request)
+    if isinstance(checked, JSON):
+        return checked
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(request.query_params.get("text", "")[:MAX_BRIEFING])
+    return Response(str(response), media_type=TWIML)
