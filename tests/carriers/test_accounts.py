@@ -150,3 +150,21 @@ async def test_inbound_calls_are_verified_with_the_numbers_own_account(
     assert "<Say>" in replies[OWN_TOKEN].text and "<Hangup" in replies[OWN_TOKEN].text
     assert replies["fake-twilio-auth-token-0123456789"].status_code == 401
     await c.client.delete("/api/team/carriers/twilio", headers=team.headers)
+
+
+async def test_a_telnyx_inbound_call_is_declined_politely(carriers: Carriers,
+                                                          team: TeamCtx) -> None:
+    c = carriers
+    owned = new_phone(area=718)
+    c.net.own("telnyx", owned)
+    r = await c.client.post("/api/phone-numbers", headers=team.headers, json={
+        "teamId": team.id, "phoneNumber": owned, "provider": "telnyx"})
+    assert r.status_code == 201, r.text
+    call = c.net.telnyx_inbound(owned, "+12125550142",
+                                "https://callfleet.test/carriers/telnyx/webhook")
+    for _ in range(4):  # initiated -> answer -> speak -> hang-up, one webhook at a time
+        await c.net.deliver(call.sid)
+    actions = [a["action"] for a in call.params["_actions"]]
+    assert actions == ["answer", "speak", "hangup"], actions
+    assert "cannot take calls" in call.params["_actions"][1]["payload"]
+    assert all(sent["status"] == 204 for sent in call.sent)

@@ -48,6 +48,8 @@ except ImportError:  # pragma: no cover - checked by require_sdk at construction
 log = structlog.get_logger("callfleet.carriers.telnyx")
 
 WEBHOOK_PATH = "/carriers/telnyx/webhook"
+UNANSWERABLE = "inbound:unanswerable"  # client_state of an inbound call being declined
+UNANSWERABLE_MESSAGE = "Sorry, this number cannot take calls right now. Goodbye."
 CODES = ErrorCodes(
     "Telnyx", auth=frozenset({"http:401", "http:403", "10009", "10010"}),
     account=frozenset({"http:402", "20100"}), account_reason="insufficient funds",
@@ -150,6 +152,23 @@ class TelnyxCarrier(LaterHangups):
             await self.client.calls.actions.transfer(carrier_call_id, **params)
         except telnyx.APIStatusError as exc:
             raise _number_error(exc, f"transfer the call to {to_number}") from None
+
+    async def decline_inbound(self, event_type: str, carrier_call_id: str) -> None:
+        """A call to a number that cannot take it: answer, say so, hang up — one step per
+        webhook, the step remembered in ``client_state`` (:data:`UNANSWERABLE`)."""
+        state = encode_state(UNANSWERABLE)
+        actions = self.client.calls.actions
+        try:
+            if event_type == "call.initiated":
+                await actions.answer(carrier_call_id, client_state=state)
+            elif event_type == "call.answered":
+                await actions.speak(carrier_call_id, payload=UNANSWERABLE_MESSAGE,
+                                    voice="female", language="en-US", client_state=state)
+            elif event_type == "call.speak.ended":
+                await actions.hangup(carrier_call_id, client_state=state)
+        except telnyx.APIStatusError as exc:
+            if exc.status_code not in (404, 422):  # the caller hung up meanwhile
+                raise
 
     async def status(self, rec: CallRecord) -> CarrierCallStatus | None:
         """Telnyx's record of the call; None when Telnyx never got the dial. Without a

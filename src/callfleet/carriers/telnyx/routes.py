@@ -5,6 +5,8 @@ account's public key and a five-minute tolerance (``carriers.signatures``) befor
 changes: a missing, bad or stale signature gets 401. callfleet's call id comes from the
 webhook's ``client_state``; the events are applied by ``dialer.outcomes.CallEvents``, which
 ignores what a call's state has already passed (duplicates, late and out-of-order webhooks).
+A call *to* a callfleet number is verified with the account that owns the number and, until
+the voice runtime answers inbound calls, declined politely (answer, a short message, hang-up).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from starlette.responses import Response
 
 from callfleet.api.responses import JSON
 from callfleet.carriers.accounts import TelnyxAccount
-from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, target
+from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, target
 from callfleet.carriers.signatures import telnyx_valid
+from callfleet.carriers.telnyx.adapter import UNANSWERABLE
 from callfleet.carriers.telnyx.events import client_state_of, translate
 
 log = structlog.get_logger("callfleet.carriers.telnyx")
@@ -56,7 +59,12 @@ async def telnyx_webhook(request: Request) -> Response:
     if len(body) > MAX_CALLBACK_BYTES:
         return JSON({"success": False, "error": "Request body too large"}, status_code=413)
     parsed, call_ref = _payload(body)
-    found = await target(request.app.state.carrier, "telnyx", call_ref)
+    router = request.app.state.carrier
+    payload = ((parsed or {}).get("data") or {}).get("payload") or {}
+    inbound = isinstance(payload, dict) and payload.get("direction") == "incoming" and (
+        call_ref is None or call_ref == UNANSWERABLE)
+    found = (await number_target(router, "telnyx", payload.get("to")) if inbound
+             else await target(router, "telnyx", call_ref))
     key = found.account.public_key if isinstance(found.account, TelnyxAccount) else None
     if not telnyx_valid(key, body, request.headers.get("telnyx-signature-ed25519"),
                         request.headers.get("telnyx-timestamp"), time.time()):
@@ -65,6 +73,11 @@ async def telnyx_webhook(request: Request) -> Response:
     if parsed is None:
         return JSON({"success": False, "error": "body must be a Telnyx webhook (JSON with "
                      "data.event_type and data.payload)"}, status_code=400)
+    if inbound and found.account is not None:
+        adapter = router.adapter(found.account)
+        await adapter.decline_inbound(str(parsed["data"].get("event_type")),
+                                      str(payload.get("call_control_id") or ""))
+        return Response(status_code=204)
     if found.call_id is None:
         return Response(status_code=204)  # signed, but not about a call of ours
     events = translate(parsed, found.call_id, request.app.state.clock.now())

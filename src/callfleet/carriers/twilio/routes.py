@@ -91,7 +91,8 @@ async def twilio_amd(request: Request) -> Response:
 
 @router.post("/carriers/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
-    """A call to one of the team's Twilio numbers."""
+    """A call to one of the deployment's Twilio numbers: until the voice runtime answers
+    inbound calls, a short message and a hang-up."""
     checked = await _verified(request)
     if isinstance(checked, JSON):
         return checked

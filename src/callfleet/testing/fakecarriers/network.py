@@ -290,7 +290,8 @@ class FakeNetwork:
                 "call_session_id": "s-" + call.sid[3:], "client_state":
                 call.params.get("client_state"), "connection_id": call.params.get(
                     "connection_id"), "from": call.from_, "to": call.to,
-                "direction": "outgoing", "start_time": _iso(call.created_at), **payload}},
+                "direction": call.params.get("_direction", "outgoing"),
+                "start_time": _iso(call.created_at), **payload}},
             "meta": {"attempt": 1, "delivered_to": call.params.get("webhook_url")}}
 
     def _progress(self, call: FakeCall, step: str) -> None:
@@ -337,6 +338,28 @@ class FakeNetwork:
         call.queue.append(("call.hangup", call.params["webhook_url"], self._telnyx_event(
             call, "call.hangup", at, hangup_cause=cause, hangup_source="callee",
             end_time=_iso(at))))
+
+    def telnyx_inbound(self, to: str, from_: str, webhook_url: str,
+                       connection_id: str = TELNYX_CONNECTION) -> FakeCall:
+        """Someone calls a Telnyx number: ``call.initiated`` (incoming) is queued for the
+        connection's webhook; answer, speak and hang-up commands play out from there."""
+        call = FakeCall("telnyx", "v3:" + uuid.uuid4().hex, to, from_, "inbound",
+                        {"webhook_url": webhook_url, "connection_id": connection_id,
+                         "_direction": "incoming"}, created_at=self.clock())
+        self.calls[call.sid] = call
+        call.queue.append(("call.initiated", webhook_url, self._telnyx_event(
+            call, "call.initiated", self.clock(), state="parked")))
+        return call
+
+    def telnyx_command(self, call: FakeCall, action: str, body: dict[str, Any]) -> None:
+        """The webhooks a Call Control command leads to (its ``client_state`` is kept)."""
+        if body.get("client_state"):
+            call.params["client_state"] = body["client_state"]
+        follow = {"answer": "call.answered", "speak": "call.speak.ended"}.get(action)
+        if follow:
+            call.queue.append((follow, call.params["webhook_url"], self._telnyx_event(
+                call, follow, self.clock(), **({"status": "completed"}
+                                               if action == "speak" else {}))))
 
     def hang_up(self, call: FakeCall) -> None:
         """callfleet hung up: the call ends now (what was still to happen does not)."""
@@ -582,11 +605,12 @@ def build_app(net: FakeNetwork) -> Starlette:
         if call is None:
             return _telnyx_error(404, "10005", "Resource not found")
         action = request.path_params["action"]
+        body = json.loads(await request.body() or b"{}")
+        call.params.setdefault("_actions", []).append({"action": action, **body})
         if action == "hangup":
             net.hang_up(call)
         else:
-            call.params.setdefault("_actions", []).append(
-                {"action": action, **json.loads(await request.body() or b"{}")})
+            net.telnyx_command(call, action, body)
         return JSONResponse({"data": {"result": "ok"}})
 
     @telnyx_api
