@@ -37,6 +37,7 @@ from tests.conftest import DbHandle, TeamCtx, make_company, make_contact, make_s
 PUBLIC_URL = "https://callfleet.test"
 PROVIDERS = ["twilio", "telnyx"]
 _numbers = count(1000)
+_modules = count()
 
 
 @dataclass
@@ -74,8 +75,10 @@ async def carriers(database: DbHandle) -> AsyncIterator[Carriers]:
     async with serving(net) as fake_url:
         settings = carrier_settings(database.url, fake_url,
                                     telnyx_public_key=net.public_key)
-        app = create_app(settings, db=database.db, run_worker=False,
-                         clock=FixedClock(datetime(2031, 3, 3, 15, 0, tzinfo=UTC)))
+        # A Monday 10:00 in New York, a week later for every module: time never goes back
+        # for the shared database's per-account pacing buckets.
+        start = datetime(2031, 3, 3, 15, 0, tzinfo=UTC) + timedelta(weeks=next(_modules))
+        app = create_app(settings, db=database.db, run_worker=False, clock=FixedClock(start))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:

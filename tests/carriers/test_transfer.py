@@ -16,7 +16,8 @@ pytestmark = pytest.mark.parametrize("provider", PROVIDERS)
 async def live_call(c: Carriers, database: DbHandle, team: TeamCtx, provider: str) -> object:
     phone = new_phone()
     cid, _ = await campaign(c, database, team, provider, [phone])
-    await c.client.post(f"/api/crm/campaigns/{cid}/run", json={}, headers=team.headers)
+    r = await c.client.post(f"/api/crm/campaigns/{cid}/run", json={}, headers=team.headers)
+    assert r.json()["started"] == 1, r.text
     return (await calls_of(database, cid))[phone]
 
 
