@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from callfleet.calls.models import Call
@@ -34,6 +35,12 @@ async def test_forged_and_unsigned_callbacks_are_refused(carriers: Carriers,
                                                         provider: str) -> None:
     c = carriers
     call, cid = await dialed(c, database, team, provider)
+
+    def refused() -> float:
+        return REGISTRY.get_sample_value("callfleet_carrier_callbacks_total",
+                                         {"carrier": provider, "result": "refused"}) or 0.0
+
+    refused_before = refused()
     fake = c.net.calls[call.carrier_call_id]
     _, url, data = fake.queue[0]
     if provider == "twilio":
@@ -65,6 +72,7 @@ async def test_forged_and_unsigned_callbacks_are_refused(carriers: Carriers,
             assert r.status_code == 401, r.text
     after = (await calls_of(database, cid))[call.to_number]
     assert after.status == "dialing" and after.outcome is None
+    assert refused() == refused_before + len(attempts)  # what an operator sees on /metrics
 
 
 async def test_replayed_duplicate_and_out_of_order_callbacks_change_nothing(

@@ -43,6 +43,7 @@ from callfleet.carriers.base import (
     CarrierRejected,
 )
 from callfleet.carriers.calling import CallRecord, DialRequest, PublicUrlError, public_base
+from callfleet.carriers.metrics import DIALS
 from callfleet.carriers.sim.carrier import SimCarrier
 from callfleet.carriers.telnyx.adapter import TelnyxCarrier
 from callfleet.carriers.twilio.adapter import TwilioCarrier
@@ -276,15 +277,20 @@ class CarrierRouter:
                 try:
                     adapter = await self._adapter_for(row.team_id, row.carrier)
                     out[ref] = await adapter.dial(self._dial_request(row))
+                    result = "placed"
                 except CarrierRejected as exc:
                     out[ref] = exc
+                    result = "account_error" if exc.account_error else "rejected"
                 except CarrierError as exc:  # no usable account for this call
                     out[ref] = CarrierRejected("failed", "no carrier account",
                                                account_error=True, detail=exc.error)
+                    result = "account_error"
                 except Exception as exc:  # noqa: BLE001 - unknown: reconciliation decides
                     log.warning("dial_unconfirmed", call_id=ref, carrier=row.carrier,
                                 error=type(exc).__name__)
                     out[ref] = None
+                    result = "unconfirmed"
+                DIALS.labels(row.carrier, result).inc()
 
         await asyncio.gather(*(dial(d[0]) for d in dials if d[0] not in out))
         return [out.get(d[0]) for d in dials]

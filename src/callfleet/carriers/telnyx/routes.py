@@ -23,6 +23,7 @@ from starlette.responses import Response
 from callfleet.api.responses import JSON
 from callfleet.carriers.accounts import TelnyxAccount
 from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, target
+from callfleet.carriers.metrics import CALLBACKS
 from callfleet.carriers.signatures import telnyx_valid
 from callfleet.carriers.telnyx.adapter import UNANSWERABLE
 from callfleet.carriers.telnyx.events import client_state_of, translate
@@ -69,6 +70,7 @@ async def telnyx_webhook(request: Request) -> Response:
     if not telnyx_valid(key, body, request.headers.get("telnyx-signature-ed25519"),
                         request.headers.get("telnyx-timestamp"), time.time()):
         log.warning("callback_refused", carrier="telnyx")
+        CALLBACKS.labels("telnyx", "refused").inc()
         return unauthorized()
     if parsed is None:
         return JSON({"success": False, "error": "body must be a Telnyx webhook (JSON with "
@@ -79,7 +81,9 @@ async def telnyx_webhook(request: Request) -> Response:
                                       str(payload.get("call_control_id") or ""))
         return Response(status_code=204)
     if found.call_id is None:
+        CALLBACKS.labels("telnyx", "ignored").inc()
         return Response(status_code=204)  # signed, but not about a call of ours
+    CALLBACKS.labels("telnyx", "applied").inc()
     events = translate(parsed, found.call_id, request.app.state.clock.now())
     if found.carrier_call_id is not None:
         events = [e for e in events if e.carrier_call_id == found.carrier_call_id]

@@ -24,6 +24,7 @@ from callfleet.carriers.accounts import TwilioAccount
 from callfleet.carriers.base import CarrierEvent
 from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, target
 from callfleet.carriers.calling import PublicUrlError, public_base
+from callfleet.carriers.metrics import CALLBACKS
 from callfleet.carriers.signatures import twilio_valid
 from callfleet.carriers.twilio.adapter import MAX_BRIEFING
 from callfleet.carriers.twilio.events import events_from_amd, events_from_status
@@ -61,10 +62,13 @@ async def _verified(request: Request) -> tuple[dict[str, str], str | None] | JSO
     token = account.auth_token if isinstance(account, TwilioAccount) else ""
     if not twilio_valid(token, url, params, request.headers.get("x-twilio-signature")):
         log.warning("callback_refused", carrier="twilio", path=request.url.path)
+        CALLBACKS.labels("twilio", "refused").inc()
         return unauthorized()
     if found.call_id is None or (found.carrier_call_id is not None
                                  and params.get("CallSid") != found.carrier_call_id):
+        CALLBACKS.labels("twilio", "ignored").inc()
         return params, None  # signed, but not about a call of ours: nothing to do
+    CALLBACKS.labels("twilio", "applied").inc()
     return params, found.call_id
 
 
