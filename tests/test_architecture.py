@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "callfleet.webhooks.sender": RUNTIME, "callfleet.voice": RUNTIME,
     # edge
     "callfleet.app": EDGE, "callfleet.cli": EDGE, "callfleet.worker": EDGE,
+    "callfleet.testing": EDGE,
     "callfleet.demo": EDGE, "callfleet.api": EDGE, "callfleet.web": EDGE,
     "callfleet.campaigns.run": EDGE,
 }

@@ -23,7 +23,11 @@ from callfleet.api.responses import JSON
 from callfleet.assistants.routes import router as assistants_router
 from callfleet.calls.routes import router as calls_router
 from callfleet.campaigns.routes import router as campaigns_router
+from callfleet.carriers.router import CarrierRouter, make_router
+from callfleet.carriers.routes import router as carrier_accounts_router
 from callfleet.carriers.sim.carrier import SimCarrier
+from callfleet.carriers.telnyx.routes import router as telnyx_router
+from callfleet.carriers.twilio.routes import router as twilio_router
 from callfleet.clock import Clock, shared_clock
 from callfleet.compliance.routes import router as dnc_router
 from callfleet.config import Settings, get_settings
@@ -105,18 +109,18 @@ class RequestGuard:
         return None
 
 
-def build_carrier(settings: Settings, db: Database, clock: Clock) -> SimCarrier:
-    if settings.carrier != "sim":
-        raise ValueError(f"unknown carrier {settings.carrier!r}; available: sim")
-    carrier = SimCarrier(db, clock, mix=settings.sim_mix,
-                         invalid_percent=settings.sim_invalid_percent,
-                         instant=settings.sim_instant, audio=settings.sim_audio)
+def build_carrier(settings: Settings, db: Database, clock: Clock) -> CarrierRouter:
+    """The dialer's carrier: the simulated network and the real carriers' accounts, one
+    call at a time through its number's provider (``carriers.router``)."""
+    sim = SimCarrier(db, clock, mix=settings.sim_mix,
+                     invalid_percent=settings.sim_invalid_percent,
+                     instant=settings.sim_instant, audio=settings.sim_audio)
     if voice_routes is not None:
         async def answer(event: Any) -> None:
             await simcallee.answer(event, db=db, voice_url=settings.voice_url,
-                                   hangup=carrier.hangup)
-        carrier.on_audio_answer = answer
-    return carrier
+                                   hangup=sim.hangup)
+        sim.on_audio_answer = answer
+    return make_router(db, settings, sim)
 
 
 async def build_dialer(settings: Settings, db: Database, clock: Clock | None = None) -> Dialer:
@@ -166,6 +170,7 @@ def create_app(
             stop.set()
             if task is not None:
                 await task
+            await dialer.carrier.aclose()
             if own:
                 await database.dispose()
 
@@ -207,6 +212,9 @@ def create_app(
     app.include_router(conversation_router)
     app.include_router(dnc_router)
     app.include_router(webhooks_router)
+    app.include_router(carrier_accounts_router)
+    app.include_router(twilio_router)
+    app.include_router(telnyx_router)
     if voice_routes is not None:
         app.include_router(voice_routes.router)  # the carriers' media WebSocket
     install_web(app)  # the web app under / (docs/web.md)

@@ -67,6 +67,17 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
 
 
+def _check_carriers() -> None:
+    """A real carrier needs CALLFLEET_PUBLIC_URL and its account: say so before starting."""
+    from callfleet.carriers.router import check_startup
+
+    try:
+        check_startup(get_settings())
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
@@ -81,6 +92,7 @@ def serve(
 
     from callfleet.logging import configure
 
+    _check_carriers()
     configure(get_settings().log_level)
     uvicorn.run(
         "callfleet.app:api_only_app" if no_worker else "callfleet.app:create_app",
@@ -129,6 +141,7 @@ def worker(
     from callfleet.worker import run_background
 
     settings = get_settings()
+    _check_carriers()
     configure(settings.log_level)
 
     async def run() -> None:
@@ -441,7 +454,8 @@ def key_revoke(key_id: str = typer.Argument(..., help="The key's id (key_…).")
 
 
 def sign_in_url(token: str) -> str:
-    return get_settings().public_url.rstrip("/") + f"/signin/{token}"
+    base = get_settings().public_url or "http://127.0.0.1:8000"
+    return base.rstrip("/") + f"/signin/{token}"
 
 
 def _read_password(confirm: bool = True) -> str:

@@ -42,7 +42,45 @@ class Settings(BaseSettings):
     )
     import_max_errors: int = Field(default=1000, description="Row errors listed per import.")
     db_pool_size: int = 20
-    carrier: str = Field(default="sim", description="Telephony adapter: sim (default).")
+    carrier: str = Field(
+        default="sim", description="The carrier a request uses when it names none: sim "
+        "(default), twilio or telnyx (docs/carriers.md).")
+    public_url: str | None = Field(
+        default=None, description="The base URL at which carriers and people reach callfleet "
+        "(callbacks, TwiML, media streams and the one-time sign-in links the CLI prints derive "
+        "from it); https and required with a real carrier. Unset: sign-in links use "
+        "http://127.0.0.1:8000.")
+    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID.")
+    twilio_auth_token: str | None = Field(
+        default=None, description="Twilio auth token (REST and callback signatures; never "
+        "logged).")
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com", description="Twilio's REST API (a local fake in "
+        "tests).")
+    twilio_calls_per_second: float = Field(
+        default=1.0, ge=0, description="Calls started per second per Twilio account "
+        "(Twilio's default limit is 1; 0: no limit).")
+    telnyx_api_key: str | None = Field(default=None, description="Telnyx API key (never "
+                                       "logged).")
+    telnyx_public_key: str | None = Field(
+        default=None, description="Telnyx webhook verification key (base64 Ed25519).")
+    telnyx_connection_id: str | None = Field(
+        default=None, description="Telnyx Call Control application (connection) id.")
+    telnyx_api_base_url: str = Field(
+        default="https://api.telnyx.com/v2", description="Telnyx's REST API (a local fake "
+        "in tests).")
+    telnyx_calls_per_second: float = Field(
+        default=1.0, ge=0, description="Calls started per second per Telnyx connection "
+        "(0: no limit).")
+    carrier_ring_timeout_seconds: int = Field(
+        default=30, ge=15, le=120, description="How long a real carrier lets a call ring "
+        "(at least 15 s, FCC).")
+    carrier_max_call_seconds: int = Field(
+        default=600, ge=30, le=14400, description="A real call's time limit when its "
+        "assistant sets none.")
+    carrier_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="Real seconds one carrier API request may "
+        "take (keep it below lease_seconds).")
     time_scale: float = Field(
         default=1.0, description="Simulated time runs this many times faster (sim carrier only)."
     )
@@ -133,10 +171,6 @@ class Settings(BaseSettings):
         "endpoints, tools) may reach although they are private, loopback or otherwise refused "
         "(docs/security.md). Default: none.")
     log_level: str = "INFO"
-    public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Where people reach the web app; the base of one-time sign-in links that "
-        "the CLI prints.")
 
     @field_validator("outbound_allowed_networks")
     @classmethod

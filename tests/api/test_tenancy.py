@@ -187,6 +187,14 @@ ATTACKS: dict[tuple[str, str], list[Try]] = {
         Try("/api/team", OWN, json={"teamId": "{A.t.id}", "name": "Bravo Renamed",
                                     "settings": {"maxConcurrentCalls": 1}}, check=_team_is_b),
     ],
+    # A team's own carrier accounts: always the key's own team (no id to name another's).
+    ("GET", "/api/team/carriers"): [
+        Try("/api/team/carriers", OWN, params={"teamId": "{A.t.id}"})],
+    ("GET", "/api/team/carriers/{provider}"): [Try("/api/team/carriers/twilio", 404)],
+    ("PUT", "/api/team/carriers/{provider}"): [  # no public URL in this deployment: 409
+        Try("/api/team/carriers/twilio", 409, json={
+            "teamId": "{A.t.id}", "accountSid": "AC" + "0" * 32, "authToken": "x" * 20})],
+    ("DELETE", "/api/team/carriers/{provider}"): [Try("/api/team/carriers/twilio", 404)],
     ("GET", "/api/api-keys"): [Try("/api/api-keys", OWN, params={"teamId": "{A.t.id}"})],
     ("POST", "/api/api-keys"): [
         Try("/api/api-keys", OWN, json={"name": "b", "teamId": "{A.t.id}"}, check=_created_in_b),

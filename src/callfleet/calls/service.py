@@ -113,19 +113,22 @@ async def create_single_call(
         contact = await p.scope.get(session, Contact, data["contact_id"])
     if data.get("from_number"):
         from_number = _phone(data["from_number"], "fromNumber", region)
-        owned = await session.scalar(
-            p.scope.select(PhoneNumber.id).where(PhoneNumber.phone_number == from_number,
-                                                 PhoneNumber.status == "active"))
+        owned = (await session.execute(
+            p.scope.select(PhoneNumber.id, PhoneNumber.provider).where(
+                PhoneNumber.phone_number == from_number, PhoneNumber.status == "active"))
+        ).first()
         if owned is None:
             raise bad_request("fromNumber is not an active number of this team", "fromNumber")
+        carrier_name = owned.provider  # the call goes through its number's carrier
     else:
-        from_number = await session.scalar(
-            p.scope.select(PhoneNumber.phone_number).where(
+        first = (await session.execute(
+            p.scope.select(PhoneNumber.phone_number, PhoneNumber.provider).where(
                 PhoneNumber.assistant_id == assistant.id, PhoneNumber.status == "active")
-            .order_by(PhoneNumber.id).limit(1))
-        if from_number is None:
+            .order_by(PhoneNumber.id).limit(1))).first()
+        if first is None:
             raise bad_request("The assistant has no active phone number; pass fromNumber",
                               "fromNumber")
+        from_number, carrier_name = first.phone_number, first.provider
     listed = await session.scalar(
         p.scope.select(DncEntry.id).where(DncEntry.phone_number == to_number))
     if listed or (contact is not None and (contact.do_not_call

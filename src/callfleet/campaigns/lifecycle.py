@@ -14,6 +14,7 @@ draft <-> scheduled         campaign.scheduled /    ``requested``
                             campaign.unscheduled
 scheduled start is due      campaign.started        ``scheduled_start``
 no caller-ID number left    campaign.paused         ``no_active_caller_id``
+carrier refuses the account campaign.paused         ``carrier_rejected``
 every contact is done       campaign.completed      ``all_contacts_done``
 ==========================  ======================  ==========================================
 """
@@ -105,6 +106,23 @@ def pause_without_numbers(session: AsyncSession, c: Campaign, now: datetime) -> 
     """The dialer found no active caller-ID number for a running campaign."""
     _change(session, c, "paused", now, NO_NUMBERS, "no_active_caller_id")
     log.warning("campaign_paused_no_numbers", campaign_id=c.id)
+
+
+async def pause_for_carrier(session: AsyncSession, campaign_id: str, now: datetime,
+                            reason: str) -> bool:
+    """The carrier refused a dial because of the account itself (credentials rejected, no
+    funds): a running campaign pauses with the carrier's reason, so it stops dialing until
+    someone fixes the account and resumes it."""
+    stmt = select(Campaign).where(Campaign.id == campaign_id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    c = await session.scalar(stmt.execution_options(populate_existing=True))
+    if c is None or c.status != "running":
+        return False
+    _change(session, c, "paused", now, f"the carrier refused the account: {reason}"[:500],
+            "carrier_rejected")
+    log.warning("campaign_paused_carrier", campaign_id=c.id, reason=reason)
+    return True
 
 
 async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime) -> bool:

@@ -1,8 +1,11 @@
 """The Carrier protocol: what callfleet needs from a telephony network.
 
-Adapters: ``sim`` (the simulated network, default), later ``twilio`` and ``telnyx``. A carrier
-reports call progress as ``CarrierEvent``s delivered to ``dialer.outcomes.CallEvents``:
-the simulated network calls it directly; real carriers reach it through signed HTTP callbacks.
+Adapters: ``sim`` (the simulated network, default), ``twilio`` and ``telnyx``
+(``carriers.router.CarrierRouter`` picks one per call: the number's provider, with the team's
+own account when it has one). A carrier reports call progress as ``CarrierEvent``s delivered
+to ``dialer.outcomes.CallEvents``: the simulated network calls it directly; real carriers
+reach it through signed HTTP callbacks (``carriers/twilio/routes.py``,
+``carriers/telnyx/routes.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from callfleet.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class CarrierCallStatus:
     outcome: str | None
     answered_at: datetime | None
     ended_at: datetime | None
+    # A real carrier whose callbacks may have been lost (callfleet was down when they were
+    # sent) reports what its record says happened as events; reconciliation applies them
+    # like callbacks (idempotent). Empty while the call is live, and for the simulated
+    # network, whose own events are always delivered.
+    events: tuple[CarrierEvent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,29 @@ class CarrierEvent:
 
 
 class CarrierRejected(Exception):
-    """The carrier refused the dial at once (invalid number, account error, ...)."""
+    """The carrier refused the dial at once (invalid number, account error, ...).
 
-    def __init__(self, outcome: str, reason: str) -> None:
+    ``reason`` is short (it becomes the call's ``ended_reason``); ``detail`` is the carrier's
+    whole message (kept in the call's metadata and the campaign's pause reason).
+    ``account_error``: the carrier account itself is unusable (credentials rejected, no
+    funds): every further dial would fail the same way, so the campaign pauses."""
+
+    def __init__(self, outcome: str, reason: str, *, account_error: bool = False,
+                 detail: str | None = None) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
+        self.account_error = account_error
+        self.detail = detail or reason
+
+
+class CarrierError(ApiError):
+    """A carrier request other than a dial failed (numbers, account checks): one sentence
+    for the user, and the HTTP status callfleet answers the request with (400 when the
+    request named something the carrier refused, 502 when the carrier failed)."""
+
+    def __init__(self, message: str, status: int = 502, field: str | None = None) -> None:
+        super().__init__(status, message, {field: message} if field else None)
 
 
 class Carrier(Protocol):
@@ -75,3 +102,11 @@ class Carrier(Protocol):
         """The carrier's record of the call placed for ``call_ref``, or None if it never got
         the dial (after which it will refuse a late one for the same ref)."""
         ...
+
+
+class CarrierResolver(Protocol):
+    """Finds the adapter for a team's numbers of one provider (``carriers.router``)."""
+
+    name: str
+
+    async def for_team(self, team_id: str, provider: str | None) -> Carrier: ...

@@ -85,13 +85,6 @@ async def on_answered(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangu
     conversation worker (it takes seconds; no transaction may wait for it) and the call
     stays in progress; else the deterministic script runs here at once."""
     persona = event.data.get("persona")
-    if event.data.get("audio"):
-        # A live voice call: the carrier streams its audio to a voice process, whose
-        # pipeline holds the conversation and ends the call (callfleet.voice).
-        meta = dict(call.call_metadata or {})
-        meta.update(persona=persona, conversation="voice")
-        call.call_metadata = meta
-        return None
     ctx = await call_context(s, call)
     config = await llm_for(s, call, ctx.assistant)
     if config is not None and ctx.assistant is not None:

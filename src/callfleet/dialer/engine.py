@@ -220,11 +220,12 @@ class Dialer:
             return []
         scope = TeamScope(c.team_id)
         numbers = list(await s.execute(
-            scope.select(PhoneNumber.id, PhoneNumber.phone_number)
+            scope.select(PhoneNumber.id, PhoneNumber.phone_number, PhoneNumber.provider)
             .where(PhoneNumber.id.in_(c.from_number_ids or []), PhoneNumber.status == "active")
         ))
         order = {nid: i for i, nid in enumerate(c.from_number_ids or [])}
         active = sorted(((n.id, n.phone_number) for n in numbers), key=lambda n: order[n[0]])
+        provider_of = {n.id: n.provider for n in numbers}  # a call uses its number's carrier
         if not active:
             if dry_run:
                 return []
@@ -320,6 +321,10 @@ class Dialer:
         if dry_run:
             return [Placement(None, by_number[nid], row.phone, row.contact_id, row.id)
                     for row, nid in chosen]
+        pace = getattr(self.carrier, "pace", None)  # per carrier account (carriers.pacing)
+        if pace is not None and chosen:
+            fits = await pace(s, c.team_id, [provider_of[nid] for _, nid in chosen], now)
+            chosen = [pick for pick, ok in zip(chosen, fits, strict=True) if ok]
         stamp = utcnow()
         t = Enrollment.__table__.c
         if skipped:
@@ -346,7 +351,7 @@ class Dialer:
                 campaign_id=c.id, enrollment_id=row.id, contact_id=row.contact_id,
                 assistant_id=c.assistant_id, from_number=from_number, to_number=row.phone,
                 status="dialing", attempt=attempt, started_at=now,
-                carrier=self.carrier.name, messages=[], analysis={}, call_metadata={},
+                carrier=provider_of[number_id], messages=[], analysis={}, call_metadata={},
                 lease_owner=self.worker_id, lease_expires_at=lease_until,
                 created_at=stamp, updated_at=stamp,
             )
@@ -458,14 +463,25 @@ class Dialer:
                 calls = {c.id: c for c in await s.scalars(stmt)}
                 context = await load_call_context(  # noqa: F841 (held for the batch)
                     s, list(calls.values()))
+                paused: dict[str, str] = {}
                 with s.no_autoflush:
                     for ref, exc in rejected:
                         call = calls.get(ref)
                         if call is not None:
+                            if exc.detail != exc.reason:  # the carrier's whole message
+                                call.call_metadata = {**(call.call_metadata or {}),
+                                                      "carrier_error": exc.detail}
                             await finish_call(s, call, exc.outcome,
-                                              f"carrier_rejected: {exc.reason}", now, settle)
+                                              f"carrier_rejected: {exc.reason}"[:80], now,
+                                              settle)
+                            if exc.account_error and call.campaign_id:
+                                paused[call.campaign_id] = exc.detail
                 await s.flush()
                 await settle.apply(s, now)
+                for campaign_id, reason in sorted(paused.items()):
+                    # The carrier refuses the account itself: every further dial would fail
+                    # the same way, so the campaign stops instead of burning its contacts.
+                    await lifecycle.pause_for_carrier(s, campaign_id, now, reason)
             await s.commit()
 
     async def place_single(self, call_id: str, from_number: str, to_number: str) -> None:
@@ -495,6 +511,12 @@ class Dialer:
             statuses: dict[str, CarrierCallStatus | None] = await many(stale)
         else:
             statuses = {ref: await self.carrier.call_status(ref) for ref in stale}
+        # A real carrier's record of a call that ended while its callbacks were lost: apply
+        # it as those callbacks would have been (idempotent, like them).
+        replay = [e for st in statuses.values() if st is not None for e in st.events]
+        if replay:
+            await self.events.handle_many(replay)
+            statuses = {ref: st for ref, st in statuses.items() if st is None or not st.events}
 
         def ending(st: CarrierCallStatus | None) -> bool:
             return st is None or st.state == "refused" or (
@@ -502,7 +524,7 @@ class Dialer:
 
         # Still live at the carrier (or ended normally and its event is on the way): keep
         # watching.
-        renew = [{"cid": ref, "carrier_id": st.carrier_call_id}
+        renew = [{"cid": ref, "carrier_id": st.carrier_call_id or None}
                  for ref, st in sorted(statuses.items()) if st is not None and not ending(st)]
         end = sorted(ref for ref, st in statuses.items() if ending(st))
         t = Call.__table__.c

@@ -49,7 +49,7 @@ from callfleet.crm.events import emit_contact_updated
 from callfleet.crm.models import Company, Contact
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
-from callfleet.dialer import rules
+from callfleet.dialer import media, rules
 from callfleet.teams.models import Team
 
 log = structlog.get_logger("callfleet.calls")
@@ -272,11 +272,20 @@ class CallEvents:
                 call.answered_at = event.at
                 add_event(s, call, "call.answered", event.at,
                           {"answered_by": event.data.get("answered_by", "human")})
+                if event.data.get("audio"):
+                    # The carrier streams the call's audio to a voice process, whose
+                    # pipeline holds the conversation and ends the call.
+                    media.on_answered(call, event)
+                    return None
                 if event.data.get("answered_by") != "machine":
                     return await runtime.on_answered(s, call, event)
         elif event.type == "machine_detected":
+            if event.data.get("audio"):
+                return await media.on_machine(s, call, event)
             if not (call.call_metadata or {}).get("voicemail"):
                 return await runtime.on_machine(s, call, event)
+        elif event.type == "human_detected":
+            media.on_human(s, call, event)
         elif event.type == "ended":
             outcome, reason = self._outcome(call, event)
             await finish_call(s, call, outcome, reason, event.at, settle)

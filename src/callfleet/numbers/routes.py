@@ -10,7 +10,7 @@ from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_s
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import ErrorOut, OkOut, errors
-from callfleet.carriers.base import Carrier
+from callfleet.carriers.base import CarrierResolver
 from callfleet.errors import ApiError
 from callfleet.numbers import service as svc
 from callfleet.numbers.schemas import (
@@ -27,7 +27,9 @@ router = APIRouter(prefix="/api", tags=["phone numbers"])
 NO_CARRIER: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "No carrier configured"}}
 
 
-def carrier_of(request: Request) -> Carrier:
+def carrier_of(request: Request) -> CarrierResolver:
+    """The deployment's carriers (``carriers.router``): the adapter for a team and a
+    provider comes from ``for_team``."""
     carrier = getattr(request.app.state, "carrier", None)
     if carrier is None:
         raise ApiError(503, "No telephony carrier is configured")
@@ -42,7 +44,7 @@ def _region(request: Request) -> str:
              responses={200: {"model": NumberSearchOut}, **errors(), **NO_CARRIER})
 async def search_numbers(body: NumberSearchIn, p: Auth, request: Request) -> JSON:
     """Numbers the carrier offers for sale (not yet owned by anyone)."""
-    carrier = carrier_of(request)
+    carrier = await carrier_of(request).for_team(p.team_id, body.provider)
     f = body.filters
     numbers = await svc.search(carrier, f.country_code, f.area_code, f.number_type, f.limit)
     return JSON({"success": True, "numbers": numbers, "provider": carrier.name,
@@ -53,7 +55,7 @@ async def search_numbers(body: NumberSearchIn, p: Auth, request: Request) -> JSO
              responses={201: {"model": PhoneNumberEnvelope}, **errors(403, 409), **NO_CARRIER})
 async def purchase_number(body: PurchaseIn, p: Auth, s: WriteSession, request: Request) -> JSON:
     p.check_team(body.team_id)
-    carrier = carrier_of(request)
+    carrier = await carrier_of(request).for_team(p.team_id, body.provider)
     data = body.model_dump(exclude_unset=True)
 
     async def make() -> dict[str, Any]:
@@ -66,13 +68,15 @@ async def purchase_number(body: PurchaseIn, p: Auth, s: WriteSession, request: R
 @router.post("/phone-numbers", status_code=201, response_model=None,
              responses={201: {"model": PhoneNumberEnvelope}, **errors(403, 409)})
 async def import_number(body: ImportIn, p: Auth, s: WriteSession, request: Request) -> JSON:
-    """Bring in a number the team already owns at a carrier."""
+    """Bring in a number the team already owns at a carrier. For Twilio and Telnyx the
+    carrier confirms the account owns it, and its voice webhook is set to callfleet."""
     p.check_team(body.team_id)
     data = body.model_dump(exclude_unset=True)
+    carriers = carrier_of(request)
 
     async def make() -> dict[str, Any]:
-        return {"success": True,
-                "phone_number": await svc.import_number(s, p, data, _region(request))}
+        return {"success": True, "phone_number": await svc.import_number(
+            s, p, data, _region(request), carriers)}
 
     return await respond_created(request, s, p, make)
 

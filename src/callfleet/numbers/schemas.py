@@ -26,11 +26,15 @@ class SearchFilters(CamelIn):
 
 class NumberSearchIn(CamelIn):
     filters: SearchFilters
+    provider: Provider | None = Field(
+        default=None, description="The carrier to search (default: CALLFLEET_CARRIER).")
 
 
 class PurchaseIn(CamelIn):
     team_id: str | None = Field(default=None, max_length=64)
     phone_number: str | None = Field(default=None, max_length=64)
+    provider: Provider | None = Field(
+        default=None, description="The carrier to buy from (default: CALLFLEET_CARRIER).")
     friendly_name: str | None = Field(default=None, max_length=200)
 
 

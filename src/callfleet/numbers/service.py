@@ -1,7 +1,8 @@
 """Phone numbers: search and purchase through the carrier, import, list, update, release.
 
-Services never commit; the route (or ``api.idempotency``) owns the transaction. The carrier is
-passed in by the route (``app.state.carrier``), so this module never sees the request.
+Services never commit; the route (or ``api.idempotency``) owns the transaction. The carrier
+(or the resolver of a team's carrier per provider, ``carriers.router``) is passed in by the
+route (``app.state.carrier``), so this module never sees the request.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
 from callfleet.campaigns.models import Campaign
-from callfleet.carriers.base import AvailableNumber, Carrier
+from callfleet.carriers.base import AvailableNumber, Carrier, CarrierResolver
 from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
 from callfleet.errors import ApiError, bad_request, conflict
@@ -160,7 +161,10 @@ async def purchase(
     await _existing(session, p, number)
     country, ntype, area, pretty = describe(number)
     offer = None
-    if country is not None:
+    find = getattr(carrier, "offer", None)  # a real carrier looks the number itself up
+    if find is not None:
+        offer = await find(number)
+    elif country is not None:
         offers = await carrier.search_numbers(country, area, ntype, PURCHASE_SEARCH_LIMIT)
         offer = next((o for o in offers if o.phone_number == number), None)
     if offer is None:
@@ -184,8 +188,11 @@ async def purchase(
 
 
 async def import_number(
-    session: AsyncSession, p: Principal, data: dict[str, Any], region: str
+    session: AsyncSession, p: Principal, data: dict[str, Any], region: str,
+    carriers: CarrierResolver,
 ) -> dict[str, Any]:
+    """A number the team owns at a carrier. A real carrier confirms the account owns it and
+    points its voice webhook at callfleet; its id for the number becomes ``provider_ref``."""
     number = _e164(data.get("phone_number"), "phoneNumber", region)
     provider = data.get("provider")
     if not provider:
@@ -193,6 +200,10 @@ async def import_number(
     ref = _clean(data.get("provider_ref"), "providerRef", 200)
     friendly = _clean(data.get("friendly_name"), "friendlyName", 200)
     await _existing(session, p, number)
+    carrier = await carriers.for_team(p.team_id, provider)
+    verify = getattr(carrier, "import_number", None)
+    if verify is not None:
+        ref = await verify(number)
     country, ntype, _, pretty = describe(number)
     now = utcnow()
     n = PhoneNumber(
@@ -251,9 +262,9 @@ async def update_number(
 
 
 async def release_number(
-    session: AsyncSession, p: Principal, carrier: Carrier, number_id: str
+    session: AsyncSession, p: Principal, carriers: CarrierResolver, number_id: str
 ) -> None:
-    """Delete the number; release it at the carrier when the active carrier is its provider.
+    """Delete the number and release it at its carrier (with the team's account for it).
 
     409 while a running campaign dials from it (pause or cancel the campaign first)."""
     n = await p.scope.get(session, PhoneNumber, number_id, for_update=True)
@@ -264,7 +275,7 @@ async def release_number(
             f"Phone number {n.phone_number} is a caller ID of running campaign "
             f"'{using.name}' ({using.id}); pause or cancel the campaign first",
         )
+    carrier = await carriers.for_team(p.team_id, n.provider)
     await session.delete(n)
     await session.flush()
-    if n.provider == carrier.name:
-        await carrier.release_number(n.provider_ref)
+    await carrier.release_number(n.provider_ref)

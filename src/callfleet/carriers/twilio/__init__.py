@@ -1,0 +1,2 @@
+"""Twilio: the adapter (``adapter``), its signed callbacks (``routes``) and what they mean
+(``events``)."""
