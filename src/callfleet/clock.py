@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from callfleet.carriers.sim.models import ClockAnchor
 from callfleet.db.session import Database
 
 
@@ -67,8 +68,6 @@ async def shared_clock(db: Database, scale: float) -> Clock:
     """The clock every process of this database shares; re-anchored when the scale changes
     (continuing from the current simulated time, so time never jumps backwards while
     simulating)."""
-    from callfleet.carriers.sim.models import ClockAnchor
-
     if scale == 1.0:
         # Leaving simulation: back to real time (a simulated future is not kept).
         async with db.session() as s:

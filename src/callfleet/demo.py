@@ -28,6 +28,7 @@ from callfleet.calls.models import Call
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.run import run_campaign
+from callfleet.campaigns.views import NO_COUNTERS
 from callfleet.config import Settings
 from callfleet.crm import fields as F
 from callfleet.crm.models import Company, Contact
@@ -111,8 +112,8 @@ async def run_demo(settings: Settings, contacts: int, timeout: float, console: C
             s.add(pn)
             number_ids.append(pn.id)
         await s.flush()
-        contact_ids = list(await s.scalars(select(Contact.id).where(
-            Contact.team_id == team.id, Contact.company_id == company.id)))
+        contact_ids = list(await s.scalars(p.scope.select(Contact.id).where(
+            Contact.company_id == company.id)))
         created = await campaigns.create_campaign(s, p, {
             "assistant_id": assistant.id, "company_id": company.id,
             "from_number_ids": number_ids, "name": "Demo outreach",
@@ -184,7 +185,7 @@ async def _snapshot(db: Any, campaign_id: str) -> dict[str, Any]:
             select(Enrollment.reason, func.count()).where(
                 Enrollment.campaign_id == campaign_id, Enrollment.status == "skipped")
             .group_by(Enrollment.reason))})
-        count = (await campaigns.counters(s, [campaign_id])).get(campaign_id, campaigns.ZERO)
+        count = (await campaigns.counters(s, [campaign_id])).get(campaign_id, NO_COUNTERS)
     done = sum(by_status[k] for k in ("completed", "failed", "skipped", "cancelled"))
     return {"status": c.status, "active": c.active_calls, "by_status": by_status,
             "by_outcome": by_outcome, "done": done, "counters": count, "skipped": reasons}

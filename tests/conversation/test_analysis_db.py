@@ -13,7 +13,8 @@ from callfleet import ids
 from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call
 from callfleet.conversation import jobs
-from callfleet.conversation.analysis import AnalysisWorker, mark_for_analysis
+from callfleet.conversation.analysis.queue import mark_for_analysis
+from callfleet.conversation.analysis.worker import AnalysisWorker
 from callfleet.conversation.models import CallJob
 from callfleet.conversation.script import run_scripted
 from callfleet.db.base import utcnow

@@ -18,14 +18,15 @@ from sqlalchemy.engine import make_url
 from callfleet import ids
 from callfleet.app import build_dialer
 from callfleet.assistants.models import Assistant
-from callfleet.calls.lifecycle import add_event, add_many_to_dnc
 from callfleet.calls.models import Call, CallEvent
+from callfleet.calls.timeline import add_event
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.carriers.base import CarrierRejected
 from callfleet.carriers.sim.models import SimCall
 from callfleet.clock import FixedClock
 from callfleet.compliance.models import DncEntry
+from callfleet.compliance.service import add_many_to_dnc
 from callfleet.crm.models import Company, Contact
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from callfleet.calls.models import Call
 from callfleet.campaigns.models import Campaign
 from callfleet.compliance.models import DncEntry
-from callfleet.conversation.analysis import AnalysisWorker
+from callfleet.conversation.analysis.worker import AnalysisWorker
 from callfleet.conversation.models import CallJob
 from callfleet.conversation.worker import ConversationWorker
 from callfleet.webhooks.models import OutboxEvent

@@ -13,18 +13,18 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict, forbidden, not_found
 from callfleet.assistants.models import Assistant
 from callfleet.assistants.templates import TEMPLATE_IDS, template_defaults
 from callfleet.calls.models import Call
 from callfleet.campaigns.models import Campaign
 from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
+from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
 from callfleet.numbers.service import campaign_using, number_out, running_campaigns
 from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
-from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.teams.principal import Principal
 
 # What a column holds when neither the template nor the request sets it (and what ``null``
 # resets it to on PATCH). Mirrors the model's column defaults.
@@ -419,7 +419,8 @@ async def create_assistant(
     template_id = data.get("template_id") or "custom"
     if template_id not in TEMPLATE_IDS:
         raise bad_request("templateId must be one of " + ", ".join(TEMPLATE_IDS), "templateId")
-    business = await session.scalar(select(Team.name).where(Team.id == p.team_id)) or ""
+    team = await session.get(Team, p.team_id)
+    business = team.name if team is not None else ""
     base = {**DEFAULTS, **template_defaults(template_id, business)}
     values = {**base, **_values(data, base, region)}
     now = utcnow()
@@ -438,8 +439,7 @@ async def _owned(session: AsyncSession, p: Principal, assistant_id: str,
 async def owned_assistant(session: AsyncSession, p: Principal, assistant_id: str, *,
                           for_update: bool = False) -> Assistant:
     """The caller's assistant by id; a deleted one is a 404 like an unknown one."""
-    a = await get_owned(session, Assistant, assistant_id, p, prefix="asst", label="Assistant",
-                        for_update=for_update)
+    a = await p.scope.get(session, Assistant, assistant_id, for_update=for_update)
     if a.deleted_at is not None:
         raise not_found("Assistant")
     return a
@@ -453,7 +453,7 @@ async def get_assistant(session: AsyncSession, p: Principal, assistant_id: str) 
 async def list_assistants(
     session: AsyncSession, p: Principal, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(Assistant, p).where(Assistant.deleted_at.is_(None))
+    stmt = p.scope.select(Assistant).where(Assistant.deleted_at.is_(None))
     total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
     rows = list(await session.scalars(stmt.order_by(Assistant.id.desc()).limit(limit)
                                       .offset(offset)))
@@ -546,20 +546,17 @@ async def assign_numbers(
     if bad:
         raise bad_request(f"phoneNumberIds has ids that are not phone number ids: "
                           f"{', '.join(bad[:20])}", "phoneNumberIds")
-    stmt: Any = select(PhoneNumber).where(PhoneNumber.id.in_(wanted))
-    if replace:
-        stmt = select(PhoneNumber).where(
-            (PhoneNumber.id.in_(wanted)) | (PhoneNumber.assistant_id == a.id)
-        )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    rows = {n.id: n for n in await session.scalars(stmt.order_by(PhoneNumber.id))}
+    ids_ = list(wanted)
+    if replace:  # the numbers assigned now, to see which are dropped
+        ids_ += list(await session.scalars(
+            p.scope.select(PhoneNumber.id).where(PhoneNumber.assistant_id == a.id)))
+    rows = await p.scope.get_many(
+        session, PhoneNumber, ids_, for_update=True,
+        forbidden_error="Forbidden: phoneNumberIds includes another team's number")
     unknown = [i for i in wanted if i not in rows]
     if unknown:
         msg = "Phone numbers not found: " + ", ".join(unknown[:20])
         raise ApiError(404, msg, {"phoneNumberIds": msg})
-    if any(rows[i].team_id != p.team_id for i in wanted):
-        raise forbidden("Forbidden: phoneNumberIds includes another team's number")
     taken = [rows[i] for i in wanted if rows[i].assistant_id not in (None, a.id)]
     if taken:
         n = taken[0]

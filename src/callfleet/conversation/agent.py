@@ -1,7 +1,7 @@
 """The LLM conversation of one answered call: the model as the assistant, the simulated
 carrier's scripted callee (``personas.Callee``) as the person on the line.
 
-``converse`` runs turns until the call ends: the model calls ``end_call`` or
+``Conversation.run`` runs turns until the call ends: the model calls ``end_call`` or
 ``transfer_call``, an end-call trigger phrase is said by either side, the callee opts out or
 says goodbye, or ``max_turns`` is reached. It does no database work; ``on_turn`` is called
 with the messages after every exchange so the caller can persist them (and a conversation

@@ -16,18 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet.assistants.models import Assistant
+from callfleet.assistants.prompts import render, variables_for
 from callfleet.calls.models import Call
+from callfleet.calls.timeline import add_event
 from callfleet.campaigns.models import Campaign
 from callfleet.carriers.base import CarrierEvent
 from callfleet.conversation import script
 from callfleet.conversation.jobs import add_job
 from callfleet.conversation.llm import LlmConfig, resolve_config
 from callfleet.crm.models import Company, Contact
-from callfleet.crm.service import company_out, contact_out
+from callfleet.crm.views import company_out, contact_out
+from callfleet.teams.llm_settings import team_llm_settings
 
 log = structlog.get_logger("callfleet.conversation")
 
@@ -49,36 +51,6 @@ async def call_context(s: AsyncSession, call: Call) -> tuple[
             company_out(company, 0) if company else None, campaign)
 
 
-_TEAM_LLM_TTL = 5.0
-_team_llm: dict[str, tuple[float, dict[str, Any]]] = {}
-
-
-async def team_llm_settings(s: AsyncSession, team_id: str, *, fresh: bool = False
-                            ) -> dict[str, Any]:
-    """The team's LLM settings (``llm_base_url``, ``llm_api_key``, ``llm_model``), cached
-    for a few seconds per process so the deterministic path pays no query per call."""
-    import time
-
-    from callfleet.teams.models import Team
-
-    now = time.monotonic()
-    hit = _team_llm.get(team_id)
-    if hit is not None and not fresh and now - hit[0] < _TEAM_LLM_TTL:
-        return hit[1]
-    settings = await s.scalar(select(Team.settings).where(Team.id == team_id)) or {}
-    value = {k: settings.get(k) for k in ("llm_base_url", "llm_api_key", "llm_model")
-             if settings.get(k)}
-    if len(_team_llm) > 10_000:
-        _team_llm.clear()
-    _team_llm[team_id] = (now, value)
-    return value
-
-
-def forget_team(team_id: str) -> None:
-    """Drop the cached team LLM settings (PATCH /api/team calls this)."""
-    _team_llm.pop(team_id, None)
-
-
 async def llm_for(s: AsyncSession, call: Call, assistant: Assistant | None
                   ) -> LlmConfig | None:
     if assistant is not None and assistant.llm_base_url:
@@ -90,8 +62,6 @@ async def on_answered(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangu
     """A person answered. With an LLM configured the conversation is queued for a
     conversation worker (it takes seconds; no transaction may wait for it) and the call
     stays in progress; else the deterministic script runs here at once."""
-    from callfleet.assistants.prompts import render, variables_for
-
     assistant, contact, company, campaign = await call_context(s, call)
     persona = event.data.get("persona")
     config = await llm_for(s, call, assistant)
@@ -126,8 +96,6 @@ async def on_answered(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangu
 
 
 async def on_machine(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup:
-    from callfleet.calls.lifecycle import add_event
-
     assistant, contact, company, campaign = await call_context(s, call)
     action = (campaign.voicemail_action if campaign and campaign.voicemail_action
               else assistant.voicemail_action if assistant else "hangup")
@@ -137,8 +105,6 @@ async def on_machine(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup
     add_event(s, call, "call.machine_detection.ended", event.at,
               {"result": "machine", "action": action})
     if action == "leave_message" and assistant is not None:
-        from callfleet.assistants.prompts import render, variables_for
-
         text, _ = render(assistant.voicemail_message or assistant.first_message,
                          variables_for(contact, company,
                                        {"name": campaign.name} if campaign else None))

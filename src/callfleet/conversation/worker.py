@@ -29,11 +29,14 @@ import structlog
 from sqlalchemy import select, update
 
 from callfleet import ids
+from callfleet.assistants.prompts import render, variables_for
 from callfleet.calls.models import Call, CallEvent
 from callfleet.config import Settings
 from callfleet.conversation import jobs, llm, runtime, script
 from callfleet.conversation.agent import ERROR_REPLY, AgentResult, Conversation
+from callfleet.conversation.analysis.worker import AnalysisWorker
 from callfleet.conversation.llm import LlmClient
+from callfleet.conversation.models import CallJob
 from callfleet.conversation.personas import Callee
 from callfleet.db.session import Database
 
@@ -122,9 +125,6 @@ class ConversationWorker:
                                f"{type(exc).__name__}: {exc}")
 
     async def _handle(self, call_id: str) -> None:
-        from callfleet.assistants.prompts import render, variables_for
-        from callfleet.conversation.models import CallJob
-
         async with self.db.session(write=False) as s:
             job = await s.get(CallJob, (call_id, KIND))
             call = await s.get(Call, call_id)
@@ -246,8 +246,6 @@ class ConversationWorker:
 async def run_intelligence(settings: Settings, db: Database, dialer: Any,
                            stop: asyncio.Event) -> None:
     """The conversation and analysis loops of one worker process."""
-    from callfleet.conversation.analysis import AnalysisWorker
-
     llm.configure(settings)
     async with httpx.AsyncClient() as http:
         conv = ConversationWorker(db, dialer.clock, dialer.carrier, settings,

@@ -50,6 +50,8 @@ class WebhookEndpoint(Base):
     """A URL of the team's that receives signed deliveries of the event types it lists."""
 
     __tablename__ = "webhook_endpoints"
+    id_prefix: ClassVar[str] = "wh"
+    label: ClassVar[str] = "Webhook"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     team_id: Mapped[str] = mapped_column(String(40))
@@ -80,6 +82,8 @@ class WebhookDelivery(Base):
     ``delivered`` (a 2xx was received) or ``failed`` (retries exhausted)."""
 
     __tablename__ = "webhook_deliveries"
+    id_prefix: ClassVar[str] = "whd"
+    label: ClassVar[str] = "Delivery"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     team_id: Mapped[str] = mapped_column(String(40))

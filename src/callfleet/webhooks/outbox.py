@@ -12,11 +12,14 @@ from callfleet import ids
 from callfleet.db.staging import stage
 from callfleet.webhooks.models import OutboxEvent
 
+# The event type of ``POST /api/webhooks/{id}/test`` deliveries (never in the outbox).
+TEST_EVENT = "webhook.test"
+
 EVENT_TYPES = (
     "call.initiated", "call.ringing", "call.answered", "call.machine_detection.ended",
     "call.hangup", "call.completed", "call.analyzed", "contact.updated",
     "campaign.started", "campaign.paused", "campaign.resumed", "campaign.completed",
-    "campaign.cancelled",
+    "campaign.cancelled", "campaign.scheduled", "campaign.unscheduled",
 )
 
 

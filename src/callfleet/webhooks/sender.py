@@ -49,8 +49,8 @@ from callfleet.db.base import iso
 from callfleet.db.session import Database
 from callfleet.webhooks import metrics
 from callfleet.webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from callfleet.webhooks.outbox import TEST_EVENT
 from callfleet.webhooks.retry import RetryPolicy
-from callfleet.webhooks.schemas import TEST_EVENT
 from callfleet.webhooks.secrets import SecretBox, SecretKeyError, secret_box
 from callfleet.webhooks.service import matches
 from callfleet.webhooks.signing import SIGNATURE_HEADER, event_body, signature_header
