@@ -4,7 +4,7 @@ from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call, CallEvent
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.carriers.sim.models import ClockAnchor, SimCall, SimProfile
-from callfleet.compliance.models import DncEntry
+from callfleet.compliance.models import ComplianceChange, DialDecision, DncEntry
 from callfleet.conversation.models import CallJob
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import Base
@@ -22,8 +22,10 @@ __all__ = [
     "Campaign",
     "ClockAnchor",
     "Company",
+    "ComplianceChange",
     "Contact",
     "CustomFieldDefinition",
+    "DialDecision",
     "DncEntry",
     "Enrollment",
     "IdempotencyRecord",
