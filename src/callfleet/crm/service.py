@@ -250,7 +250,7 @@ CONSENT_FIELDS = {
     "revoked_at": ("consent_revoked_at", None),
     "revocation_channel": ("consent_revocation_channel", 40),
 }
-CONSENT_COLUMNS = tuple(column for column, _ in CONSENT_FIELDS.values())
+CONSENT_COLUMNS = tuple(col for col, _ in CONSENT_FIELDS.values())
 
 
 def consent_values(consent: dict[str, Any] | None) -> dict[str, Any]:
@@ -259,19 +259,19 @@ def consent_values(consent: dict[str, Any] | None) -> dict[str, Any]:
     if consent is None:
         return dict.fromkeys(CONSENT_COLUMNS)
     out: dict[str, Any] = {}
-    for key, (column, max_len) in CONSENT_FIELDS.items():
+    for key, (col, max_len) in CONSENT_FIELDS.items():
         if key not in consent:
             continue
         name = f"consent.{_camel(key)}"
         value = consent[key]
         if key == "kind":
-            out[column] = field(name, F.normalize_consent_kind, value)
+            out[col] = field(name, F.normalize_consent_kind, value)
         elif max_len is None:
             if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
                 raise bad_request(f"{name} must be a date-time with a time zone", name)
-            out[column] = value.astimezone(UTC) if value is not None else None
+            out[col] = value.astimezone(UTC) if value is not None else None
         else:
-            out[column] = field(name, F.clean_text, value, max_len)
+            out[col] = field(name, F.clean_text, value, max_len)
     return out
 
 
