@@ -17,6 +17,7 @@ from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import retry_policy
 from callfleet.campaigns.views import NO_COUNTERS, SNAKE_RETRY, campaign_out, enrollment_out
+from callfleet.compliance.changes import log_change, require_owner
 from callfleet.compliance.models import DncEntry
 from callfleet.crm import fields as F
 from callfleet.crm.models import Company, Contact
@@ -24,6 +25,7 @@ from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
 from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
+from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal
 
 DELETED_FILTERS = ("exclude", "include", "only")
@@ -158,6 +160,36 @@ def _apply_settings(c: Campaign, data: dict[str, Any]) -> None:
         raise bad_request(f"Invalid retry settings: {exc}", "retry") from None
 
 
+PURPOSES = ("telemarketing", "informational")
+
+
+async def _apply_compliance(session: AsyncSession, p: Principal, c: Campaign,
+                            data: dict[str, Any], now: datetime, *, creating: bool) -> None:
+    """The campaign's purpose (default: the team's ``default_campaign_purpose``, itself
+    ``informational`` until the team sets it) and its consent check, which only an owner may
+    turn off; turning it off or on is logged (compliance.changes)."""
+    purpose = data.get("purpose")
+    if purpose is not None:
+        if purpose not in PURPOSES:
+            raise bad_request("purpose must be telemarketing or informational", "purpose")
+        c.purpose = purpose
+    elif creating:
+        team = await session.get(Team, p.team_id)
+        c.purpose = ((team.settings or {}) if team else {}).get(
+            "default_campaign_purpose", "informational")
+    wanted = data.get("consent_check")
+    if wanted is None or (not creating and bool(wanted) == bool(c.consent_check)):
+        if creating:
+            c.consent_check = True
+        return
+    if not wanted:
+        require_owner(p, "turn a campaign's consent check off")
+    c.consent_check = bool(wanted)
+    log_change(session, p.team_id, p.key_id,
+               "consent_check_on" if wanted else "consent_check_off",
+               {"campaign_id": c.id, "purpose": c.purpose}, now)
+
+
 async def check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
     """The assistant can dial out and every caller-ID number is an active number of the
     team assigned to it; the company is the team's."""
@@ -225,6 +257,7 @@ async def create_campaign(session: AsyncSession, p: Principal, data: dict[str, A
         settings={}, active_calls=0, created_at=utcnow(), updated_at=utcnow(),
     )
     _apply_settings(c, data)
+    await _apply_compliance(session, p, c, data, now, creating=True)
     await check_refs(session, p, c)
     c.scheduled_start_at = _aware(data.get("scheduled_start_at"))
     lifecycle.reschedule(session, c, now)
@@ -285,7 +318,7 @@ SETTINGS_KEYS = frozenset((
     "max_attempts_no_answer", "max_attempts_busy", "max_attempts_voicemail",
     "max_attempts_error", "retry_on_error", "retry_backoff", "retry_backoff_multiplier",
     "retry_backoff_max_minutes", "audience", "no_auto_complete", "voicemail_action",
-    "settings",
+    "settings", "purpose", "consent_check",
 ))
 
 
@@ -309,6 +342,7 @@ async def update_campaign(session: AsyncSession, p: Principal, campaign_id: str,
                 setattr(c, key, changes[key] if key != "from_number_ids"
                         else list(changes[key]))
         _apply_settings(c, changes)
+        await _apply_compliance(session, p, c, changes, now, creating=False)
         with session.no_autoflush:  # an unknown id is a 404 here, not a foreign key error
             await check_refs(session, p, c)
         if "scheduled_start_at" in changes:
