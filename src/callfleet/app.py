@@ -24,6 +24,7 @@ from callfleet.calls.routes import router as calls_router
 from callfleet.campaigns.routes import router as campaigns_router
 from callfleet.carriers.sim.carrier import SimCarrier
 from callfleet.clock import Clock, shared_clock
+from callfleet.compliance.routes import compliance_router
 from callfleet.compliance.routes import router as dnc_router
 from callfleet.config import Settings, get_settings
 from callfleet.conversation.routes import router as conversation_router
@@ -181,6 +182,7 @@ def create_app(
     app.include_router(calls_router)
     app.include_router(conversation_router)
     app.include_router(dnc_router)
+    app.include_router(compliance_router)
     app.include_router(webhooks_router)
     return app
 

@@ -17,8 +17,11 @@ from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import retry_policy
 from callfleet.campaigns.views import NO_COUNTERS, SNAKE_RETRY, campaign_out, enrollment_out
+from callfleet.compliance.audit import waiting_by_reason
 from callfleet.compliance.changes import log_change, require_owner
+from callfleet.compliance.dialing import team_compliance
 from callfleet.compliance.models import DncEntry
+from callfleet.compliance.table import shipped_table
 from callfleet.crm import fields as F
 from callfleet.crm.models import Company, Contact
 from callfleet.db.base import iso, utcnow
@@ -175,8 +178,7 @@ async def _apply_compliance(session: AsyncSession, p: Principal, c: Campaign,
         c.purpose = purpose
     elif creating:
         team = await session.get(Team, p.team_id)
-        c.purpose = ((team.settings or {}) if team else {}).get(
-            "default_campaign_purpose", "informational")
+        c.purpose = team_compliance(team.settings if team else None).default_campaign_purpose
     wanted = data.get("consent_check")
     if wanted is None or (not creating and bool(wanted) == bool(c.consent_check)):
         if creating:
@@ -482,5 +484,8 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
         "recent_calls": [call_out(x) for x in recent],
         "calls_last_hour": ended_last_hour,
         "estimated_completion_at": eta,
+        "purpose": c.purpose or "informational",
+        "consent_check": c.consent_check is not False,
+        "waiting_by_reason": await waiting_by_reason(session, c.id, now, shipped_table()),
     }
 

@@ -34,6 +34,7 @@ __all__ = [
     "LocalTime",
     "caps_for",
     "describe",
+    "describe_reason",
     "evaluate",
 ]
 
@@ -249,23 +250,25 @@ def evaluate(
                     next_allowed_at=next_at, **common)  # type: ignore[arg-type]
 
 
-def describe(decision: Decision, table: RuleTable) -> str:
-    """A short human reading: ``"waiting for Florida hours"``, ``"skipped: no prior express
-    written consent on record"``."""
-    if decision.outcome == "allow" or decision.reason is None:
-        return "may be called now"
-    template = _DESCRIPTIONS.get(decision.reason, decision.reason)
-    where = "a state"
-    consent = "consent"
-    for rule_id in decision.rules_fired:
-        rule = table.rule(rule_id)
-        if rule is None:
-            continue
+def describe_reason(reason: str, rule_id: str | None, table: RuleTable) -> str:
+    """``"waiting for Florida hours"`` from a reason code and the rule that fired first."""
+    template = _DESCRIPTIONS.get(reason, reason.replace("_", " "))
+    where, consent = "a state", "consent"
+    rule = table.rule(rule_id) if rule_id else None
+    if rule is not None:
         j = table.jurisdictions.get(rule.jurisdiction)
         if j is not None:
             where = "federal" if j.code == "US" else j.name
         if rule.requires in _SATISFIES:
             consent = rule.requires.replace("_", " ")
-        break
     text = template.format(where=where, consent=consent)
-    return f"skipped: {text}" if decision.outcome == "skip" else f"waiting for {text}"
+    return f"skipped: {text}" if reason in PERMANENT_REASONS else f"waiting for {text}"
+
+
+def describe(decision: Decision, table: RuleTable) -> str:
+    """A short human reading: ``"waiting for Florida hours"``, ``"skipped: no prior express
+    written consent on record"``."""
+    if decision.outcome == "allow" or decision.reason is None:
+        return "may be called now"
+    rule = next((r for r in decision.rules_fired if table.rule(r) is not None), None)
+    return describe_reason(decision.reason, rule, table)

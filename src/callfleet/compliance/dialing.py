@@ -19,12 +19,13 @@ see :class:`TeamCompliance`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from callfleet import ids
@@ -43,6 +44,7 @@ __all__ = [
     "cap_lock_key",
     "consent_of",
     "dnc_audit_row",
+    "rules_from_json",
     "team_compliance",
 ]
 
@@ -110,6 +112,22 @@ def _blackout(raw: dict[str, Any]) -> Blackout:
                     citation=str(raw.get("citation") or ""))
 
 
+def rules_from_json(raw: Any) -> Any:
+    """Team rules as stored (JSON): ISO date strings become dates for the table's parser."""
+    if not isinstance(raw, list):
+        return raw
+    out = []
+    for rule in raw:
+        if isinstance(rule, dict):
+            rule = dict(rule)
+            for key in ("effective_from", "effective_to"):
+                if isinstance(rule.get(key), str):
+                    with contextlib.suppress(ValueError):
+                        rule[key] = date.fromisoformat(rule[key])
+        out.append(rule)
+    return out
+
+
 def team_compliance(settings: dict[str, Any] | None, table: RuleTable | None = None
                     ) -> TeamCompliance:
     """Parse ``settings["compliance"]`` (validated when written; cached by content)."""
@@ -131,7 +149,7 @@ def team_compliance(settings: dict[str, Any] | None, table: RuleTable | None = N
         attestations=frozenset(raw.get("attestations") or ()),
         jurisdiction_mode=raw.get("jurisdiction_mode", "strict"),
         disabled_rules=frozenset(raw.get("disabled_rules") or ()),
-        extra_rules=parse_rules(raw.get("rules") or [], table),
+        extra_rules=parse_rules(rules_from_json(raw.get("rules") or []), table),
         blackouts=tuple(_blackout(b) for b in raw.get("blackouts") or ()),
         retention_days=int(raw.get("retention_days", DEFAULT_RETENTION_DAYS)),
     )

@@ -39,7 +39,7 @@ from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
 from callfleet.carriers.base import Carrier, CarrierCallStatus, CarrierRejected
 from callfleet.clock import Clock
-from callfleet.compliance import dialing
+from callfleet.compliance import audit, dialing
 from callfleet.compliance.caps import PastCall
 from callfleet.compliance.models import DialDecision, DncEntry
 from callfleet.config import Settings
@@ -54,6 +54,8 @@ from callfleet.teams.models import Team
 from callfleet.teams.principal import TeamScope
 
 log = structlog.get_logger("callfleet.dialer")
+#: How often a dialer process deletes dial decisions past their retention.
+PURGE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Dialer:
         self.events = CallEvents(db, carrier)
         self.compliance = dialing.Gate()
         self._last_audience = 0.0
+        self._last_purge = 0.0
 
     # ------------------------------------------------------------ loop
 
@@ -121,6 +124,9 @@ class Dialer:
         if loop_time - self._last_audience > 5.0:
             self._last_audience = loop_time
             work += await self.enroll_audiences(now)
+        if loop_time - self._last_purge > PURGE_EVERY_SECONDS:
+            self._last_purge = loop_time
+            await self.purge_decisions(now)
         pump = getattr(self.carrier, "pump", None)
         if pump is not None:
             work += await pump(self.events.handle_many, limit=self.settings.dialer_batch,
@@ -128,6 +134,15 @@ class Dialer:
         placements = await self.claim(self.clock.now())
         await self.place(placements)
         return work + len(placements)
+
+    async def purge_decisions(self, now: datetime) -> int:
+        """Dial decisions past their team's retention (default five years) are deleted."""
+        async with self.db.session() as s:
+            removed = await audit.purge_decisions(s, now)
+            await s.commit()
+        if removed:
+            log.info("dial_decisions_purged", removed=removed)
+        return removed
 
     # ------------------------------------------------------------ scheduled starts
 
