@@ -126,7 +126,8 @@ async def create_single_call(
             raise bad_request("The assistant has no active phone number; pass fromNumber",
                               "fromNumber")
     listed = await session.scalar(
-        p.scope.select(DncEntry.id).where(DncEntry.phone_number == to_number))
+        p.scope.select(DncEntry.id).where(DncEntry.phone_number == to_number,
+                                         DncEntry.removed_at.is_(None)))
     if listed or (contact is not None and (contact.do_not_call
                                            or contact.lead_status == "do_not_contact")):
         raise conflict("toNumber is on the do-not-call list")

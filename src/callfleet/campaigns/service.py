@@ -378,7 +378,8 @@ async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
     malformed = [i for i in wanted if not ids.is_valid("cont", i)]
     found: dict[str, tuple[str | None, bool, str, bool]] = {}
     good = [i for i in wanted if i not in malformed]
-    listed = p.scope.exists(DncEntry, DncEntry.phone_number == Contact.phone)
+    listed = p.scope.exists(DncEntry, DncEntry.phone_number == Contact.phone,
+                            DncEntry.removed_at.is_(None))
     for start in range(0, len(good), 900):
         chunk = good[start:start + 900]
         rows = await session.execute(

@@ -30,7 +30,7 @@ from callfleet.teams.principal import Principal
 
 OUTCOMES = ("allow", "defer", "skip")
 #: Reasons the dialer records before any rule is looked at.
-DIALER_REASONS = ("no_phone", "do_not_call", "do_not_contact", "team_dnc")
+DIALER_REASONS = ("no_phone", "do_not_call", "do_not_contact", "team_dnc", "dnc_national_listed")
 
 
 def decision_out(d: DialDecision) -> dict[str, Any]:

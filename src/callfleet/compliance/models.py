@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callfleet.db.base import Base, JSONType, UTCDateTime
@@ -22,6 +22,9 @@ class DncEntry(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A removed entry is kept (do-not-call requests are records for at least five years,
+    # 47 CFR 64.1200(d)(6)); only entries without removed_at stop calls. Migration 0015.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("team_id", "phone_number"),)
 
@@ -77,3 +80,35 @@ class ComplianceChange(Base):
 
     __table_args__ = (Index("ix_compliance_changes_team_id_created_at", "team_id",
                             "created_at"),)
+
+
+class SuppressionList(Base):
+    """A do-not-call list from outside the team, e.g. a download of the National Do Not Call
+    Registry (``kind = national_dnc``), with the date the registry produced it."""
+
+    __tablename__ = "suppression_lists"
+    id_prefix: ClassVar[str] = "sup"
+    label: ClassVar[str] = "Suppression list"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    registry_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    numbers: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_suppression_lists_team_id_created_at", "team_id",
+                            "created_at"),)
+
+
+class SuppressedNumber(Base):
+    __tablename__ = "suppressed_numbers"
+
+    list_id: Mapped[str] = mapped_column(
+        ForeignKey("suppression_lists.id", ondelete="CASCADE"), primary_key=True)
+    phone_number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(40))
+
+    __table_args__ = (Index("ix_suppressed_numbers_team_id_phone_number", "team_id",
+                            "phone_number"),)

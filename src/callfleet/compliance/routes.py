@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,6 +38,7 @@ class DncOut(BaseModel):
     reason: str | None
     source: str | None
     created_at: str
+    removed_at: str | None
 
 
 class DncEnvelope(BaseModel):
@@ -62,7 +64,8 @@ class DncImportOut(BaseModel):
 
 def entry_out(e: DncEntry) -> dict[str, Any]:
     return {"id": e.id, "team_id": e.team_id, "phone_number": e.phone_number,
-            "reason": e.reason, "source": e.source, "created_at": iso(e.created_at)}
+            "reason": e.reason, "source": e.source, "created_at": iso(e.created_at),
+            "removed_at": iso(e.removed_at)}
 
 
 def _phone(raw: str | None, region: str) -> str:
@@ -76,8 +79,14 @@ def _phone(raw: str | None, region: str) -> str:
 
 
 @router.get("", response_model=None, responses={200: {"model": DncList}, **errors()})
-async def list_entries(p: Auth, s: ReadSession, page: Paging, search: Q = None) -> JSON:
-    rows, total = await svc.list_entries(s, p, search, page.limit, page.offset)
+async def list_entries(p: Auth, s: ReadSession, page: Paging, search: Q = None,
+                       includeRemoved: Q = None) -> JSON:
+    """The numbers in force; ``includeRemoved=true`` also lists removed entries, which are
+    kept as records of the request."""
+    if includeRemoved not in (None, "", "true", "false"):
+        raise bad_request("includeRemoved must be true or false", "includeRemoved")
+    rows, total = await svc.list_entries(s, p, search, page.limit, page.offset,
+                                         include_removed=includeRemoved == "true")
     return page.respond("entries", [entry_out(e) for e in rows], total)
 
 
@@ -94,6 +103,82 @@ async def add_entry(body: DncIn, p: Auth, s: WriteSession, request: Request) -> 
                responses={200: {"model": OkOut}, **errors(403, 404)})
 async def remove_entry(entry_id: str, p: Auth, s: WriteSession) -> JSON:
     await svc.remove_entry(s, p, entry_id)
+    await s.commit()
+    return JSON({"success": True})
+
+
+class SuppressionOut(BaseModel):
+    id: str
+    team_id: str
+    kind: str
+    name: str
+    registry_date: str
+    numbers: int
+    age_days: int
+    stale: bool
+    warning: str | None
+    created_at: str
+
+
+class SuppressionImportOut(BaseModel):
+    success: bool = True
+    list: SuppressionOut
+    failed: int
+    errors: list[dict[str, Any]]
+
+
+class SuppressionList(BaseModel):
+    success: bool = True
+    lists: list[SuppressionOut]
+    count: int
+    limit: int
+    offset: int
+
+
+@router.post("/national", status_code=201, response_model=None,
+             responses={201: {"model": SuppressionImportOut}, **errors()},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "text/plain": {"schema": {"type": "string"}}}}})
+async def import_national(request: Request, p: Auth, s: WriteSession, registryDate: Q = None,
+                          name: Q = None) -> JSON:
+    """A National Do Not Call Registry download (area code and number per line, e.g.
+    ``201,2345678``) as a suppression list dated ``registryDate`` (YYYY-MM-DD, the date the
+    registry produced it). Telemarketing calls skip every listed number. A list older than
+    31 days comes back with a warning (the rules require a newer scrub)."""
+    try:
+        day = date.fromisoformat(registryDate or "")
+    except ValueError:
+        raise bad_request("registryDate must be a date like 2026-12-01", "registryDate") from None
+    now = request.app.state.dialer.clock.now()
+    registry = datetime.combine(day, time(0), UTC)
+    if registry > now + timedelta(days=1):
+        raise bad_request("registryDate is in the future", "registryDate")
+    label = F.clean_text(name, 200) or f"National DNC registry {day.isoformat()}"
+    raw = await request.body()
+    if len(raw) > 100 * 1024 * 1024:
+        raise bad_request("A registry import is limited to 100 MB (import area codes in parts)",
+                          "body")
+    numbers, errs = svc.registry_numbers(raw.decode("utf-8-sig", errors="replace").splitlines())
+    if not numbers:
+        raise bad_request("No area code and number lines found", "body")
+    listing = await svc.import_registry(s, p, label, registry, numbers, now)
+    await s.commit()
+    return JSON({"success": True, "list": svc.suppression_out(listing, now),
+                 "failed": len(errs), "errors": errs}, status_code=201)
+
+
+@router.get("/national", response_model=None,
+            responses={200: {"model": SuppressionList}, **errors()})
+async def list_national(p: Auth, s: ReadSession, page: Paging, request: Request) -> JSON:
+    now = request.app.state.dialer.clock.now()
+    rows, total = await svc.list_suppressions(s, p, page.limit, page.offset)
+    return page.respond("lists", [svc.suppression_out(x, now) for x in rows], total)
+
+
+@router.delete("/national/{list_id}", response_model=None,
+               responses={200: {"model": OkOut}, **errors(403, 404)})
+async def delete_national(list_id: str, p: Auth, s: WriteSession) -> JSON:
+    await svc.delete_suppression(s, p, list_id)
     await s.commit()
     return JSON({"success": True})
 

@@ -4,7 +4,13 @@ from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call, CallEvent
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.carriers.sim.models import ClockAnchor, SimCall, SimProfile
-from callfleet.compliance.models import ComplianceChange, DialDecision, DncEntry
+from callfleet.compliance.models import (
+    ComplianceChange,
+    DialDecision,
+    DncEntry,
+    SuppressedNumber,
+    SuppressionList,
+)
 from callfleet.conversation.models import CallJob
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
 from callfleet.db.base import Base
@@ -33,6 +39,8 @@ __all__ = [
     "PhoneNumber",
     "SimCall",
     "SimProfile",
+    "SuppressedNumber",
+    "SuppressionList",
     "Team",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -41,7 +41,12 @@ from callfleet.carriers.base import Carrier, CarrierCallStatus, CarrierRejected
 from callfleet.clock import Clock
 from callfleet.compliance import audit, dialing
 from callfleet.compliance.caps import PastCall
-from callfleet.compliance.models import DialDecision, DncEntry
+from callfleet.compliance.models import (
+    DialDecision,
+    DncEntry,
+    SuppressedNumber,
+    SuppressionList,
+)
 from callfleet.config import Settings
 from callfleet.crm.models import Contact
 from callfleet.db.base import UTCDateTime, utcnow
@@ -270,7 +275,8 @@ class Dialer:
         team_max = int((team.settings or {}).get("max_concurrent_calls",
                                                  self.settings.team_max_concurrent_calls))
         want = min(budget, free)
-        on_dnc = scope.exists(DncEntry, DncEntry.phone_number == Contact.phone)
+        on_dnc = scope.exists(DncEntry, DncEntry.phone_number == Contact.phone,
+                              DncEntry.removed_at.is_(None))
         stmt = (
             select(Enrollment.id, Enrollment.contact_id, Enrollment.status,
                    Enrollment.next_attempt_at, Enrollment.attempts, Enrollment.from_number_id,
@@ -284,6 +290,14 @@ class Dialer:
                       Enrollment.id)
             .limit(want * 3 + 10)
         )
+        # National Do Not Call Registry lists bind telemarketing calls only; the probe is
+        # added when the team has imported one.
+        national = c.purpose == "telemarketing" and await s.scalar(
+            scope.select(SuppressionList.id).limit(1)) is not None
+        if national:
+            stmt = stmt.add_columns(scope.exists(
+                SuppressedNumber, SuppressedNumber.phone_number == Contact.phone
+            ).label("on_national"))
         if not self.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=Enrollment)
         rows = list(await s.execute(stmt))
@@ -304,6 +318,14 @@ class Dialer:
                 break
             if row.phone in busy:
                 continue  # another worker is deciding a call to this number right now
+            if national and row.on_national:
+                if not dry_run:
+                    skipped.append({"eid": row.id, "reason": "dnc_national_listed"})
+                    audit.append(dialing.dnc_audit_row(
+                        "dnc_national_listed", now, team_id=c.team_id, campaign_id=c.id,
+                        enrollment_id=row.id, contact_id=row.contact_id, phone=row.phone,
+                        purpose=purpose, table=gate.table))
+                continue
             tz, _source = rules.effective_timezone(
                 contact_tz=row.timezone, phone=row.phone, campaign_tz=c.call_window_timezone,
                 use_contact_timezone=c.use_contact_timezone,
