@@ -37,10 +37,10 @@ async def test_national_registry_list_skips_telemarketing_calls_only(
     out = r.json()
     assert out["list"]["numbers"] == 1 and not out["list"]["stale"] and out["failed"] == 1
     consent = {"kind": "prior_express_written", "source": "form"}
-    tm, (c_listed, _) = await campaign(client, database, team, [
+    _tm, (c_listed, _) = await campaign(client, database, team, [
         {"phone": listed, "consent": consent}, {"phone": free, "consent": consent}],
         purpose="telemarketing")
-    info, _ = await campaign(client, database, other_team, [{"phone": listed}])
+    _info, _ = await campaign(client, database, other_team, [{"phone": listed}])
     await app.state.dialer.tick()
     assert await calls_to(database, free) == 1
     assert await calls_to(database, listed) == 1  # only the other team's informational call
