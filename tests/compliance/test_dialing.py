@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.compliance.models import DialDecision
@@ -34,6 +35,8 @@ async def campaign(client: httpx.AsyncClient, database: DbHandle, t: TeamCtx,
                    run: bool = True, **fields: Any) -> tuple[str, list[str]]:
     company = company or await make_company(client, t)
     assistant, numbers = await assistant_with_numbers(database, t)
+    if fields.pop("compliant", False) or fields.get("purpose") == "telemarketing":
+        await compliant(client, database, t, assistant)
     ids = [(await make_contact(client, t, company, **c))["id"] for c in contacts]
     body = {"teamId": t.id, "assistantId": assistant, "companyId": company,
             "fromNumberIds": numbers, "name": "Compliance", "callWindowStart": "00:00",
@@ -50,6 +53,22 @@ async def campaign(client: httpx.AsyncClient, database: DbHandle, t: TeamCtx,
             await s.execute(update(Campaign).where(Campaign.id == cid).values(status="running"))
             await s.commit()
     return cid, ids
+
+
+COMPLIANT_GREETING = ("Hi {{contact.first_name}}, this is an AI assistant calling for Acme "
+                      "Solar. Say stop at any time and we will never call again.")
+
+
+async def compliant(client: httpx.AsyncClient, database: DbHandle, t: TeamCtx,
+                    assistant: str) -> None:
+    """An assistant and team settings that pass the AI-voice telemarketing check."""
+    async with database.db.session() as s:
+        await s.execute(update(Assistant).where(Assistant.id == assistant)
+                        .values(first_message=COMPLIANT_GREETING))
+        await s.commit()
+    r = await client.patch("/api/compliance/settings", json={
+        "businessName": "Acme Solar", "callbackNumber": "+12125550100"}, headers=t.headers)
+    assert r.status_code == 200, r.text
 
 
 async def enrollment(database: DbHandle, cid: str) -> Enrollment:
@@ -187,7 +206,7 @@ async def test_default_purpose_comes_from_the_team_setting(
                            json={"defaultCampaignPurpose": "telemarketing"},
                            headers=team.headers)
     assert r.status_code == 200, r.text
-    cid, _ = await campaign(client, database, team, [], run=False)
+    cid, _ = await campaign(client, database, team, [], run=False, compliant=True)
     r = await client.get(f"/api/crm/campaigns/{cid}", headers=team.headers)
     assert r.json()["campaign"]["purpose"] == "telemarketing"
 

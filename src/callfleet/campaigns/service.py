@@ -20,6 +20,7 @@ from callfleet.campaigns.views import NO_COUNTERS, SNAKE_RETRY, campaign_out, en
 from callfleet.compliance.audit import waiting_by_reason
 from callfleet.compliance.changes import log_change, require_owner
 from callfleet.compliance.dialing import team_compliance
+from callfleet.compliance.duties import abandonment, assistant_problems
 from callfleet.compliance.models import DncEntry
 from callfleet.compliance.table import shipped_table
 from callfleet.crm import fields as F
@@ -164,6 +165,8 @@ def _apply_settings(c: Campaign, data: dict[str, Any]) -> None:
 
 
 PURPOSES = ("telemarketing", "informational")
+#: The abandonment rate on the dashboard reads at most this many answered calls (the newest).
+ABANDON_SAMPLE = 20_000
 
 
 async def _apply_compliance(session: AsyncSession, p: Principal, c: Campaign,
@@ -232,6 +235,17 @@ async def check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
         raise bad_request(
             "Phone numbers are not assigned to the assistant: " + ", ".join(unassigned),
             "fromNumberIds")
+    if c.purpose == "telemarketing":
+        team = await session.get(Team, p.team_id)
+        raw = ((team.settings or {}) if team else {}).get("compliance") or {}
+        problems = assistant_problems(
+            assistant.first_message, business_name=raw.get("business_name") or (
+                team.name if team else None),
+            callback_number=raw.get("callback_number"),
+            recording=bool(assistant.recording_enabled))
+        if problems:
+            raise bad_request("An AI-voice telemarketing campaign's assistant: "
+                              + "; ".join(problems), "assistantId")
 
 
 # ---------------------------------------------------------------- CRUD
@@ -488,5 +502,10 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
         "purpose": c.purpose or "informational",
         "consent_check": c.consent_check is not False,
         "waiting_by_reason": await waiting_by_reason(session, c.id, now, shipped_table()),
+        "abandonment": abandonment(await session.scalars(
+            select(Call.messages).where(Call.campaign_id == c.id,
+                                        Call.answered_at >= now - timedelta(days=30),
+                                        Call.outcome != "voicemail")
+            .order_by(Call.answered_at.desc()).limit(ABANDON_SAMPLE))).as_dict(),
     }
 

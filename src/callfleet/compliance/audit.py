@@ -23,6 +23,7 @@ from callfleet.compliance.jurisdiction import MODES
 from callfleet.compliance.models import DialDecision
 from callfleet.compliance.schedule import DEFAULT_MARGIN
 from callfleet.compliance.table import REQUIREMENTS, RuleTable, TableError, parse_rules
+from callfleet.crm import fields as F
 from callfleet.db.base import iso
 from callfleet.errors import bad_request
 from callfleet.teams.models import Team
@@ -126,7 +127,8 @@ async def waiting_by_reason(session: AsyncSession, campaign_id: str, now: dateti
 
 SETTING_KEYS = ("default_campaign_purpose", "margin_seconds", "frequency_cap_per_24h",
                 "time_rules_for_all_purposes", "attestations", "jurisdiction_mode",
-                "disabled_rules", "rules", "blackouts", "retention_days")
+                "disabled_rules", "rules", "blackouts", "retention_days", "business_name",
+                "callback_number")
 
 
 def settings_out(team: Team) -> dict[str, Any]:
@@ -144,6 +146,8 @@ def settings_out(team: Team) -> dict[str, Any]:
         "rules": raw.get("rules", []),
         "blackouts": raw.get("blackouts", []),
         "retention_days": raw.get("retention_days", DEFAULT_RETENTION_DAYS),
+        "business_name": raw.get("business_name"),
+        "callback_number": raw.get("callback_number"),
     }
 
 
@@ -209,6 +213,15 @@ def _validated(key: str, value: Any, table: RuleTable) -> Any:
             raise bad_request(f"{name}: at most 100 team rules", name)
     elif key == "blackouts":
         value = [_blackout_in(b, table, name) for b in value or []]
+    elif key == "business_name":
+        value = F.clean_text(value, 200) if isinstance(value, str) else value
+        if value is not None and not isinstance(value, str):
+            raise bad_request(f"{name} must be text", name)
+    elif key == "callback_number":
+        try:
+            value = F.normalize_phone(value, "US") if value is not None else None
+        except ValueError as exc:
+            raise bad_request(f"{name} {exc}", name) from None
     elif key == "retention_days" and (
             not isinstance(value, int) or isinstance(value, bool) or not 30 <= value <= 36600):
         raise bad_request(f"{name} must be 30-36600 days", name)
@@ -244,7 +257,8 @@ async def update_settings(session: AsyncSession, p: Principal, changes: dict[str
     for key, value in changes.items():
         if key not in SETTING_KEYS:
             continue
-        if value is None and key != "frequency_cap_per_24h":
+        if value is None and key not in ("frequency_cap_per_24h", "business_name",
+                                         "callback_number"):
             value = settings_out(Team(settings={}))[key]
         value = _validated(key, value, table)
         if value == current[key]:

@@ -281,6 +281,8 @@ class ComplianceSettingsIn(CamelIn):
     rules: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     blackouts: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     retention_days: int | None = None
+    business_name: str | None = Field(default=None, max_length=200)
+    callback_number: str | None = Field(default=None, max_length=64)
 
 
 class ComplianceSettingsEnvelope(BaseModel):
