@@ -17,7 +17,7 @@ from tests.conftest import DbHandle, TeamCtx, make_company
 
 
 def test_assistant_problems() -> None:
-    ok = dict(business_name="Acme Solar", callback_number="+12125550100", recording=False)
+    ok = {"business_name": "Acme Solar", "callback_number": "+12125550100", "recording": False}
     assert assistant_problems(COMPLIANT_GREETING, **ok) == []
     assert len(assistant_problems("Hi there!", **ok)) == 2
     assert "business" in assistant_problems("Hi, say stop to opt out.", **ok)[0]
