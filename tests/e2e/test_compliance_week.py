@@ -20,7 +20,6 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -126,6 +125,12 @@ async def _seed(url: str) -> str:
     return str(created["id"])
 
 
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "callfleet.cli", "worker"], env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
 async def _sim_now(url: str) -> datetime:
     db = open_database(url, null_pool=True)
     try:
@@ -145,9 +150,7 @@ async def test_a_week_of_calls_keeps_every_rule(tmp_path: Path) -> None:
            "CALLFLEET_SIM_MIX": "no_answer=75,busy=25",
            "CALLFLEET_SIM_INVALID_PERCENT": "0", "CALLFLEET_LOG_LEVEL": "WARNING"}
     log = tmp_path / "worker.log"
-    proc = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "worker"], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = _start_worker(env, log)
     try:
         deadline = time.monotonic() + 180
         while await _sim_now(url) < START + WEEK:
