@@ -62,9 +62,9 @@ class CapState:
             "rule": self.rule_id,
             "count": self.count,
             "max": self.max_calls,
-            "perHours": self.per_hours,
-            "oldestAt": self.oldest_at.isoformat() if self.oldest_at else None,
-            "releaseAt": self.release_at.isoformat() if self.release_at else None,
+            "per_hours": self.per_hours,
+            "oldest_at": self.oldest_at.isoformat() if self.oldest_at else None,
+            "release_at": self.release_at.isoformat() if self.release_at else None,
         }
 
 
