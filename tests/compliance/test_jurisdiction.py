@@ -94,6 +94,8 @@ def test_foreign_contacts_get_their_country_and_no_us_rules() -> None:
     assert [(f.code, f.source) for f in r.jurisdictions] == [("GB", "country")]
     assert r.zone_names == ("Europe/London",) and not r.defaulted
     assert found(phone="+14165550123") == [("CA-ON", "area_code")]
+    # Not a valid number, but plainly German: Germany, not the US default.
+    assert found(phone="+4912") == [("DE", "country")]
     r = resolve(TABLE, country="DE", fallback_zone="Europe/Berlin")
     assert r.zone_names == ("Europe/Berlin",) and [z.source for z in r.zones] == ["fallback"]
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import phonenumbers
@@ -173,7 +173,7 @@ def _country(value: str | None) -> str | None:
     return text if re.fullmatch(r"[A-Z]{2}", text) else None
 
 
-@cache
+@lru_cache(maxsize=65_536)
 def _phone_facts(phone: str) -> tuple[str | None, str | None, tuple[str, ...]]:
     """(country, NANP area code or None, phonenumbers' zones of a geographic number)."""
     try:
@@ -181,6 +181,10 @@ def _phone_facts(phone: str) -> tuple[str | None, str | None, tuple[str, ...]]:
     except phonenumbers.NumberParseException:
         return None, None, ()
     country = phonenumbers.region_code_for_number(parsed)
+    if country is None and parsed.country_code not in (None, 1):
+        # Not a valid number of a known region, but plainly not NANP: its country.
+        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+        country = region if region != "ZZ" else None
     npa = None
     if parsed.country_code == 1:
         national = phonenumbers.national_significant_number(parsed)
