@@ -23,6 +23,7 @@ from callfleet.dialer.rules import (
     legal_contains,
     window_contains,
 )
+from tests.dialer.test_rules import zone_transitions
 
 TABLE = shipped_table()
 MINUTE = timedelta(minutes=1)
@@ -140,31 +141,13 @@ def applicable(codes: list[str], scope: Scope) -> list[Rule]:
 # ---------------------------------------------------------------------- strategies
 
 
-@cache
-def clock_changes() -> tuple[datetime, ...]:
-    """Instants (UTC, to the hour) in 2025-2027 at which a US zone changed offset."""
-    found = []
-    for name in ("America/New_York", "America/Chicago", "America/Denver",
-                 "America/Los_Angeles"):
-        tz = ZoneInfo(name)
-        t = utc(2025, 1, 1)
-        before = t.astimezone(tz).utcoffset()
-        while t < utc(2028, 1, 1):
-            t += timedelta(hours=1)
-            after = t.astimezone(tz).utcoffset()
-            if after != before:
-                found.append(t)
-                before = after
-    return tuple(found)
-
-
 @st.composite
 def starts(draw: st.DrawFn) -> datetime:
     """A whole minute in 2025-2027; half the time within a day of a US clock change, and
     sometimes on a holiday of a banning state."""
     pick = draw(st.sampled_from(["any", "dst", "dst", "holiday"]))
     if pick == "dst":
-        base = draw(st.sampled_from(clock_changes()))
+        base = draw(st.sampled_from(zone_transitions()))
         return base + draw(st.integers(-30 * 60, 6 * 60)) * MINUTE
     if pick == "holiday":
         day = draw(st.sampled_from([date(2026, 7, 3), date(2026, 7, 6), date(2027, 7, 23),

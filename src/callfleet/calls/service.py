@@ -39,12 +39,9 @@ def _when(raw: str | None, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be an ISO 8601 time", name) from None
-    if value.tzinfo is None:
-        raise bad_request(f"{name} must include a time zone (e.g. Z)", name)
-    return value
+        return F.parse_aware(raw)
+    except ValueError as exc:
+        raise bad_request(f"{name} {exc}", name) from None
 
 
 async def list_calls(

@@ -3,7 +3,7 @@ settings (validated; loosening them is an owner's, logged, choice) and the reten
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -54,12 +54,9 @@ def _when(raw: str | None, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be an ISO 8601 time", name) from None
-    if value.tzinfo is None:
-        raise bad_request(f"{name} must include a time zone (e.g. Z)", name)
-    return value.astimezone(UTC)
+        return F.parse_aware(raw)
+    except ValueError as exc:
+        raise bad_request(f"{name} {exc}", name) from None
 
 
 async def list_decisions(session: AsyncSession, p: Principal, filters: dict[str, str | None],

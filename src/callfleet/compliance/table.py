@@ -20,12 +20,12 @@ import hashlib
 import itertools
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from callfleet.compliance.holidays import Calendar, HolidayEntry, blocked_dates
 from callfleet.dialer import rules as dial_rules
@@ -117,6 +117,9 @@ _HOLIDAY_KEYS = frozenset({"name", "fixed", "nth_weekday", "easter_offset", "ele
 _HOLIDAY_DATE_KINDS = ("fixed", "nth_weekday", "easter_offset", "election_day", "dates")
 _SOURCE_KEYS = frozenset({"cite", "url"})
 _NTH_KEYS = frozenset({"month", "weekday", "n"})
+
+
+T = TypeVar("T")
 
 
 class TableError(ValueError):
@@ -706,6 +709,17 @@ def _expand_all(errs: _Errors, calendars: Mapping[str, Calendar], as_of: date) -
             errs.add(f"calendars.{code}", f"does not expand for {from_year}-{to_year}: {exc}")
 
 
+def _section(errs: _Errors, data: Mapping[str, Any], name: str,
+             parse: Callable[[_Errors, str, Any], T | None], *, required: bool) -> dict[str, T]:
+    """A ``[name.<code>]`` section of the table, each entry parsed by ``parse``."""
+    raw = data.get(name, None if required else {})
+    if not isinstance(raw, dict) or (required and not raw):
+        errs.add(name, f"expected a table of {name}")
+        raw = {}
+    parsed = ((code, parse(errs, code, entry)) for code, entry in raw.items())
+    return {code: value for code, value in parsed if value is not None}
+
+
 def parse_table(data: Mapping[str, Any], sha256: str) -> RuleTable:
     """Validate a decoded table (e.g. from :func:`tomllib.loads`); raise :class:`TableError`."""
     errs = _Errors()
@@ -717,24 +731,8 @@ def parse_table(data: Mapping[str, Any], sha256: str) -> RuleTable:
     if not isinstance(version, str) or not _VERSION.fullmatch(version):
         errs.add("version", "expected a version like 2026.12.1")
     as_of = _date(errs, "as_of", data.get("as_of"))
-    jurisdictions: dict[str, Jurisdiction] = {}
-    raw_jurisdictions = data.get("jurisdictions")
-    if not isinstance(raw_jurisdictions, dict) or not raw_jurisdictions:
-        errs.add("jurisdictions", "expected a table of jurisdictions")
-        raw_jurisdictions = {}
-    for code, raw in raw_jurisdictions.items():
-        j = _jurisdiction(errs, code, raw)
-        if j is not None:
-            jurisdictions[code] = j
-    calendars: dict[str, Calendar] = {}
-    raw_calendars = data.get("calendars", {})
-    if not isinstance(raw_calendars, dict):
-        errs.add("calendars", "expected a table of calendars")
-        raw_calendars = {}
-    for code, raw in raw_calendars.items():
-        cal = _calendar(errs, code, raw)
-        if cal is not None:
-            calendars[code] = cal
+    jurisdictions = _section(errs, data, "jurisdictions", _jurisdiction, required=True)
+    calendars = _section(errs, data, "calendars", _calendar, required=False)
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         errs.add("rules", "expected a non-empty list of rules")

@@ -159,6 +159,17 @@ def normalize_country(value: str | None) -> str | None:
 CONSENT_KINDS = ("prior_express_written", "prior_express", "none")
 
 
+def parse_aware(text: str) -> datetime:
+    """An ISO 8601 date-time that states its offset (``…Z`` or ``…+02:00``), as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone (e.g. Z)")
+    return value.astimezone(UTC)
+
+
 def parse_instant(value: str | None) -> datetime | None:
     """An ISO 8601 date-time (``2026-03-01T10:00:00-05:00``, ``…Z``) or date (midnight UTC)
     as an aware UTC datetime; a date-time without an offset is read as UTC."""
