@@ -320,3 +320,24 @@ async def test_four_workers_on_postgresql_cannot_exceed_a_cap(
         for db in dbs:
             await db.dispose()
 
+
+
+async def test_a_single_call_goes_through_the_compliance_engine(
+        app: Any, client: httpx.AsyncClient, database: DbHandle, team: TeamCtx) -> None:
+    fresh_monday(app, hour_utc=1)  # 20:00 or 21:00 in Miami
+    assistant, _ = await assistant_with_numbers(database, team)
+    number = phone(305)
+    r = await client.post("/api/crm/calls", json={"assistantId": assistant, "toNumber": number},
+                          headers=team.headers)
+    assert r.status_code == 409, r.text
+    details = r.json()["details"]
+    assert details["reason"] in ("state_hours", "federal_hours")
+    assert "US-FL/hours" in details["rulesFired"] and details["nextAllowedAt"]
+    app.state.clock.advance(seconds=14 * 3600)  # 09:00 or 10:00 in Miami
+    r = await client.post("/api/crm/calls", json={"assistantId": assistant, "toNumber": number},
+                          headers=team.headers)
+    assert r.status_code == 201, r.text
+    call_id = r.json()["call"]["id"]
+    r = await client.get("/api/compliance/decisions", params={"outcome": "allow"},
+                         headers=team.headers)
+    assert call_id in [d["call_id"] for d in r.json()["decisions"]]

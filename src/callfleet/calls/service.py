@@ -14,10 +14,12 @@ from callfleet.calls.models import Call, CallEvent
 from callfleet.calls.timeline import add_event
 from callfleet.calls.views import call_out
 from callfleet.campaigns.policy import legal_hours
-from callfleet.compliance.models import DncEntry
+from callfleet.compliance import dialing
+from callfleet.compliance.decision import describe
+from callfleet.compliance.models import DialDecision, DncEntry
 from callfleet.crm import fields as F
 from callfleet.crm.models import Contact
-from callfleet.db.base import utcnow
+from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
 from callfleet.errors import ApiError, bad_request, conflict
 from callfleet.numbers.models import PhoneNumber
@@ -136,6 +138,13 @@ async def create_single_call(
     if not rules.legal_contains(legal, tz, now):
         raise ApiError(409, f"Outside legal calling hours in {tz} "
                             f"({rules.format_hhmm(legal.start)}-{rules.format_hhmm(legal.end)})")
+    decision, purpose = await dialing.judge_single_call(
+        session, p.scope, team.settings if team else None, contact, to_number, legal, now)
+    if not decision.allowed:
+        table = dialing.shared_gate().table
+        raise ApiError(409, f"Compliance: {describe(decision, table)}", {
+            "reason": decision.reason, "rulesFired": list(decision.rules_fired),
+            "nextAllowedAt": iso(decision.next_allowed_at)})
     metadata = data.get("metadata") or {}
     call = Call(
         id=ids.new_id("call"), team_id=p.team_id, direction="outbound",
@@ -147,5 +156,9 @@ async def create_single_call(
     )
     session.add(call)
     add_event(session, call, "call.initiated", now, {"attempt": 1})
+    await session.flush()
+    session.add(DialDecision(**dialing.audit_row(
+        decision, team_id=p.team_id, campaign_id=None, enrollment_id=None,
+        contact_id=call.contact_id, phone=to_number, purpose=purpose, call_id=call.id)))
     await session.flush()
     return call

@@ -28,13 +28,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from callfleet import ids
+from callfleet.calls.models import Call
 from callfleet.compliance.caps import Cap, PastCall
 from callfleet.compliance.decision import Consent, Decision, caps_for, evaluate
 from callfleet.compliance.jurisdiction import JurisdictionSet, resolve
 from callfleet.compliance.schedule import DEFAULT_MARGIN, Blackout, Schedule, Scope, compose
 from callfleet.compliance.table import Rule, RuleTable, parse_rules, shipped_table
 from callfleet.dialer import rules as dial_rules
+from callfleet.teams.principal import TeamScope
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -44,6 +48,7 @@ __all__ = [
     "cap_lock_key",
     "consent_of",
     "dnc_audit_row",
+    "judge_single_call",
     "rules_from_json",
     "team_compliance",
 ]
@@ -216,6 +221,45 @@ class Gate:
                         history=history,
                         team_caps=(tc.team_cap,) if tc.team_cap is not None else (),
                         extra_rules=tc.extra_rules)
+
+
+_SHARED: list[Gate] = []
+
+
+def shared_gate() -> Gate:
+    """The process's gate for dials outside the dialer (POST /api/crm/calls)."""
+    if not _SHARED:
+        _SHARED.append(Gate())
+    return _SHARED[0]
+
+
+async def judge_single_call(session: AsyncSession, scope: TeamScope,
+                            team_settings: dict[str, Any] | None, contact: Any | None,
+                            to_number: str, legal: dial_rules.LegalHours, now: datetime
+                            ) -> tuple[Decision, str]:
+    """The compliance decision for one call placed now outside a campaign, with the team's
+    default purpose: ``(decision, purpose)``."""
+    gate = shared_gate()
+    tc = team_compliance(team_settings, gate.table)
+    scope_ = gate.scope(tc, tc.default_campaign_purpose, True)
+    jset = gate.jurisdictions(
+        tc, state=getattr(contact, "state", None),
+        postal_code=getattr(contact, "postal_code", None),
+        country=getattr(contact, "country", None), phone=to_number,
+        contact_tz=getattr(contact, "timezone", None), fallback_zone="America/New_York")
+    history: list[PastCall] = []
+    caps = gate.caps(tc, jset, scope_, now)
+    if caps:
+        look_back = now - max(cap.per for cap in caps)
+        rows = await session.execute(
+            scope.select(Call.started_at, Call.answered_at)
+            .where(Call.to_number == to_number, Call.started_at > look_back))
+        history = [PastCall(at, completed=answered is not None) for at, answered in rows]
+    decision = gate.decide(
+        tc, jset, scope_, gate.schedule(tc, jset, scope_, None, legal, now), now,
+        consent=consent_of(getattr(contact, "consent_kind", None),
+                           getattr(contact, "consent_revoked_at", None)), history=history)
+    return decision, scope_.purpose
 
 
 def consent_of(kind: str | None, revoked_at: datetime | None) -> Consent:
