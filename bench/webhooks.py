@@ -249,7 +249,7 @@ async def phase_paced(backend: str, events: int, rate: float, settings: Settings
                 await asyncio.sleep(0.1)
 
         await run_sender_until(db, settings, box, done)
-        from callfleet.webhooks.models import OutboxEvent
+        from callfleet.webhooks.outbox import OutboxEvent
 
         async with db.session(write=False) as s:
             for event_id, at in await s.execute(select(OutboxEvent.id, OutboxEvent.created_at)):

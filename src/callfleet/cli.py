@@ -132,8 +132,11 @@ def demo(
     import os
 
     from callfleet.demo import run_demo
+    from callfleet.logging import configure
 
     settings = get_settings()
+    # The demo's own display says what happens; logs only for warnings unless asked for.
+    configure(settings.log_level if "CALLFLEET_LOG_LEVEL" in os.environ else "WARNING")
     scale = time_scale or (settings.time_scale if "CALLFLEET_TIME_SCALE" in os.environ
                            else 7200.0)
     settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})

@@ -22,7 +22,7 @@ from sqlalchemy.orm.base import NO_VALUE
 
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.dialer.rules import ENROLLMENT_TRANSITIONS
-from callfleet.webhooks.models import OutboxEvent
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.campaigns.helpers import drive, fresh_monday, setup_campaign, us_phone
 from tests.conftest import DbHandle, TeamCtx
 

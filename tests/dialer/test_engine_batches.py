@@ -35,7 +35,7 @@ from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal
 from callfleet.teams.service import create_team
-from callfleet.webhooks.models import OutboxEvent
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.campaigns.helpers import fresh_monday, setup_campaign, us_phone
 from tests.conftest import PG_URL, DbHandle, TeamCtx, _admin, asyncpg_url, make_settings
 

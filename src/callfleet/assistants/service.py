@@ -114,6 +114,7 @@ def call_transfer_out(raw: dict[str, Any] | None) -> dict[str, Any]:
                 "mode": d.get("mode", "cold"),
                 "phone_number": d.get("phone_number", ""),
                 "intro_message": d.get("intro_message"),
+                "announcement": d.get("announcement"),
             }
             for d in raw.get("departments") or []
         ],
@@ -129,6 +130,7 @@ def info_extraction_out(raw: dict[str, Any] | None) -> dict[str, Any]:
                 "key": f.get("key", ""),
                 "type": f.get("type", "text"),
                 "description": f.get("description"),
+                "question": f.get("question"),
                 "options": f.get("options"),
                 "target": f.get("target", "custom_fields"),
             }
@@ -145,6 +147,7 @@ def tools_out(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             "url": t.get("url", ""),
             "parameters": t.get("parameters") or {"type": "object", "properties": {}},
             "timeout_seconds": t.get("timeout_seconds"),
+            "message": t.get("message"),
             "header_names": sorted(t.get("headers") or {}),  # values may be secrets
         }
         for t in raw or []
@@ -235,6 +238,7 @@ def _call_transfer(merged: dict[str, Any], region: str) -> dict[str, Any]:
             "mode": d.get("mode") or "cold",
             "phone_number": phone,
             "intro_message": _text(d.get("intro_message"), f"{at}.introMessage", 2000),
+            "announcement": _text(d.get("announcement"), f"{at}.announcement", 1000),
         })
     enabled = bool(merged.get("enabled", False))
     if enabled and not departments:
@@ -287,6 +291,7 @@ def _info_extraction(merged: dict[str, Any]) -> dict[str, Any]:
             "key": key,
             "type": ftype,
             "description": _text(f.get("description"), f"{at}.description", 2000),
+            "question": _text(f.get("question"), f"{at}.question", 500),
             "options": options,
             "target": target,
         })
@@ -335,6 +340,7 @@ def _tools(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             "url": url,
             "parameters": params,
             "timeout_seconds": t.get("timeout_seconds"),
+            "message": _text(t.get("message"), f"{at}.message", 500),
             # Header values are often credentials: encrypted at rest like other secrets.
             "headers": {str(k): secret_box().encrypt(str(v))
                         for k, v in (t.get("headers") or {}).items()},
@@ -464,6 +470,28 @@ async def list_assistants(
                                       .offset(offset)))
     numbers = await _number_ids(session, [a.id for a in rows])
     return [assistant_out(a, numbers[a.id]) for a in rows], total
+
+
+async def outbound_assistants(session: AsyncSession, p: Principal) -> list[dict[str, Any]]:
+    """Outbound-enabled assistants with at least one active number, each with those numbers
+    (``GET /api/crm/outbound-assistants``)."""
+    numbers: dict[str, list[dict[str, Any]]] = {}
+    for n in await session.scalars(
+            p.scope.select(PhoneNumber).where(PhoneNumber.status == "active",
+                                              PhoneNumber.assistant_id.is_not(None))
+            .order_by(PhoneNumber.id)):
+        numbers.setdefault(n.assistant_id or "", []).append(number_out(n))
+    if not numbers:
+        return []
+    rows = await session.scalars(
+        p.scope.select(Assistant)
+        .where(Assistant.deleted_at.is_(None), Assistant.outbound_enabled.is_(True),
+               Assistant.id.in_(sorted(numbers)))
+        .order_by(Assistant.id.desc()))
+    rows = list(rows)
+    assigned = await _number_ids(session, [a.id for a in rows])
+    return [{**assistant_out(a, assigned[a.id]), "phone_numbers": numbers[a.id]}
+            for a in rows]
 
 
 async def update_assistant(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,14 +12,18 @@ from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import errors
 from callfleet.calls import service as svc
-from callfleet.calls.schemas import CallCreated, CallEnvelope, CallIn, CallList
+from callfleet.calls.schemas import CallCreated, CallEnvelope, CallIn, CallList, RecordingLink
 from callfleet.calls.views import call_out
+from callfleet.secrets import secret_box
 
 router = APIRouter(tags=["calls"])
 
 
 @router.get("/api/calls", response_model=None, responses={200: {"model": CallList},
                                                            **errors(403)})
+@router.get("/api/crm/calls", response_model=None, responses={200: {"model": CallList},
+                                                               **errors(403)},
+            summary="List call logs (Talkturo's path; the same as GET /api/calls)")
 async def list_calls(
     p: Auth, s: ReadSession, page: Paging, teamId: Q = None, campaignId: Q = None,
     contactId: Q = None, assistantId: Q = None, status: Q = None, outcome: Q = None,
@@ -37,6 +42,17 @@ async def list_calls(
             responses={200: {"model": CallEnvelope}, **errors(403, 404)})
 async def get_call(call_id: str, p: Auth, s: ReadSession) -> JSON:
     return JSON({"success": True, "call": await svc.get_call(s, p, call_id)})
+
+
+@router.get("/api/calls/{call_id}/recording-url", response_model=None,
+            responses={200: {"model": RecordingLink}, **errors(403, 404)})
+async def recording_url(call_id: str, p: Auth, s: ReadSession, request: Request) -> JSON:
+    """A signed link to the call's recording, usable without an API key (e.g. in an audio
+    player) until it expires: ``{url, expiresIn}`` (seconds). 404 while the call has no
+    recording."""
+    out = await svc.recording_link(s, p, call_id, str(request.base_url), time.time(),
+                                   secret_box())
+    return JSON(out)
 
 
 @router.post("/api/crm/calls", status_code=201, response_model=None,

@@ -66,3 +66,9 @@ class CallList(BaseModel):
     count: int
     limit: int
     offset: int
+
+
+class RecordingLink(BaseModel):
+    success: bool = True
+    url: str = Field(description="Signed link to the recording; no API key needed.")
+    expiresIn: int = Field(description="Seconds until the link stops working.")

@@ -21,8 +21,9 @@ from callfleet.crm import fields as F
 from callfleet.crm.models import Contact
 from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
-from callfleet.errors import ApiError, bad_request, conflict
+from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
+from callfleet.secrets import SecretBox
 from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal
 
@@ -162,3 +163,32 @@ async def create_single_call(
         contact_id=call.contact_id, phone=to_number, purpose=purpose, call_id=call.id)))
     await session.flush()
     return call
+
+
+RECORDING_LINK_SECONDS = 3600
+
+
+def _link_message(call_id: str, expires: int) -> str:
+    return f"recording:{call_id}:{expires}"
+
+
+async def recording_link(session: AsyncSession, p: Principal, call_id: str, base_url: str,
+                         now: float, box: SecretBox) -> dict[str, Any]:
+    """A signed link to the call's recording that works without an API key until it
+    expires (``GET /api/calls/{id}/recording-url``). 404 while the call has no recording."""
+    call = await p.scope.get(session, Call, call_id)
+    if not call.recording_url:
+        raise not_found("Recording")
+    expires = int(now) + RECORDING_LINK_SECONDS
+    signature = box.sign(_link_message(call.id, expires))
+    url = (f"{base_url.rstrip('/')}/api/calls/{call.id}/recording?expires={expires}"
+           f"&signature={signature}")
+    return {"success": True, "url": url, "expiresIn": RECORDING_LINK_SECONDS}
+
+
+def recording_link_valid(call_id: str, expires: str | None, signature: str | None,
+                         now: float, box: SecretBox) -> bool:
+    """Does a recording link's signature hold, and has it not expired?"""
+    if not expires or not signature or not expires.isdigit() or int(expires) < now:
+        return False
+    return box.verify(_link_message(call_id, int(expires)), signature)

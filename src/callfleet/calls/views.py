@@ -32,7 +32,11 @@ def call_out(c: Call, *, full: bool = False, events: list[CallEvent] | None = No
         "created_at": iso(c.created_at),
     }
     if full:
-        analysis = c.analysis or {}
+        analysis = dict(c.analysis or {})
+        evaluation = analysis.get("success_evaluation")
+        if isinstance(evaluation, dict):  # stored before the boolean shape (Talkturo's)
+            analysis.setdefault("success_reason", evaluation.get("reason"))
+            analysis["success_evaluation"] = evaluation.get("success")
         out.update(
             messages=c.messages or [],
             transcript=c.transcript,
@@ -40,6 +44,7 @@ def call_out(c: Call, *, full: bool = False, events: list[CallEvent] | None = No
                 **analysis,  # method, analyzed_at, rejected, reverted_at, ... when present
                 "summary": analysis.get("summary"),
                 "success_evaluation": analysis.get("success_evaluation"),
+                "success_reason": analysis.get("success_reason"),
                 "extracted_data": analysis.get("extracted_data", {}),
             },
             events=[{"type": e.type, "at": iso(e.at), "data": e.data or {}}

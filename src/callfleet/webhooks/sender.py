@@ -48,8 +48,8 @@ from callfleet.config import Settings
 from callfleet.db.base import iso
 from callfleet.db.session import Database
 from callfleet.webhooks import metrics
-from callfleet.webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
-from callfleet.webhooks.outbox import TEST_EVENT
+from callfleet.webhooks.models import WebhookDelivery, WebhookEndpoint
+from callfleet.webhooks.outbox import TEST_EVENT, OutboxEvent
 from callfleet.webhooks.retry import RetryPolicy
 from callfleet.webhooks.secrets import SecretBox, SecretKeyError, secret_box
 from callfleet.webhooks.service import matches

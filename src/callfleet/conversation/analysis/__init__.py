@@ -10,7 +10,7 @@ written back to the contact exactly once (SPEC 5).
 
 ``call.analysis``::
 
-    {"summary": str, "success_evaluation": {"success": bool | None, "reason": str},
+    {"summary": str, "success_evaluation": true | false | null, "success_reason": str,
      "extracted_data": {key: {"value", "previous", "target", "changed", "confidence"?}},
      "method": "llm" | "deterministic" | "deterministic_fallback", "analyzed_at": iso, ...}
 """

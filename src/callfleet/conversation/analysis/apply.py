@@ -146,6 +146,7 @@ async def write_results(s: AsyncSession, call: Call, contact: Contact | None,
     analysis: dict[str, Any] = {
         "summary": findings.summary,
         "success_evaluation": findings.success,
+        "success_reason": findings.success_reason,
         "extracted_data": extracted,
         "method": findings.method,
         "analyzed_at": iso(at),

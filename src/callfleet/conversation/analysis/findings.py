@@ -25,7 +25,8 @@ def spoken(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @dataclass
 class Findings:
     summary: str
-    success: dict[str, Any]
+    success: bool | None  # against the assistant's success criteria; None: cannot judge
+    success_reason: str
     values: dict[str, tuple[Any, float | None]] = field(default_factory=dict)
     method: str = "deterministic"
     error: str | None = None
@@ -61,23 +62,24 @@ def deterministic_summary(call: Call, contact: dict[str, Any] | None,
 
 def deterministic_success(criteria: str | None, call: Call,
                           fields: list[dict[str, Any]],
-                          values: dict[str, tuple[Any, float | None]]) -> dict[str, Any]:
+                          values: dict[str, tuple[Any, float | None]]
+                          ) -> tuple[bool | None, str]:
     """Without a model, success can only be judged on the fields the criteria name: success
     when the call was answered (not opted out) and every named field was collected."""
     if not criteria or not criteria.strip():
-        return {"success": None, "reason": "no success criteria are set"}
+        return None, "no success criteria are set"
     low = criteria.lower()
     named = [f["key"] for f in fields
              if f["key"].lower() in low or f["key"].replace("_", " ").lower() in low]
     if not named:
-        return {"success": None, "reason": "the deterministic evaluator judges only criteria "
-                                           "that name extraction fields"}
+        return None, ("without a model, only criteria that name extraction fields can be "
+                      "judged")
     if call.outcome != "answered":
-        return {"success": False, "reason": f"the call ended with outcome {call.outcome}"}
+        return False, f"the call ended with outcome {call.outcome}"
     missing = [k for k in named if k not in values]
     if missing:
-        return {"success": False, "reason": "not collected: " + ", ".join(missing)}
-    return {"success": True, "reason": "collected: " + ", ".join(named)}
+        return False, "not collected: " + ", ".join(missing)
+    return True, "collected: " + ", ".join(named)
 
 
 def deterministic_findings(call: Call, assistant: Any, contact: dict[str, Any] | None,
@@ -86,12 +88,10 @@ def deterministic_findings(call: Call, assistant: Any, contact: dict[str, Any] |
     found = extract(spoken(call.messages), fields, now=call.ended_at or now, region=region,
                     timezone=(contact or {}).get("timezone") or "UTC") if fields else {}
     values = {k: (v.value, v.confidence) for k, v in found.items()}
-    return Findings(
-        summary=deterministic_summary(call, contact, values),
-        success=deterministic_success(getattr(assistant, "success_criteria", None), call,
-                                      fields, values),
-        values=values,
-    )
+    success, reason = deterministic_success(getattr(assistant, "success_criteria", None),
+                                            call, fields, values)
+    return Findings(summary=deterministic_summary(call, contact, values), success=success,
+                    success_reason=reason, values=values)
 
 
 PY_TYPES: dict[str, Any] = {"text": str, "number": float, "date": str, "boolean": bool,
@@ -177,8 +177,10 @@ async def llm_findings(client: LlmClient, call: Call, assistant: Any, now: datet
         value = clean_llm_value((data.get("extracted_data") or {}).get(f["key"]), f, region)
         if value is not None:
             values[f["key"]] = (value, None)
-    success = dict(data.get("success_evaluation") or {})
+    judged = dict(data.get("success_evaluation") or {})
+    success, reason = judged.get("success"), str(judged.get("reason") or "")
     if not (getattr(assistant, "success_criteria", None) or "").strip():
-        success = {"success": None, "reason": "no success criteria are set"}
-    return Findings(summary=str(data.get("summary") or ""), success=success, values=values,
+        success, reason = None, "no success criteria are set"
+    return Findings(summary=str(data.get("summary") or ""), success=success,
+                    success_reason=reason, values=values,
                     method="llm")
