@@ -117,6 +117,7 @@ def test_team_caps_and_maine_counts_completed_calls_only() -> None:
     cap = Cap("team/daily", 1, timedelta(hours=24))
     d = decide("+14045550123", history=(PastCall(NOW - timedelta(hours=1)),), team_caps=(cap,))
     assert (d.reason, d.rules_fired) == ("frequency_cap", ("team/daily",))
+    assert describe(d, TABLE) == "waiting for the team's call limit"
     me_time = datetime(2026, 11, 17, 16, tzinfo=UTC)  # 11:00 in Maine
     unanswered = (PastCall(me_time - timedelta(hours=1)),)
     assert decide("+12075550123", now=me_time, history=unanswered).outcome == "allow"

@@ -30,8 +30,7 @@ from callfleet.calls.models import Call
 from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
-from callfleet.carriers.sim.models import ClockAnchor
-from callfleet.clock import real_now
+from callfleet.clock import ClockAnchor, real_now
 from callfleet.compliance.jurisdiction import resolve
 from callfleet.compliance.models import DialDecision
 from callfleet.compliance.schedule import DEFAULT_MARGIN, Scope

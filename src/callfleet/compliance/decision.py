@@ -256,6 +256,8 @@ def describe_reason(reason: str, rule_id: str | None, table: RuleTable) -> str:
     template = _DESCRIPTIONS.get(reason, reason.replace("_", " "))
     where, consent = "a state", "consent"
     rule = table.rule(rule_id) if rule_id else None
+    if rule_id and rule_id.startswith("team/"):
+        where = "the team's"
     if rule is not None:
         j = table.jurisdictions.get(rule.jurisdiction)
         if j is not None:
@@ -271,5 +273,6 @@ def describe(decision: Decision, table: RuleTable) -> str:
     written consent on record"``."""
     if decision.outcome == "allow" or decision.reason is None:
         return "may be called now"
-    rule = next((r for r in decision.rules_fired if table.rule(r) is not None), None)
+    rule = next((r for r in decision.rules_fired
+                 if table.rule(r) is not None or r.startswith("team/")), None)
     return describe_reason(decision.reason, rule, table)
