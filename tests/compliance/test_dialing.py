@@ -163,6 +163,10 @@ async def test_ai_telemarketing_needs_written_consent(
     ], purpose="telemarketing")
     r = await client.get(f"/api/crm/contacts/{c2}", headers=team.headers)
     assert r.json()["contact"]["consent"]["kind"] == "prior_express_written"
+    r = await client.post(f"/api/crm/campaigns/{cid}/run", json={"dryRun": True},
+                          headers=team.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["purpose"] == "telemarketing" and r.json()["started"] == 1
     await app.state.dialer.tick()
     assert await calls_to(database, with_consent) == 1
     assert await calls_to(database, without) == 0
@@ -170,9 +174,6 @@ async def test_ai_telemarketing_needs_written_consent(
         skipped = await s.scalar(select(Enrollment).where(Enrollment.contact_id == c1))
     assert skipped is not None and skipped.status == "skipped"
     assert skipped.reason == "consent_missing:US/ai-voice-consent"
-    r = await client.post(f"/api/crm/campaigns/{cid}/run", json={"dryRun": True},
-                          headers=team.headers)
-    assert r.json()["purpose"] == "telemarketing"
 
 
 async def test_turning_the_consent_check_off_needs_an_owner_and_is_logged(
