@@ -158,9 +158,9 @@ async def create_single_call(
     session.add(call)
     add_event(session, call, "call.initiated", now, {"attempt": 1})
     await session.flush()
-    session.add(DialDecision(**dialing.audit_row(
+    session.add(DialDecision(**dialing.with_ids([dialing.audit_row(
         decision, team_id=p.team_id, campaign_id=None, enrollment_id=None,
-        contact_id=call.contact_id, phone=to_number, purpose=purpose, call_id=call.id)))
+        contact_id=call.contact_id, phone=to_number, purpose=purpose, call_id=call.id)])[0]))
     await session.flush()
     return call
 

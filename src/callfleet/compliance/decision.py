@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
 from callfleet.compliance.caps import Cap, CapState, PastCall, check_caps
 from callfleet.compliance.jurisdiction import Found, JurisdictionSet
@@ -146,8 +148,14 @@ class Decision:
 
 
 def _local_times(jset: JurisdictionSet, now: datetime) -> tuple[LocalTime, ...]:
+    return _local_times_of(jset.zones, now)
+
+
+@lru_cache(maxsize=1024)
+def _local_times_of(zones: tuple[Any, ...], now: datetime) -> tuple[LocalTime, ...]:
+    """Cached: the dialer judges a whole batch at one ``now``, most contacts in a few zones."""
     out = []
-    for z in jset.zones:
+    for z in zones:
         local = now.astimezone(dial_rules.zone(z.zone))
         out.append(LocalTime(z.zone, z.source, local.isoformat(),
                              dial_rules.WEEKDAYS[local.weekday()]))
@@ -156,16 +164,26 @@ def _local_times(jset: JurisdictionSet, now: datetime) -> tuple[LocalTime, ...]:
 
 def _today(jset: JurisdictionSet, now: datetime) -> date:
     zones = jset.zone_names
-    return now.astimezone(dial_rules.zone(zones[0])).date() if zones else now.date()
+    return _local_date(zones[0] if zones else "UTC", now)
+
+
+@lru_cache(maxsize=1024)
+def _local_date(zone: str, now: datetime) -> date:
+    return now.astimezone(dial_rules.zone(zone)).date()
 
 
 def _rules(table: RuleTable, jset: JurisdictionSet, kind: str, scope: Scope, day: date,
-           extra_rules: Sequence[Rule]) -> list[Rule]:
-    codes = jset.codes
+           extra_rules: Sequence[Rule]) -> tuple[Rule, ...]:
+    return _scoped_rules(table, jset.codes, kind, scope, day, tuple(extra_rules))
+
+
+@lru_cache(maxsize=4096)
+def _scoped_rules(table: RuleTable, codes: frozenset[str], kind: str, scope: Scope, day: date,
+                  extra_rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
     candidates = [r for code in sorted(codes) for r in table.rules_for(code)]
     candidates += [r for r in extra_rules if r.jurisdiction in codes]
-    return [r for r in candidates if r.kind == kind and r.effective_on(day)
-            and scope.applies(r, time_rule=False)]
+    return tuple(r for r in candidates if r.kind == kind and r.effective_on(day)
+                 and scope.applies(r, time_rule=False))
 
 
 def caps_for(table: RuleTable, jset: JurisdictionSet, scope: Scope, now: datetime,

@@ -34,7 +34,7 @@ from callfleet import ids
 from callfleet.calls.models import Call
 from callfleet.compliance.caps import Cap, PastCall
 from callfleet.compliance.decision import Consent, Decision, caps_for, evaluate
-from callfleet.compliance.jurisdiction import JurisdictionSet, resolve
+from callfleet.compliance.jurisdiction import JurisdictionSet, phone_facts, resolve
 from callfleet.compliance.schedule import DEFAULT_MARGIN, Blackout, Schedule, Scope, compose
 from callfleet.compliance.table import Rule, RuleTable, parse_rules, shipped_table
 from callfleet.dialer import rules as dial_rules
@@ -51,6 +51,7 @@ __all__ = [
     "judge_single_call",
     "rules_from_json",
     "team_compliance",
+    "with_ids",
 ]
 
 #: Dial decisions are kept five years by default (TCPA limitation period; DNC records).
@@ -185,7 +186,9 @@ class Gate:
     def jurisdictions(self, tc: TeamCompliance, *, state: str | None,
                       postal_code: str | None, country: str | None, phone: str | None,
                       contact_tz: str | None, fallback_zone: str) -> JurisdictionSet:
-        key = (state, postal_code, country, phone, contact_tz, fallback_zone,
+        # Keyed by what the number tells, not the number: contacts of one area code and zone
+        # share one resolution.
+        key = (state, postal_code, country, phone_facts(phone), contact_tz, fallback_zone,
                tc.jurisdiction_mode)
         hit = self._jsets.get(key)
         if hit is None:
@@ -270,9 +273,10 @@ def consent_of(kind: str | None, revoked_at: datetime | None) -> Consent:
 def audit_row(d: Decision, *, team_id: str, campaign_id: str | None,
               enrollment_id: str | None, contact_id: str | None, phone: str | None,
               purpose: str, call_id: str | None = None) -> dict[str, Any]:
-    """The ``dial_decisions`` row of a decision (docs/compliance.md, "Reading a decision")."""
+    """The ``dial_decisions`` row of a decision (docs/compliance.md, "Reading a decision");
+    its ``id`` is set by :func:`with_ids` (ids for a batch in one reservation)."""
     return {
-        "id": ids.new_id("dd"), "team_id": team_id, "campaign_id": campaign_id,
+        "id": None, "team_id": team_id, "campaign_id": campaign_id,
         "enrollment_id": enrollment_id, "contact_id": contact_id, "call_id": call_id,
         "phone": phone, "evaluated_at": d.evaluated_at, "outcome": d.outcome,
         "reason": d.reason, "rules_fired": list(d.rules_fired),
@@ -289,13 +293,20 @@ def audit_row(d: Decision, *, team_id: str, campaign_id: str | None,
     }
 
 
+def with_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give a batch of audit rows their ids (one ULID reservation for the batch)."""
+    for row, rid in zip(rows, ids.new_ids("dd", len(rows)), strict=True):
+        row["id"] = rid
+    return rows
+
+
 def dnc_audit_row(reason: str, at: datetime, *, team_id: str, campaign_id: str,
                   enrollment_id: str, contact_id: str, phone: str | None, purpose: str,
                   table: RuleTable) -> dict[str, Any]:
     """The row of a refusal the dialer makes before any rule is looked at (no phone, the
     contact's do-not-call flag, lead status, the team's do-not-call list)."""
     return {
-        "id": ids.new_id("dd"), "team_id": team_id, "campaign_id": campaign_id,
+        "id": None, "team_id": team_id, "campaign_id": campaign_id,
         "enrollment_id": enrollment_id, "contact_id": contact_id, "call_id": None,
         "phone": phone, "evaluated_at": at, "outcome": "skip", "reason": reason,
         "rules_fired": [], "table_version": table.version, "jurisdictions": [],

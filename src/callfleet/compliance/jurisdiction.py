@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 
 import phonenumbers
-from phonenumbers import timezone as phone_timezone
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 from callfleet.compliance.table import RuleTable
 from callfleet.dialer import rules as dial_rules
@@ -46,6 +47,7 @@ __all__ = [
     "ZoneFound",
     "area_code_regions",
     "normalize_state",
+    "phone_facts",
     "resolve",
     "zip3_entry",
 ]
@@ -106,15 +108,15 @@ class JurisdictionSet:
     zones: tuple[ZoneFound, ...]
     defaulted: bool = False
 
-    @property
+    @cached_property
     def codes(self) -> frozenset[str]:
         return frozenset(f.code for f in self.jurisdictions)
 
-    @property
+    @cached_property
     def zone_names(self) -> tuple[str, ...]:
         return tuple(z.zone for z in self.zones)
 
-    @property
+    @cached_property
     def key(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """What the composed windows depend on (the provenance does not change them)."""
         return tuple(sorted(self.codes)), tuple(sorted(self.zone_names))
@@ -173,27 +175,59 @@ def _country(value: str | None) -> str | None:
     return text if re.fullmatch(r"[A-Z]{2}", text) else None
 
 
+def phone_facts(phone: str | None) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """What a number tells :func:`resolve`: (country, NANP area code, zones). Two numbers
+    with the same facts resolve alike, so callers may cache resolutions by them."""
+    return _phone_facts(phone) if phone else (None, None, ())
+
+
 @lru_cache(maxsize=65_536)
 def _phone_facts(phone: str) -> tuple[str | None, str | None, tuple[str, ...]]:
-    """(country, NANP area code or None, phonenumbers' zones of a geographic number)."""
+    """(country, NANP area code or None, the zones of a geographic number).
+
+    Numbers are stored in E.164, so the common case is table lookups: the area code table
+    for NANP numbers, ``phonenumbers``' country-code and time-zone prefix tables for the rest.
+    Anything else is parsed with ``phonenumbers``.
+    """
+    digits = phone[1:] if phone.startswith("+") else ""
+    if not digits.isdigit() or not 4 <= len(digits) <= 15:
+        return _phone_facts_parsed(phone)
+    if digits[0] == "1":
+        if len(digits) != 11:
+            return None, None, ()
+        npa = digits[1:4]
+        entry = area_code_regions(npa)
+        if entry is None:
+            return None, npa, ()
+        # A US area code with no state (toll-free, non-geographic) says nothing about zones.
+        geographic = bool(entry[1]) or entry[0] != "US"
+        return entry[0], npa, _prefix_zones(digits) if geographic else ()
+    for size in (1, 2, 3):
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
+        if regions:
+            country = regions[0] if regions[0] != "001" else None
+            return country, None, _prefix_zones(digits)
+    return None, None, ()
+
+
+def _prefix_zones(digits: str) -> tuple[str, ...]:
+    """The zones ``phonenumbers`` gives the longest known prefix of a number; none when the
+    prefix spans many zones (a whole country) or is unknown."""
+    for size in range(min(TIMEZONE_LONGEST_PREFIX, len(digits)), 0, -1):
+        zones = TIMEZONE_DATA.get(digits[:size])
+        if zones is not None:
+            found = tuple(sorted(z for z in zones if z != "Etc/Unknown"))
+            return found if len(found) <= 3 else ()
+    return ()
+
+
+def _phone_facts_parsed(phone: str) -> tuple[str | None, str | None, tuple[str, ...]]:
     try:
         parsed = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
         return None, None, ()
-    country = phonenumbers.region_code_for_number(parsed)
-    if country is None and parsed.country_code not in (None, 1):
-        # Not a valid number of a known region, but plainly not NANP: its country.
-        region = phonenumbers.region_code_for_country_code(parsed.country_code)
-        country = region if region != "ZZ" else None
-    npa = None
-    if parsed.country_code == 1:
-        national = phonenumbers.national_significant_number(parsed)
-        npa = national[:3] if len(national) == 10 else None
-    zones = tuple(sorted(z for z in phone_timezone.time_zones_for_number(parsed)
-                         if z != "Etc/Unknown"))
-    # A toll-free or otherwise non-geographic number maps to many zones: no evidence.
-    geographic = phonenumbers.phonenumberutil.is_number_geographical(parsed)
-    return country, npa, zones if geographic and len(zones) <= 3 else ()
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return _phone_facts(e164) if e164 != phone else (None, None, ())
 
 
 def _valid_zone(tz: str | None) -> bool:
@@ -281,7 +315,7 @@ def resolve(
         return _default(table, found, zones)
     code = declared or phone_country or ""
     if not any(f.code.startswith(f"{code}-") for f in found):
-        add(code, "country", country or phone or "")
+        add(code, "country", country or f"phone number of {phone_country}")
     if not zones and fallback_zone:
         add_zone(fallback_zone, "fallback")
     return JurisdictionSet(tuple(found), tuple(zones))

@@ -148,9 +148,12 @@ class Jurisdiction:
     area_code_presumption: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rule:
     """One rule of the table. Which fields are set depends on ``kind`` (see :data:`KINDS`).
+
+    Compared and hashed by identity: a rule is one object of one loaded table, and the
+    dialer's caches key on rules many times a second.
 
     ``days`` (windows) is indexed by :meth:`date.weekday`: a tuple of ``(start, end)`` local
     times, half-open, per weekday; an empty tuple means the day is closed.
@@ -197,8 +200,10 @@ class Rule:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RuleTable:
+    """A loaded table (compared and hashed by identity, like its rules)."""
+
     ruleset: str
     version: str
     as_of: date
@@ -207,11 +212,19 @@ class RuleTable:
     rules: tuple[Rule, ...]
     calendars: Mapping[str, Calendar]
 
+    def __post_init__(self) -> None:
+        by_code: dict[str, list[Rule]] = {}
+        for r in self.rules:
+            by_code.setdefault(r.jurisdiction, []).append(r)
+        object.__setattr__(self, "by_jurisdiction",
+                           {code: tuple(rules) for code, rules in by_code.items()})
+        object.__setattr__(self, "by_id", {r.id: r for r in self.rules})
+
     def rules_for(self, code: str) -> tuple[Rule, ...]:
-        return _rules_by_jurisdiction(self).get(code, ())
+        return self.by_jurisdiction.get(code, ())  # type: ignore[attr-defined,no-any-return]
 
     def rule(self, rule_id: str) -> Rule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
+        return self.by_id.get(rule_id)  # type: ignore[attr-defined,no-any-return]
 
     def with_rules(self, extra: Iterable[Rule]) -> RuleTable:
         """This table plus ``extra`` rules (a team's own), same version and digest."""
@@ -220,18 +233,6 @@ class RuleTable:
             return self
         return RuleTable(self.ruleset, self.version, self.as_of, self.sha256,
                          self.jurisdictions, self.rules + added, self.calendars)
-
-
-@cache
-def _index(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
-    out: dict[str, list[Rule]] = {}
-    for r in rules:
-        out.setdefault(r.jurisdiction, []).append(r)
-    return {k: tuple(v) for k, v in out.items()}
-
-
-def _rules_by_jurisdiction(table: RuleTable) -> dict[str, tuple[Rule, ...]]:
-    return _index(table.rules)
 
 
 # --------------------------------------------------------------------------------------------

@@ -454,7 +454,7 @@ class Dialer:
                         from_number_id=bindparam("number"), reason=None,
                         last_call_id=bindparam("call_id"), updated_at=stamp),
                 claims)
-        for decision_row in audit:
+        for decision_row in dialing.with_ids(audit):
             stage(s, DialDecision.__table__, decision_row)
         if cps > 0:
             team.pacing_tokens = tokens - len(placed)
