@@ -59,7 +59,6 @@ class DialDecision(Base):
         Index("ix_dial_decisions_team_id_evaluated_at_id", "team_id", "evaluated_at", "id"),
         Index("ix_dial_decisions_team_id_contact_id", "team_id", "contact_id", "evaluated_at"),
         Index("ix_dial_decisions_team_id_campaign_id", "team_id", "campaign_id", "evaluated_at"),
-        Index("ix_dial_decisions_evaluated_at", "evaluated_at"),
     )
 
 

@@ -76,7 +76,6 @@ def upgrade() -> None:
                     ['team_id', 'contact_id', 'evaluated_at'])
     op.create_index('ix_dial_decisions_team_id_campaign_id', 'dial_decisions',
                     ['team_id', 'campaign_id', 'evaluated_at'])
-    op.create_index('ix_dial_decisions_evaluated_at', 'dial_decisions', ['evaluated_at'])
     op.create_table(
         'compliance_changes',
         sa.Column('id', sa.String(length=40), nullable=False),
@@ -97,7 +96,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_compliance_changes_team_id_created_at', table_name='compliance_changes')
     op.drop_table('compliance_changes')
-    for name in ('ix_dial_decisions_evaluated_at', 'ix_dial_decisions_team_id_campaign_id',
+    for name in ('ix_dial_decisions_team_id_campaign_id',
                  'ix_dial_decisions_team_id_contact_id',
                  'ix_dial_decisions_team_id_evaluated_at_id'):
         op.drop_index(name, table_name='dial_decisions')
