@@ -38,15 +38,6 @@ async def get_call(session: AsyncSession, p: Principal, call_id: str) -> dict[st
     return call_out(c, full=True, events=events)
 
 
-def _when(raw: str | None, name: str) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return F.parse_aware(raw)
-    except ValueError as exc:
-        raise bad_request(f"{name} {exc}", name) from None
-
-
 async def list_calls(
     session: AsyncSession, p: Principal, filters: dict[str, str | None], limit: int,
     offset: int,
@@ -76,8 +67,8 @@ async def list_calls(
         if filters.get(key):
             number = _phone(filters[key], key)
             stmt = stmt.where(column == number)
-    after = _when(filters.get("startedAfter"), "startedAfter")
-    before = _when(filters.get("startedBefore"), "startedBefore")
+    after = F.query_time(filters.get("startedAfter"), "startedAfter")
+    before = F.query_time(filters.get("startedBefore"), "startedBefore")
     if after:
         stmt = stmt.where(Call.started_at >= after)
     if before:

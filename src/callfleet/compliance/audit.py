@@ -50,15 +50,6 @@ def decision_out(d: DialDecision) -> dict[str, Any]:
     }
 
 
-def _when(raw: str | None, name: str) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return F.parse_aware(raw)
-    except ValueError as exc:
-        raise bad_request(f"{name} {exc}", name) from None
-
-
 async def list_decisions(session: AsyncSession, p: Principal, filters: dict[str, str | None],
                          limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     """The team's dial decisions, newest first; filters: contactId, campaignId, reason,
@@ -82,8 +73,8 @@ async def list_decisions(session: AsyncSession, p: Principal, filters: dict[str,
         if outcome not in OUTCOMES:
             raise bad_request("outcome must be one of " + ", ".join(OUTCOMES), "outcome")
         stmt = stmt.where(DialDecision.outcome == outcome)
-    after = _when(filters.get("evaluatedAfter"), "evaluatedAfter")
-    before = _when(filters.get("evaluatedBefore"), "evaluatedBefore")
+    after = F.query_time(filters.get("evaluatedAfter"), "evaluatedAfter")
+    before = F.query_time(filters.get("evaluatedBefore"), "evaluatedBefore")
     if after and before and after >= before:
         raise bad_request("evaluatedAfter must be before evaluatedBefore", "evaluatedAfter")
     if after:
@@ -231,8 +222,8 @@ def _blackout_in(raw: Any, table: RuleTable, name: str) -> dict[str, Any]:
     jurisdiction = raw.get("jurisdiction")
     if jurisdiction not in table.jurisdictions:
         raise bad_request(f"{name}: unknown jurisdiction {jurisdiction!r}", name)
-    start = _when(raw.get("start"), f"{name}.start")
-    end = _when(raw.get("end"), f"{name}.end")
+    start = F.query_time(raw.get("start"), f"{name}.start")
+    end = F.query_time(raw.get("end"), f"{name}.end")
     if start is None or end is None or start >= end:
         raise bad_request(f"{name}: start and end are required and start < end", name)
     citation = raw.get("citation")

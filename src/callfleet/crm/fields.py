@@ -15,6 +15,8 @@ from typing import Any
 
 import phonenumbers
 
+from callfleet.errors import bad_request
+
 LEAD_STATUSES = (
     "new",
     "contacted",
@@ -168,6 +170,17 @@ def parse_aware(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone (e.g. Z)")
     return value.astimezone(UTC)
+
+
+def query_time(raw: str | None, name: str) -> datetime | None:
+    """A list filter's time (``startedAfter``, ``evaluatedBefore``…): absent -> None, else
+    :func:`parse_aware` or a 400 naming the parameter."""
+    if not raw:
+        return None
+    try:
+        return parse_aware(raw)
+    except ValueError as exc:
+        raise bad_request(f"{name} {exc}", name) from None
 
 
 def parse_instant(value: str | None) -> datetime | None:
