@@ -52,6 +52,7 @@ from callfleet.clock import Clock
 from callfleet.config import Settings
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
+from callfleet.outbound import parse_networks
 from callfleet.teams.principal import Principal
 from callfleet.teams.service import create_team
 from callfleet.webhooks import service as webhooks
@@ -62,6 +63,7 @@ from callfleet.webhooks.sender import WebhookSender
 
 PG_ADMIN = os.environ.get("CALLFLEET_TEST_POSTGRES_URL",
                           "postgresql://postgres@127.0.0.1:5432/postgres")
+RECEIVER_NETWORK = "127.0.0.1/32"
 TYPES = ("call.initiated", "call.ringing", "call.answered", "call.hangup", "call.completed")
 
 
@@ -163,7 +165,8 @@ async def seed(db: Database, box: SecretBox, receiver_url: str) -> str:
     async with db.session() as s:
         team, _ = await create_team(s, f"Bench {uuid.uuid4().hex[:6]}")
         p = Principal(team.id, team.slug, "bench")
-        await webhooks.create_endpoint(s, p, {"url": receiver_url}, box)
+        await webhooks.create_endpoint(s, p, {"url": receiver_url}, box,
+                                       parse_networks(RECEIVER_NETWORK))
         await s.commit()
     return team.id
 
@@ -278,7 +281,8 @@ async def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     from cryptography.fernet import Fernet
 
     box = SecretBox([Fernet.generate_key()])
-    settings = Settings(webhook_tick_seconds=0.05)
+    # The receiver is on loopback, which tenant URLs may reach only when allowed.
+    settings = Settings(webhook_tick_seconds=0.05, outbound_allowed_networks=RECEIVER_NETWORK)
     before = uptime()
     backlog = await phase_backlog(backend, args.events, settings, box)
     print(f"{backend} backlog: {backlog}", flush=True)

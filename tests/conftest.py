@@ -20,6 +20,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from callfleet import outbound
 from callfleet.app import create_app
 from callfleet.clock import FixedClock
 from callfleet.config import Settings
@@ -97,6 +98,37 @@ async def app(database: DbHandle) -> AsyncIterator[Any]:
                              clock=FixedClock(datetime.now(UTC)))
     async with application.router.lifespan_context(application):
         yield application
+
+
+LOOPBACK = "127.0.0.1/32"
+
+
+@pytest.fixture
+def allow_loopback(app: Any) -> Iterator[None]:
+    """Tenant-set URLs may reach 127.0.0.1 during this test (fake LLMs and receivers listen
+    there). The default policy refuses loopback; this says so explicitly, per test, the way an
+    operator would with ``CALLFLEET_OUTBOUND_ALLOWED_NETWORKS``."""
+    before = app.state.settings
+    app.state.settings = before.model_copy(update={"outbound_allowed_networks": LOOPBACK})
+    try:
+        yield
+    finally:
+        app.state.settings = before
+
+
+REBIND = "rebind.example.test"  # a public-looking name: accepted when a URL is written
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: ``rebind.example.test`` resolves to 127.0.0.1 when callfleet connects
+    (``callfleet.outbound.resolve_host`` is the resolver of every tenant-set URL)."""
+    real = outbound.resolve_host
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == REBIND else await real(host, port)
+
+    monkeypatch.setattr(outbound, "resolve_host", resolve)
 
 
 @pytest.fixture

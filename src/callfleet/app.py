@@ -18,6 +18,7 @@ from starlette.responses import Response
 from callfleet import __version__, secrets
 from callfleet.api import errors
 from callfleet.api.deps import AuthCache, RateLimiter
+from callfleet.api.limits import limited_receive
 from callfleet.api.responses import JSON
 from callfleet.assistants.routes import router as assistants_router
 from callfleet.calls.routes import router as calls_router
@@ -46,15 +47,16 @@ HTTP_LATENCY = Histogram(
 
 
 class RequestGuard:
-    """Refuses oversized bodies (413; imports stream and are exempt) and NUL characters in the
-    query string (400; no database stores NUL in text) for every endpoint, and records each
-    request's latency. A plain ASGI middleware: Starlette's ``@app.middleware("http")``
-    (BaseHTTPMiddleware) runs every request through an extra task and memory streams, a
-    measurable share of a small request's CPU."""
+    """Caps every body while it streams in (413 at the matched route's limit, chunked or
+    not: api/limits.py), refuses NUL characters in the query string (400; no database
+    stores NUL in text) for every endpoint, and records each request's latency. A plain ASGI
+    middleware: Starlette's ``@app.middleware("http")`` (BaseHTTPMiddleware) runs every
+    request through an extra task and memory streams, a measurable share of a small
+    request's CPU."""
 
-    def __init__(self, app: Any, max_body_bytes: int) -> None:
+    def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.settings = settings
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -74,19 +76,16 @@ class RequestGuard:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_recording)
+            # The app's settings at request time (what its routes read, too).
+            settings = getattr(scope["app"].state, "settings", self.settings) \
+                if "app" in scope else self.settings
+            await self.app(scope, limited_receive(scope, receive, settings), send_recording)
         finally:
             route = scope.get("route")  # set by the router on this same scope
             HTTP_LATENCY.labels(scope["method"], getattr(route, "path", "unmatched"),
                                 str(status)).observe(time.perf_counter() - start)
 
     def _refusal(self, scope: dict[str, Any]) -> Response | None:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if (value.isdigit() and int(value) > self.max_body_bytes
-                        and not scope["path"].endswith("/import")):
-                    return JSON(errors.error_body("Request body too large"), status_code=413)
-                break
         query = scope.get("query_string", b"").decode("latin-1")
         if "%00" in query or "\x00" in query:
             bad = {k or "query": "must not contain NUL characters"
@@ -159,7 +158,7 @@ def create_app(
         app.state.db = db
     errors.install(app)
 
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, settings=settings)
 
     @app.get("/health", tags=["ops"], response_model=None)
     async def health(request: Request) -> JSON:

@@ -1,4 +1,5 @@
-"""The ``callfleet`` command: serve, team and key management, database upgrades."""
+"""The ``callfleet`` command: serve, team and key management, contact import, database
+upgrades."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -142,6 +144,70 @@ def demo(
     settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})
     code = run_async(run_demo(settings, contacts, timeout, Console()))
     raise typer.Exit(code)
+
+
+@app.command("import")
+def import_contacts(
+    file: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, readable=True,
+        help="CSV file of contacts (as for POST /api/crm/contacts/import).")],
+    team: str = typer.Option(..., "--team", help="Team id or account slug."),
+    company: str = typer.Option(None, "--company", help="Company id for rows that name none."),
+    on_duplicate: str = typer.Option(
+        "update", "--on-duplicate", help="A row matching a contact (phone, then email): "
+        "update it, or skip the row."),
+    rejects: Annotated[Path | None, typer.Option(
+        "--rejects", dir_okay=False, help="Write the rejected rows here, as they were, "
+        "with an error column.")] = None,
+    encoding: str = typer.Option(
+        None, "--encoding", help="The file's charset (default: BOM, else UTF-8 with a "
+        "Windows-1252 fallback per line)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Import contacts from a CSV file into a team: streamed, with the API import's rules
+    (dedup by phone then email, custom fields, company by id or name)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    from callfleet.crm.file_import import import_file
+
+    if on_duplicate not in ("skip", "update"):
+        console.print("[red]error:[/red] --on-duplicate must be skip or update")
+        raise typer.Exit(2)
+    columns = (TextColumn("[bold]importing"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TextColumn("{task.fields[rows]:,} rows"),
+               TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("import", total=file.stat().st_size, rows=0)
+            out = run_async(import_file(
+                get_settings(), file, team, company_id=company, on_duplicate=on_duplicate,
+                charset=encoding, rejects=rejects,
+                progress=lambda done, rows: bar.update(task, completed=done, rows=rows)))
+    except ApiError as exc:
+        console.print(f"[red]error:[/red] {exc.error}")
+        raise typer.Exit(2) from None
+    r = out.result
+    summary = {"imported": r.imported, "updated": r.updated, "skipped": r.skipped,
+               "failed": r.failed, "rejects": str(rejects) if rejects else None,
+               "rejects_written": out.rejects_written}
+    if as_json:
+        _emit(summary)
+        return
+    sys.stdout.write(f"imported {r.imported}, updated {r.updated}, skipped {r.skipped}, "
+                     f"failed {r.failed}\n")
+    for number, error in sorted(out.errors.items())[:10]:
+        console.print(f"  row {number}: {error}")
+    if rejects:
+        console.print(f"{out.rejects_written} rejected rows written to {rejects}")
+    elif r.failed:
+        console.print("use --rejects FILE to write every rejected row with its error")
 
 
 @db_app.command("upgrade")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,7 +28,14 @@ class Settings(BaseSettings):
     )
     max_page_size: int = 1000
     default_page_size: int = 50
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Cap for JSON bodies.")
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="Body limit of every route that declares "
+        "no other (api/limits.py), counted while the body streams in.")
+    import_max_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=1,
+        description="Cap for a CSV or multipart contact import (spooled to disk, not memory).")
+    dnc_import_max_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Cap for a do-not-call list import.")
     import_batch_size: int | None = Field(
         default=None, ge=1,
         description="Rows per import transaction (default: 5000 on SQLite, 2000 on PostgreSQL).",
@@ -110,7 +118,23 @@ class Settings(BaseSettings):
     tool_timeout_seconds: float = Field(default=5.0, description="Custom webhook tool timeout.")
     intelligence_tick_seconds: float = Field(
         default=0.2, description="Real seconds between conversation/analysis passes.")
+    outbound_allowed_networks: str = Field(
+        default="", description="Comma-separated CIDRs that tenant-set URLs (webhooks, LLM "
+        "endpoints, tools) may reach although they are private, loopback or otherwise refused "
+        "(docs/security.md). Default: none.")
     log_level: str = "INFO"
+
+    @field_validator("outbound_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{item.strip()!r} is not a network (CIDR such as "
+                                     "10.0.0.0/8)") from None
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

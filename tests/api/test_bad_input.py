@@ -119,7 +119,8 @@ async def test_body_over_the_size_cap_is_413_with_the_envelope(
     r = await client.post("/api/crm/contacts", content=raw,
                           headers={**team.headers, "Content-Type": "application/json"})
     assert r.status_code == 413
-    assert r.json() == {"success": False, "error": "Request body too large"}
+    assert r.json() == {"success": False, "error": "Request body too large",
+                        "details": {"body": "must be at most 10 MB"}}
 
 
 # ---------------------------------------------------------------- wrong types, huge values

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from callfleet import ids
@@ -36,6 +37,9 @@ FIELDS = [
      "target": "lead_status", "description": "Are you ready to buy this quarter?"},
 ]
 PHONE = "+12125550172"  # budget 1000 + 500 * (2 % 5) = 2000
+
+# The fake LLM and tool receivers listen on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("allow_loopback")
 
 
 async def _assistant(client: httpx.AsyncClient, database: DbHandle, t: TeamCtx,

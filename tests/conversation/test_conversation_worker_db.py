@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from callfleet.calls.models import Call, CallEvent
@@ -17,6 +18,9 @@ from callfleet.conversation.worker import ConversationWorker
 from tests.campaigns.helpers import drive, fresh_monday, setup_campaign, us_phone
 from tests.conftest import DbHandle, TeamCtx
 from tests.conversation.fake_llm import FakeLLM
+
+# The fake LLM and tool receivers listen on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("allow_loopback")
 
 
 def _worker(app: Any, name: str) -> ConversationWorker:

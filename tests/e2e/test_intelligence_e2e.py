@@ -207,7 +207,7 @@ async def test_deterministic_campaign_writes_the_callees_facts(
 
 async def test_llm_campaign_writes_the_callees_facts(
         app: Any, client: httpx.AsyncClient, database: DbHandle, team: TeamCtx,
-        llm_server: FakeLLM) -> None:
+        llm_server: FakeLLM, allow_loopback: None) -> None:
     fresh_monday(app)
     llm_server.reset()
     llm_server.policy = interviewer

@@ -200,6 +200,8 @@ async def test_webhooks_survive_sigkill_and_failing_receiver(
         "CALLFLEET_WEBHOOK_LEASE_SECONDS": "3", "CALLFLEET_WEBHOOK_TICK_SECONDS": "0.05",
         "CALLFLEET_DIALER_TICK_SECONDS": "0.05", "CALLFLEET_LEASE_SECONDS": "3",
         "CALLFLEET_LOG_LEVEL": "WARNING",
+        # The receiver listens on 127.0.0.1, which the outbound policy refuses by default.
+        "CALLFLEET_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
     })
     started = time.monotonic()
     server = launch(servers, dep)

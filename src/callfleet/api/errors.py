@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callfleet.api.responses import JSON
 from callfleet.errors import ApiError
+from callfleet.outbound import OutboundURLRejected
 
 log = structlog.get_logger("callfleet.api")
 
@@ -60,6 +61,12 @@ def install(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: ApiError) -> JSON:
         return JSON(error_body(exc.error, exc.details), status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(OutboundURLRejected)
+    async def _outbound(_: Request, exc: OutboundURLRejected) -> JSON:
+        field = exc.field or "url"
+        text = f"{field} {exc}"
+        return JSON(error_body(text, {field: text}), status_code=400)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSON:
         errors = list(exc.errors())
@@ -77,7 +84,7 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSON:
         text = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
         # FastAPI's own 400 is a body it could not parse (e.g. JSON nested too deeply).
-        details = {"body": text} if exc.status_code == 400 else None
+        details = {"body": text} if exc.status_code == 400 else getattr(exc, "details", None)
         return JSON(error_body(text, details), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

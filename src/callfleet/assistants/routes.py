@@ -19,12 +19,17 @@ from callfleet.assistants.schemas import (
     PhoneNumberIdsIn,
 )
 from callfleet.numbers.schemas import AssistantNumbers
+from callfleet.outbound import Network, allowed_networks
 
 router = APIRouter(prefix="/api", tags=["assistants"])
 
 
 def _region(request: Request) -> str:
     return get_settings_dep(request).default_region
+
+
+def _allowed(request: Request) -> tuple[Network, ...]:
+    return allowed_networks(get_settings_dep(request))
 
 
 def _numbers(items: list[dict[str, Any]]) -> JSON:
@@ -42,7 +47,7 @@ async def create_assistant(
     data = body.model_dump(exclude_unset=True)
 
     async def make() -> dict[str, Any]:
-        out = await svc.create_assistant(s, p, data, _region(request))
+        out = await svc.create_assistant(s, p, data, _region(request), _allowed(request))
         return {"success": True, "assistant": out}
 
     return await respond_created(request, s, p, make)
@@ -83,7 +88,8 @@ async def update_assistant(
 ) -> JSON:
     p.check_team(body.team_id, body.account_slug, required=False)
     data = body.model_dump(exclude_unset=True)
-    out = await svc.update_assistant(s, p, assistant_id, data, _region(request))
+    out = await svc.update_assistant(s, p, assistant_id, data, _region(request),
+                                     _allowed(request))
     await s.commit()
     return JSON({"success": True, "assistant": out})
 

@@ -6,7 +6,7 @@ Services never commit; the route (or ``api.idempotency``) owns the transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import exists, func, select, update
@@ -22,6 +22,7 @@ from callfleet.db.base import iso, utcnow
 from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
 from callfleet.numbers.service import campaign_using, number_out, running_campaigns
+from callfleet.outbound import Network, check_url
 from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal
@@ -304,18 +305,18 @@ def _info_extraction(merged: dict[str, Any]) -> dict[str, Any]:
     return {"enabled": enabled, "fields": fields}
 
 
-_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _TOOL_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 
 
-def _url(value: Any, name: str) -> str | None:
+def _url(value: Any, name: str, allowed_networks: Sequence[Network]) -> str | None:
+    """A URL callfleet will call (an LLM endpoint, a tool): http(s), and outside the networks
+    it must not reach unless the operator allowed them (callfleet.outbound)."""
     text = _text(value, name, 2000)
-    if text is not None and not _URL.match(text):
-        raise bad_request(f"{name} must be an http(s) URL", name)
-    return text
+    return None if text is None else check_url(text, allowed=allowed_networks, field=name)
 
 
-def _tools(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _tools(raw: list[dict[str, Any]] | None,
+           allowed_networks: Sequence[Network]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, t in enumerate(raw or []):
@@ -327,7 +328,7 @@ def _tools(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         if name in ("end_call", "transfer_call") or name in seen:
             raise bad_request(f"{at}.name {name!r} is already used", f"{at}.name")
         seen.add(name)
-        url = _url(t.get("url"), f"{at}.url")
+        url = _url(t.get("url"), f"{at}.url", allowed_networks)
         if not url:
             raise bad_request(f"{at}.url is required", f"{at}.url")
         params = t.get("parameters") or {"type": "object", "properties": {}}
@@ -355,7 +356,8 @@ def _merge(current: dict[str, Any] | None, patch: dict[str, Any] | None) -> dict
     return merged
 
 
-def _values(data: dict[str, Any], current: dict[str, Any], region: str) -> dict[str, Any]:
+def _values(data: dict[str, Any], current: dict[str, Any], region: str,
+            allowed_networks: Sequence[Network]) -> dict[str, Any]:
     """Validated column values for the keys present in ``data``, merged over ``current``."""
     out: dict[str, Any] = {}
     for key, (max_len, name) in TEXT.items():
@@ -374,13 +376,13 @@ def _values(data: dict[str, Any], current: dict[str, Any], region: str) -> dict[
             raise bad_request("language must be a language tag such as en or en-US", "language")
         out["language"] = lang
     if "llm_base_url" in data:
-        out["llm_base_url"] = _url(data["llm_base_url"], "llmBaseUrl")
+        out["llm_base_url"] = _url(data["llm_base_url"], "llmBaseUrl", allowed_networks)
     if "llm_api_key" in data:
         key = _text(data["llm_api_key"], "llmApiKey", 500)
         # Kept encrypted at rest (callfleet.secrets); only the LLM client sees it in clear.
         out["llm_api_key"] = secret_box().encrypt(key) if key else None
     if "tools" in data:
-        out["tools"] = _tools(data["tools"])
+        out["tools"] = _tools(data["tools"], allowed_networks)
     for key in NESTED:
         if key not in data:
             continue
@@ -422,7 +424,8 @@ async def _number_ids(session: AsyncSession, assistant_ids: Iterable[str]) -> di
 
 
 async def create_assistant(
-    session: AsyncSession, p: Principal, data: dict[str, Any], region: str
+    session: AsyncSession, p: Principal, data: dict[str, Any], region: str,
+    allowed_networks: Sequence[Network] = (),
 ) -> dict[str, Any]:
     # On create, null means "not given": the template's value stays.
     data = {k: v for k, v in data.items() if v is not None}
@@ -433,7 +436,7 @@ async def create_assistant(
     team = await session.get(Team, p.team_id)
     business = team.name if team is not None else ""
     base = {**DEFAULTS, **template_defaults(template_id, business)}
-    values = {**base, **_values(data, base, region)}
+    values = {**base, **_values(data, base, region, allowed_networks)}
     now = utcnow()
     a = Assistant(id=ids.new_id("asst"), team_id=p.team_id, name=name, template_id=template_id,
                   created_at=now, updated_at=now, **values)
@@ -495,7 +498,8 @@ async def outbound_assistants(session: AsyncSession, p: Principal) -> list[dict[
 
 
 async def update_assistant(
-    session: AsyncSession, p: Principal, assistant_id: str, data: dict[str, Any], region: str
+    session: AsyncSession, p: Principal, assistant_id: str, data: dict[str, Any], region: str,
+    allowed_networks: Sequence[Network] = (),
 ) -> dict[str, Any]:
     a = await _owned(session, p, assistant_id, for_update=True)
     if data.get("template_id") not in (None, a.template_id):
@@ -504,7 +508,7 @@ async def update_assistant(
     if "name" in data:
         a.name = _name(data["name"])
     current = {k: getattr(a, k) for k in NESTED}
-    for key, value in _values(data, current, region).items():
+    for key, value in _values(data, current, region, allowed_networks).items():
         setattr(a, key, value)
     a.updated_at = utcnow()
     await session.flush()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
-import io
+import itertools
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from callfleet import csvio
 from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
+from callfleet.api.limits import body_limit
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, OkOut, errors
 from callfleet.compliance import audit, changes
@@ -22,6 +26,7 @@ from callfleet.db.base import iso, utcnow
 from callfleet.dialer.rules import WEEKDAYS, format_hhmm
 from callfleet.errors import bad_request
 from callfleet.teams.models import Team
+from callfleet.teams.principal import Principal
 
 router = APIRouter(prefix="/api/dnc", tags=["compliance"])
 
@@ -187,46 +192,61 @@ async def delete_national(list_id: str, p: Auth, s: WriteSession) -> JSON:
              responses={200: {"model": DncImportOut}, **errors()},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"}}}}})
+@body_limit("dnc_import_max_bytes")
 async def import_entries(request: Request, p: Auth, s: WriteSession) -> JSON:
     """CSV with a phone column (``phone``, ``phone_number``, ``Phone Number``…) or one number
-    per line; optional ``reason`` column."""
-    raw = await request.body()
-    if len(raw) > 50 * 1024 * 1024:
-        raise bad_request("DNC import is limited to 50 MB", "body")
-    text = raw.decode("utf-8-sig", errors="replace")
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
+    per line; optional ``reason`` column. Decoded like the contact import (BOM, declared
+    charset, UTF-8 with a Windows-1252 fallback); up to ``CALLFLEET_DNC_IMPORT_MAX_BYTES``."""
+    with tempfile.TemporaryFile() as spool:
+        async for chunk in request.stream():  # capped while it streams (api/limits.py)
+            spool.write(chunk)
+        spool.seek(0)
+        try:
+            reader = csvio.reader(spool, csvio.charset_of(
+                request.headers.get("content-type")))
+        except csvio.UnknownCharset as exc:
+            raise bad_request(str(exc), "Content-Type") from None
+        return await _import_rows(s, p, reader, get_settings_dep(request).default_region)
+
+
+async def _import_rows(s: Any, p: Principal, reader: Iterator[list[str]], region: str) -> JSON:
+    first = next(reader, None)
+    if first is None:
         raise bad_request("The CSV file is empty", "body")
-    header = [h.strip().lower().replace(" ", "_") for h in rows[0]]
+    header = [h.strip().lower().replace(" ", "_") for h in first]
     phone_col = next((i for i, h in enumerate(header)
                       if h in ("phone", "phone_number", "number", "telephone")), None)
     reason_col = header.index("reason") if "reason" in header else None
-    body_rows = rows[1:] if phone_col is not None else rows
+    body_rows = reader if phone_col is not None else itertools.chain([first], reader)
     phone_col = phone_col or 0
-    region = get_settings_dep(request).default_region
     imported = skipped = failed = 0
     errs: list[dict[str, Any]] = []
     now = utcnow()
-    for n, row in enumerate(body_rows, start=1):
-        if not row or not any(c.strip() for c in row):
-            continue
-        try:
-            number = F.normalize_phone(row[phone_col] if phone_col < len(row) else "", region)
-        except ValueError as exc:
-            failed += 1
-            if len(errs) < 1000:
-                errs.append({"row": n, "error": f"phone {exc}"})
-            continue
-        if number is None:
-            failed += 1
-            continue
-        if await svc.is_listed(s, p.scope, number):
-            skipped += 1
-            continue
-        reason = row[reason_col] if reason_col is not None and reason_col < len(row) else None
-        await svc.add_to_dnc(s, p.team_id, number, F.clean_text(reason, 500) or "imported",
-                         "import", now)
-        imported += 1
+    try:
+        for n, row in enumerate(body_rows, start=1):
+            if not row or not any(c.strip() for c in row):
+                continue
+            cell = row[phone_col] if phone_col < len(row) else ""
+            try:
+                number = F.normalize_phone(cell, region)
+            except ValueError as exc:
+                failed += 1
+                if len(errs) < 1000:
+                    errs.append({"row": n, "error": f"phone {exc}"})
+                continue
+            if number is None:
+                failed += 1
+                continue
+            if await svc.is_listed(s, p.scope, number):
+                skipped += 1
+                continue
+            reason = (row[reason_col] if reason_col is not None and reason_col < len(row)
+                      else None)
+            await svc.add_to_dnc(s, p.team_id, number, F.clean_text(reason, 500) or "imported",
+                                 "import", now)
+            imported += 1
+    except csv.Error as exc:
+        raise bad_request(f"The CSV cannot be read: {exc}", "body") from None
     await s.commit()
     return JSON({"success": True, "imported": imported, "skipped": skipped, "failed": failed,
                  "errors": errs})

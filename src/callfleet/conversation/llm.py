@@ -9,6 +9,11 @@ a pydantic model).
 
 The SDK's own retries are switched off (``max_retries=0``) so that the retry policy, its
 bounds and its sleeps are ours (and injectable in tests). API keys are never logged.
+
+An endpoint a team or an assistant chose is reached through the outbound policy
+(``callfleet.outbound``: no private, loopback or link-local address unless the operator
+allowed its network); the operator's ``CALLFLEET_LLM_BASE_URL`` is trusted as it is. A refused
+address ends the request at once with the reason (no retry: it would be refused again).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from callfleet.config import get_settings
+from callfleet.outbound import Network, OutboundPolicy, refused_reason
 from callfleet.secrets import secret_box
 
 if TYPE_CHECKING:
@@ -155,15 +161,18 @@ class ChatResult:
     attempts: int = 1
 
 
-_clients: dict[tuple[str, str, float], openai.AsyncOpenAI] = {}
+_clients: dict[tuple[str, str, float, tuple[Network, ...] | None], openai.AsyncOpenAI] = {}
 
 
-def _sdk_client(config: LlmConfig) -> openai.AsyncOpenAI:
+def _sdk_client(config: LlmConfig, allowed_networks: tuple[Network, ...]
+                ) -> openai.AsyncOpenAI:
     # The SDK is imported on first use: it is ~0.4 s of every process's start-up, and most
     # deployments run the deterministic path without it.
     import openai
 
-    key = (config.base_url, config.api_key or "", config.timeout_seconds)
+    checked = config.source != "env"  # the operator's own endpoint is trusted
+    key = (config.base_url, config.api_key or "", config.timeout_seconds,
+           allowed_networks if checked else None)
     client = _clients.get(key)
     if client is None:
         if len(_clients) > 64:  # many endpoints (per-assistant URLs): keep the cache bounded
@@ -171,6 +180,8 @@ def _sdk_client(config: LlmConfig) -> openai.AsyncOpenAI:
         client = openai.AsyncOpenAI(
             base_url=config.base_url, api_key=config.api_key or "not-needed",
             timeout=config.timeout_seconds, max_retries=0,
+            http_client=(OutboundPolicy(allowed_networks).client(
+                timeout=config.timeout_seconds) if checked else None),
         )
         _clients[key] = client
     return client
@@ -196,10 +207,13 @@ class LlmClient:
     """Calls to one endpoint with the call-safe policy (timeout, bounded retries)."""
 
     def __init__(self, config: LlmConfig, *,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 allowed_networks: tuple[Network, ...] = ()) -> None:
+        """``allowed_networks``: what the operator allowed tenant-chosen endpoints to reach
+        (``CALLFLEET_OUTBOUND_ALLOWED_NETWORKS``); nothing private by default."""
         self.config = config
         self.sleep = sleep
-        self.sdk = _sdk_client(config)
+        self.sdk = _sdk_client(config, allowed_networks)
 
     async def _retrying(self, what: str, fn: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
         import openai  # loaded by _sdk_client already
@@ -214,6 +228,12 @@ class LlmClient:
                 result = await asyncio.wait_for(fn(), self.config.timeout_seconds)
                 return result, attempts
             except retryable as exc:
+                refused = refused_reason(exc)
+                if refused is not None:
+                    log.warning("llm_refused", what=what, reason=refused,
+                                **self.config.describe())
+                    raise LlmError(f"{what} refused: the LLM endpoint's address is not "
+                                   f"allowed ({refused})") from exc
                 if attempts > self.config.max_retries:
                     log.warning("llm_gave_up", what=what, attempts=attempts,
                                 status=_status(exc), error=type(exc).__name__,

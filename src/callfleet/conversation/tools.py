@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import structlog
 
+from callfleet.outbound import OutboundURLRejected
 from callfleet.secrets import secret_box
 
 log = structlog.get_logger("callfleet.tools")
@@ -92,6 +93,9 @@ async def run_webhook(tool: dict[str, Any], arguments: dict[str, Any], call: dic
     except httpx.TimeoutException:
         log.warning("tool_timeout", tool=tool["name"], timeout=timeout)
         return False, f"error: the {tool['name']} tool did not answer within {timeout:g} s"
+    except OutboundURLRejected as exc:  # the URL resolved to a refused address
+        log.warning("tool_refused", tool=tool["name"], reason=str(exc))
+        return False, f"error: the {tool['name']} tool's address is refused ({exc})"
     except httpx.HTTPError as exc:
         log.warning("tool_unreachable", tool=tool["name"], error=type(exc).__name__)
         return False, f"error: the {tool['name']} tool could not be reached"

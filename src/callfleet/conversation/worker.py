@@ -39,6 +39,7 @@ from callfleet.conversation.llm import LlmClient
 from callfleet.conversation.models import CallJob
 from callfleet.conversation.personas import Callee
 from callfleet.db.session import Database
+from callfleet.outbound import allowed_networks, outbound_client
 
 log = structlog.get_logger("callfleet.conversation")
 
@@ -71,7 +72,7 @@ class ConversationWorker:
         self.carrier = carrier
         self.settings = settings
         self.worker_id = worker_id
-        self.http = http or httpx.AsyncClient()
+        self.http = http or outbound_client(settings)  # tool URLs are tenant-set
         self.sleep = sleep
         self.capacity = capacity
         self.inflight: set[asyncio.Task[None]] = set()
@@ -154,7 +155,9 @@ class ConversationWorker:
             return
         callee = Callee.for_call(persona, contact, call.to_number)
         conv = Conversation(
-            client=LlmClient(config, sleep=self.sleep), assistant=assistant,
+            client=LlmClient(config, sleep=self.sleep,
+                             allowed_networks=allowed_networks(self.settings)),
+            assistant=assistant,
             system_prompt=system_prompt(ctx.lines.system_prompt, assistant), lines=ctx.lines,
             callee=callee, http=self.http, max_turns=self.settings.conversation_max_turns,
             tool_timeout=self.settings.tool_timeout_seconds,
@@ -239,7 +242,7 @@ async def run_intelligence(settings: Settings, db: Database, dialer: Any,
                            stop: asyncio.Event) -> None:
     """The conversation and analysis loops of one worker process."""
     llm.configure(settings)
-    async with httpx.AsyncClient() as http:
+    async with outbound_client(settings) as http:  # tool URLs are tenant-set
         conv = ConversationWorker(db, dialer.clock, dialer.carrier, settings,
                                   f"{dialer.worker_id}:conv", http=http)
         analysis = AnalysisWorker(db, dialer.clock, settings, f"{dialer.worker_id}:analysis")

@@ -13,12 +13,10 @@ it. The same rule applies between rows of the same file.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import csv
-import io
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import IO, Any
@@ -26,7 +24,7 @@ from typing import IO, Any
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callfleet import ids
+from callfleet import csvio, ids
 from callfleet.crm import fields as F
 from callfleet.crm import store
 from callfleet.crm.models import Company
@@ -35,8 +33,6 @@ from callfleet.db.base import utcnow
 from callfleet.db.session import Database
 from callfleet.errors import bad_request
 from callfleet.teams.principal import Principal
-
-csv.field_size_limit(1_000_000)
 
 # Header spellings ("First Name", "first_name", "firstName", "FIRSTNAME") all reduce to the
 # same squashed form: lower-case letters and digits only.
@@ -215,41 +211,44 @@ def _norm(name: str, fn: Any, *args: Any) -> Any:
 # ---------------------------------------------------------------- reading CSV
 
 
-def _decoded_lines(stream: IO[bytes], charset: str | None) -> Iterator[str]:
-    """Lines of text: BOM-detected UTF-8/16, a declared charset, or UTF-8 per line with a
-    Windows-1252 fallback (spreadsheets exported on Windows), so a stray byte never fails."""
-    head = stream.read(4)
-    stream.seek(0)
-    encoding = None
-    if head.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    elif charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii"):
-        try:
-            codecs.lookup(charset)
-            encoding = charset
-        except LookupError:
-            raise bad_request(f"Unknown charset {charset[:40]!r}", "Content-Type") from None
-    if encoding:
-        yield from io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
-        return
-    for raw in stream:
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError:
-            yield raw.decode("cp1252", errors="replace")
-
-
-def csv_rows(stream: IO[bytes], charset: str | None) -> Iterator[tuple[int, Any]]:
-    """``(row_number, (fields, custom) | RowError)`` for each data record of a CSV file."""
-    reader = csv.reader(_decoded_lines(stream, charset), strict=False)
+def csv_records(stream: IO[bytes], charset: str | None
+                ) -> tuple[list[str], Iterator[tuple[int, list[str] | RowError]]]:
+    """The header and the numbered data records (blank lines are not records) of a CSV
+    file, decoded by ``callfleet.csvio``. ``callfleet import`` reads a file twice through
+    this: once to import, once to copy the rejected records."""
+    try:
+        reader = csv.reader(csvio.text_lines(stream, charset), strict=False)
+    except csvio.UnknownCharset as exc:
+        raise bad_request(str(exc), "Content-Type") from None
     try:
         header = next(reader)
     except StopIteration:
         raise bad_request("The CSV file is empty", "file") from None
     except csv.Error as exc:
         raise bad_request(f"The CSV header cannot be read: {exc}", "file") from None
+    return header, _numbered(reader)
+
+
+def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str] | RowError]]:
+    number = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            number += 1
+            yield number, RowError(f"row cannot be parsed as CSV: {exc}")
+            continue
+        if not cells or not "".join(cells).strip():
+            continue
+        number += 1
+        yield number, cells
+
+
+def csv_rows(stream: IO[bytes], charset: str | None) -> Iterator[tuple[int, Any]]:
+    """``(row_number, (fields, custom) | RowError)`` for each data record of a CSV file."""
+    header, records = csv_records(stream, charset)
     names = [h.replace("\x00", "").strip() for h in header]
     mapped = [canonical(n) for n in names]
     if not (
@@ -262,18 +261,9 @@ def csv_rows(stream: IO[bytes], charset: str | None) -> Iterator[tuple[int, Any]
         )
     custom_keys = [F.header_to_key(n) if m is None and n else None for n, m in zip(names, mapped)]
     width = len(names)
-    number = 0
-    while True:
-        number += 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield number, RowError(f"row cannot be parsed as CSV: {exc}")
-            continue
-        if not cells or not "".join(cells).strip():
-            number -= 1
+    for number, cells in records:
+        if isinstance(cells, RowError):
+            yield number, cells
             continue
         if len(cells) > width and any(c.strip() for c in cells[width:]):
             yield number, RowError(f"row has {len(cells)} columns, the header has {width}")
@@ -353,6 +343,7 @@ class ContactImporter:
     def __init__(
         self, db: Database, principal: Principal, *, company_id: str | None, on_duplicate: str,
         region: str, batch_size: int | None, max_errors: int,
+        on_error: Callable[[int, str], None] | None = None,
     ) -> None:
         self.db = db
         self.p = principal
@@ -361,6 +352,7 @@ class ContactImporter:
         self.region = region
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE.get(db.dialect, 2000)
         self.max_errors = max_errors
+        self.on_error = on_error  # every row error, also past ``max_errors``
         self.result = ImportResult()
         self.companies_by_name: dict[str, str] = {}
         self.known_companies: set[str] = set()
@@ -371,6 +363,8 @@ class ContactImporter:
     def fail(self, row: int, error: str) -> None:
         r = self.result
         r.failed += 1
+        if self.on_error is not None:
+            self.on_error(row, error)
         if len(r.errors) < self.max_errors:
             r.errors.append({"row": row, "error": error})
         else:

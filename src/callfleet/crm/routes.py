@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from callfleet import csvio
 from callfleet.api.deps import (
     Auth,
     Paging,
@@ -21,6 +22,7 @@ from callfleet.api.deps import (
 )
 from callfleet.api.errors import validation_details
 from callfleet.api.idempotency import respond_created
+from callfleet.api.limits import body_limit, read_body
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
 from callfleet.crm import importer
@@ -172,11 +174,13 @@ _IMPORT_BODY = {
 
 @router.post("/contacts/import", response_model=None, openapi_extra=_IMPORT_BODY,
              responses={200: {"model": ImportResult}, **errors(403, 404, 413)})
+@body_limit("import_max_bytes")
 async def import_contacts(
     request: Request, p: Auth, teamId: Q = None, companyId: Q = None, onDuplicate: Q = None,
 ) -> JSON:
-    """Import contacts from JSON (``{teamId, companyId?, contacts: [...]}``), a ``text/csv``
-    body, or a multipart ``file`` (``teamId``/``companyId`` as query parameters)."""
+    """Import contacts from JSON (``{teamId, companyId?, contacts: [...]}``, up to
+    ``CALLFLEET_MAX_BODY_BYTES``), a ``text/csv`` body, or a multipart ``file``
+    (``teamId``/``companyId`` as query parameters; up to ``CALLFLEET_IMPORT_MAX_BYTES``)."""
     settings = get_settings_dep(request)
     on_dup = (onDuplicate or "update").strip().lower()
     if on_dup not in ("skip", "update"):
@@ -184,9 +188,7 @@ async def import_contacts(
     ctype = request.headers.get("content-type", "").lower()
     mime = ctype.split(";")[0].strip()
     if mime == "application/json":
-        raw = await request.body()
-        if len(raw) > settings.max_body_bytes:
-            raise ApiError(413, "JSON import body too large; send large files as CSV")
+        raw = await read_body(request, settings.max_body_bytes)
         try:
             payload = orjson.loads(raw)
             body = ContactImportIn.model_validate(payload)
@@ -202,7 +204,7 @@ async def import_contacts(
         result = await imp.run(importer.json_rows(body.contacts))
         return JSON(result.out())
     p.check_team(teamId)
-    charset = _charset(ctype)
+    charset = csvio.charset_of(ctype)
     if mime == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=10)
         upload = form.get("file")
@@ -224,14 +226,6 @@ async def import_contacts(
     raise bad_request(
         "Content-Type must be application/json, text/csv or multipart/form-data", "Content-Type"
     )
-
-
-def _charset(ctype: str) -> str | None:
-    for part in ctype.split(";")[1:]:
-        k, _, v = part.strip().partition("=")
-        if k == "charset" and v:
-            return v.strip('"')
-    return None
 
 
 def _importer(request: Request, p: Any, company_id: str | None, on_dup: str) -> Any:

@@ -9,6 +9,7 @@ from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, errors
 from callfleet.errors import not_found
+from callfleet.outbound import allowed_networks
 from callfleet.teams import service as svc
 from callfleet.teams.llm_settings import forget_team as forget_team_llm
 
@@ -103,7 +104,8 @@ async def update_team(body: TeamIn, p: Auth, s: WriteSession, request: Request) 
     settings = request.app.state.settings
     changes = body.settings.model_dump(exclude_unset=True) if body.settings else {}
     team = await svc.update_team(s, p.team_id, body.name, changes,
-                                 (settings.legal_hours_start, settings.legal_hours_end))
+                                 (settings.legal_hours_start, settings.legal_hours_end),
+                                 allowed_networks(settings))
     await s.commit()
     forget_team_llm(p.team_id)
     return JSON({"success": True, "team": svc.team_out(team)})

@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 import string
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from callfleet import ids
 from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
 from callfleet.errors import bad_request, conflict
+from callfleet.outbound import Network, check_url
 from callfleet.secrets import secret_box
 from callfleet.teams.models import ApiKey, Team
 from callfleet.teams.principal import Principal
@@ -27,7 +29,6 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 TEAM_SETTINGS = ("legal_hours_start", "legal_hours_end", "max_concurrent_calls",
                  "calls_per_second", "llm_base_url", "llm_model")
-_LLM_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
 def team_out(t: Team) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def team_out(t: Team) -> dict[str, Any]:
 
 async def update_team(
     session: AsyncSession, team_id: str, name: str | None, changes: dict[str, Any],
-    legal_floor: tuple[str, str],
+    legal_floor: tuple[str, str], allowed_networks: Sequence[Network] = (),
 ) -> Team:
     """Rename the team or change its dialing settings. Legal hours may only narrow the
     operator's legal hours (``CALLFLEET_LEGAL_HOURS_START/END``), never widen them; ``null``
@@ -80,9 +81,11 @@ async def update_team(
             f"legal hours must lie within {rules.format_hhmm(floor_start)}-"
             f"{rules.format_hhmm(floor_end)} (they can narrow, never widen, the legal hours)",
             "settings.legalHoursStart")
-    url = settings.get("llm_base_url")
-    if url is not None and (not isinstance(url, str) or not _LLM_URL.match(url.strip())):
-        raise bad_request("llmBaseUrl must be an http(s) URL", "settings.llmBaseUrl")
+    if "llm_base_url" in changes and isinstance(changes["llm_base_url"], str) \
+            and changes["llm_base_url"].strip():
+        # A URL callfleet will call: checked against the outbound policy (callfleet.outbound).
+        settings["llm_base_url"] = check_url(changes["llm_base_url"], allowed=allowed_networks,
+                                             field="settings.llmBaseUrl")
     for key in ("llm_base_url", "llm_model", "llm_api_key"):
         if isinstance(settings.get(key), str):
             settings[key] = settings[key].strip()

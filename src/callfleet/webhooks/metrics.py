@@ -18,7 +18,8 @@ DELIVERIES = Counter(
 )
 ATTEMPTS = Counter(
     "callfleet_webhook_attempts_total",
-    "Webhook HTTP attempts by outcome: 2xx, 3xx, 4xx, 5xx, timeout, network, config",
+    "Webhook HTTP attempts by outcome: 2xx, 3xx, 4xx, 5xx, timeout, network, config, "
+    "refused",
     ["outcome"],
 )
 LAG = Histogram(

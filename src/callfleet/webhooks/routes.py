@@ -10,6 +10,7 @@ from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_s
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
+from callfleet.outbound import allowed_networks
 from callfleet.webhooks import service as svc
 from callfleet.webhooks.schemas import (
     DeliveryEnvelope,
@@ -37,7 +38,8 @@ async def create_webhook(body: WebhookIn, p: Auth, s: WriteSession, request: Req
     data = body.model_dump(exclude_unset=True)
 
     async def make() -> dict[str, Any]:
-        return {"success": True, "webhook": await svc.create_endpoint(s, p, data, box)}
+        return {"success": True, "webhook": await svc.create_endpoint(
+            s, p, data, box, allowed_networks(get_settings_dep(request)))}
 
     return await respond_created(request, s, p, make, seal=box)
 
@@ -62,7 +64,7 @@ async def update_webhook(webhook_id: str, body: WebhookIn, p: Auth, s: WriteSess
                          request: Request) -> JSON:
     p.check_team(body.team_id, body.account_slug, required=False)
     out = await svc.update_endpoint(s, p, webhook_id, body.model_dump(exclude_unset=True),
-                                    _box(request))
+                                    _box(request), allowed_networks(get_settings_dep(request)))
     await s.commit()
     return JSON({"success": True, "webhook": out})
 

@@ -47,6 +47,7 @@ from callfleet.clock import Clock
 from callfleet.config import Settings
 from callfleet.db.base import iso
 from callfleet.db.session import Database
+from callfleet.outbound import OutboundURLRejected, outbound_client
 from callfleet.webhooks import metrics
 from callfleet.webhooks.models import WebhookDelivery, WebhookEndpoint
 from callfleet.webhooks.outbox import TEST_EVENT, OutboxEvent
@@ -133,8 +134,10 @@ class WebhookSender:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self._transport, follow_redirects=False,
+            # Endpoint URLs are tenant-set: every connection passes the outbound policy
+            # (no redirects; the address actually resolved is checked: callfleet.outbound).
+            self._client = outbound_client(
+                self.settings, transport=self._transport, follow_redirects=False,
                 timeout=httpx.Timeout(self.timeout),
                 limits=httpx.Limits(max_connections=self.max_in_flight,
                                     max_keepalive_connections=self.max_in_flight),
@@ -401,6 +404,9 @@ class WebhookSender:
         except SecretKeyError as exc:
             error = str(exc)
             outcome = "config"
+        except OutboundURLRejected as exc:
+            error = f"refused by the outbound policy: {exc}"[:300]
+            outcome = "refused"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         except Exception as exc:  # noqa: BLE001 - one bad delivery never stops the sender

@@ -6,6 +6,7 @@ scope (teams/principal.py), so another team's endpoint or delivery is a 403.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callfleet import ids
 from callfleet.db.base import iso, utcnow
 from callfleet.errors import bad_request, conflict, not_found
+from callfleet.outbound import Network, check_url
 from callfleet.teams.principal import Principal
 from callfleet.webhooks import secrets as sec
 from callfleet.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
@@ -62,9 +64,11 @@ async def _get(s: AsyncSession, p: Principal, endpoint_id: str,
 
 
 async def create_endpoint(s: AsyncSession, p: Principal, data: dict[str, Any],
-                          box: sec.SecretBox) -> dict[str, Any]:
+                          box: sec.SecretBox,
+                          allowed_networks: Sequence[Network] = ()) -> dict[str, Any]:
     if not data.get("url"):
         raise bad_request("url is required", "url")
+    url = check_url(data["url"], allowed=allowed_networks, field="url")
     for name in ("events", "enabled"):
         if name in data and data[name] is None:
             raise bad_request(f"{name} must not be null", name)
@@ -74,7 +78,7 @@ async def create_endpoint(s: AsyncSession, p: Principal, data: dict[str, Any],
     secret = data.get("secret") or sec.generate_secret()
     now = utcnow()
     ep = WebhookEndpoint(
-        id=ids.new_id("wh"), team_id=p.team_id, url=data["url"],
+        id=ids.new_id("wh"), team_id=p.team_id, url=url,
         description=data.get("description"), events=data.get("events") or ["*"],
         secret_encrypted=box.encrypt(secret), secret_hint=sec.hint_of(secret),
         enabled=True if data.get("enabled") is None else bool(data["enabled"]),
@@ -98,13 +102,14 @@ async def get_endpoint(s: AsyncSession, p: Principal, endpoint_id: str) -> dict[
 
 
 async def update_endpoint(s: AsyncSession, p: Principal, endpoint_id: str,
-                          data: dict[str, Any], box: sec.SecretBox) -> dict[str, Any]:
+                          data: dict[str, Any], box: sec.SecretBox,
+                          allowed_networks: Sequence[Network] = ()) -> dict[str, Any]:
     ep = await _get(s, p, endpoint_id, for_update=True)
     for name in ("url", "events", "enabled", "secret"):
         if name in data and data[name] is None:
             raise bad_request(f"{name} must not be null", name)
     if "url" in data:
-        ep.url = data["url"]
+        ep.url = check_url(data["url"], allowed=allowed_networks, field="url")
     if "events" in data:
         ep.events = data["events"]
     if "enabled" in data:

@@ -31,6 +31,7 @@ from callfleet.conversation.models import CallJob
 from callfleet.crm.models import Contact
 from callfleet.crm.views import contact_out
 from callfleet.db.session import Database
+from callfleet.outbound import allowed_networks
 
 log = structlog.get_logger("callfleet.analysis")
 
@@ -232,8 +233,9 @@ class AnalysisWorker:
             return False
         if x.config is not None:
             try:
-                findings = await llm_findings(LlmClient(x.config, sleep=self.sleep), x.call,
-                                              x.assistant, now, region)
+                client = LlmClient(x.config, sleep=self.sleep,
+                                   allowed_networks=allowed_networks(self.settings))
+                findings = await llm_findings(client, x.call, x.assistant, now, region)
             except LlmError as exc:
                 if x.job.attempts < MAX_LLM_ATTEMPTS:
                     delay = timedelta(seconds=30 * 2 ** (x.job.attempts - 1))
