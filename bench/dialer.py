@@ -101,6 +101,18 @@ ZONES = (
     "Pacific/Kiritimati", "Pacific/Pago_Pago",
 )
 AREAS = ("212", "312", "415", "617", "202", "305", "512", "206")
+# A contact's number is one of its zone's place (US area codes by zone, else a fixed-line number
+# of the zone's country), so every zone the compliance engine finds plausible for it is a
+# midday zone too (docs/compliance.md): the run measures calls, not deferrals.
+US_AREA_BY_ZONE = {"America/New_York": "212", "America/Chicago": "312",
+                   "America/Denver": "303", "America/Los_Angeles": "415",
+                   "America/Anchorage": "907", "Pacific/Honolulu": "808",
+                   "Pacific/Pago_Pago": "684"}
+REGION_BY_ZONE = {"America/Sao_Paulo": "BR", "Atlantic/Azores": "PT", "Europe/London": "GB",
+                  "Europe/Berlin": "DE", "Europe/Athens": "GR", "Asia/Dubai": "AE",
+                  "Asia/Karachi": "PK", "Asia/Dhaka": "BD", "Asia/Bangkok": "TH",
+                  "Asia/Shanghai": "CN", "Asia/Tokyo": "JP", "Pacific/Noumea": "NC",
+                  "Pacific/Auckland": "NZ"}
 
 _PROCS: list[subprocess.Popen[bytes]] = []
 
@@ -262,17 +274,36 @@ class Seed:
     seconds: float = 0.0
 
 
+def phone_for(zone: str, i: int) -> str:
+    """A number of the contact's zone (see US_AREA_BY_ZONE); unique per ``i`` < 1,000,000."""
+    if zone in US_AREA_BY_ZONE:
+        return f"+1{US_AREA_BY_ZONE[zone]}{2000000 + i:07d}"
+    import phonenumbers
+
+    example = phonenumbers.example_number_for_type(REGION_BY_ZONE[zone],
+                                                   phonenumbers.PhoneNumberType.FIXED_LINE)
+    national = str(example.national_number)
+    return f"+{example.country_code}{national[:-6]}{i:06d}"
+
+
+def _phone_zones(zone: str) -> set[str]:
+    import phonenumbers
+    from phonenumbers import timezone as phone_timezone
+
+    number = phonenumbers.parse(phone_for(zone, 0), None)
+    return set(phone_timezone.time_zones_for_number(number)) - {"Etc/Unknown"}
+
+
 def midday_zones(now: datetime, horizon_s: float = 3600.0) -> list[str]:
-    out = []
-    for z in ZONES:
+    """Zones whose local time is 09:00-19:00 for the next ``horizon_s``, and whose numbers'
+    zones are too (so the federal and state hours never defer a bench contact)."""
+    def midday(z: str) -> bool:
         zi = ZoneInfo(z)
-        ok = True
-        for t in (now, now + timedelta(seconds=horizon_s)):
-            local = t.astimezone(zi)
-            if not (9 <= local.hour < 19):
-                ok = False
-        if ok:
-            out.append(z)
+        return all(9 <= t.astimezone(zi).hour < 19
+                   for t in (now, now + timedelta(seconds=horizon_s)))
+
+    out = [z for z in ZONES if (z in US_AREA_BY_ZONE or z in REGION_BY_ZONE) and midday(z)
+           and all(midday(p) for p in _phone_zones(z))]
     return out or ["America/New_York"]
 
 
@@ -325,7 +356,7 @@ async def seed(url: str, n: int, *, max_concurrent: int, due_rate: float | None 
                 for i in range(start, min(n, start + 5000)):
                     cid = ids.new_id("cont")
                     contact_ids.append(cid)
-                    phone = f"+1{AREAS[i % len(AREAS)]}{2000000 + i:07d}"
+                    phone = phone_for(zones[i % len(zones)], i)
                     rows.append({
                         "id": cid, "team_id": team.id, "company_id": company.id,
                         "first_name": f"C{i}", "last_name": "Bench", "phone": phone,

@@ -29,6 +29,7 @@ from callfleet.carriers.sim.carrier import SimCarrier
 from callfleet.carriers.telnyx.routes import router as telnyx_router
 from callfleet.carriers.twilio.routes import router as twilio_router
 from callfleet.clock import Clock, shared_clock
+from callfleet.compliance.routes import compliance_router
 from callfleet.compliance.routes import router as dnc_router
 from callfleet.config import Settings, get_settings
 from callfleet.conversation.routes import router as conversation_router
@@ -211,6 +212,7 @@ def create_app(
     app.include_router(calls_router)
     app.include_router(conversation_router)
     app.include_router(dnc_router)
+    app.include_router(compliance_router)
     app.include_router(webhooks_router)
     app.include_router(carrier_accounts_router)
     app.include_router(twilio_router)

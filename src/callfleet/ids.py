@@ -12,7 +12,7 @@ import time
 
 PREFIXES = frozenset(
     {"team", "key", "comp", "cont", "cf", "asst", "pn", "camp", "cc", "call", "wh", "whd", "evt",
-     "dnc",
+     "dnc", "dd", "cchg", "sup",
      "user", "link", "imp"}  # web app: users, one-time sign-in links, CSV imports
 )
 _BODY = re.compile(r"^[0-7][0-9a-hjkmnp-tv-z]{25}$")

@@ -65,6 +65,7 @@ class Side:
     call: str = ""
     dnc: str = ""
     dnc_phone: str = ""
+    national: str = ""     # a National DNC Registry suppression list
     webhook: str = ""
     webhook_url: str = ""
     delivery: str = ""
@@ -126,6 +127,10 @@ async def build_side(client: httpx.AsyncClient, database: DbHandle, app: Any, na
     side.dnc = (await ok(await client.post("/api/dnc", headers=h,
                                            json={"phoneNumber": side.dnc_phone,
                                                  "reason": f"{side.tag} reason"})))["entry"]["id"]
+    side.national = (await ok(await client.post(
+        "/api/dnc/national", headers={**h, "Content-Type": "text/plain"},
+        params={"registryDate": "2026-12-01", "name": f"{side.tag} registry"},
+        content=f"{area},5550877\n")))["list"]["id"]
     side.webhook_url = f"https://{name.lower()}-secret.example/hooks"
     side.webhook = (await ok(await client.post("/api/webhooks", headers=h, json={
         "url": side.webhook_url, "description": f"{side.tag} hook"})))["webhook"]["id"]
@@ -135,7 +140,7 @@ async def build_side(client: httpx.AsyncClient, database: DbHandle, app: Any, na
         t.id, t.slug, side.tag, side.company, side.contact, side.cf, side.cf_key, side.key,
         side.auth_key, side.assistant, side.number, side.campaign, side.call, side.dnc,
         side.contact_email, side.contact_phone, side.dnc_phone, side.number_e164,
-        side.webhook, side.webhook_url, side.delivery,
+        side.webhook, side.webhook_url, side.delivery, side.national,
     }
     return side
 
@@ -390,6 +395,23 @@ ATTACKS: dict[tuple[str, str], list[Try]] = {
         Try("/api/dnc", OWN, json={"phoneNumber": "{A.dnc_phone}"}, check=_created_in_b),
     ],
     ("DELETE", "/api/dnc/{entry_id}"): [Try("/api/dnc/{A.dnc}", 403)],
+    ("POST", "/api/dnc/national"): [
+        Try("/api/dnc/national", OWN, params={"registryDate": "2026-12-01"}, ctype="text/plain",
+            content="201,5550876\n", check=_created_in_b),
+    ],
+    ("GET", "/api/dnc/national"): [Try("/api/dnc/national", OWN)],
+    ("DELETE", "/api/dnc/national/{list_id}"): [Try("/api/dnc/national/{A.national}", 403)],
+    # ---- compliance
+    ("GET", "/api/compliance/decisions"): [
+        Try("/api/compliance/decisions", EMPTY, params={"contactId": "{A.contact}"}),
+        Try("/api/compliance/decisions", EMPTY, params={"campaignId": "{A.campaign}"}),
+    ],
+    ("GET", "/api/compliance/settings"): [Try("/api/compliance/settings", OWN)],
+    ("PATCH", "/api/compliance/settings"): [
+        Try("/api/compliance/settings", OWN, json={"marginSeconds": 180}),
+    ],
+    ("GET", "/api/compliance/changes"): [Try("/api/compliance/changes", OWN)],
+    ("GET", "/api/compliance/rules"): [Try("/api/compliance/rules", OWN)],
     ("POST", "/api/dnc/import"): [
         Try("/api/dnc/import", OWN, ctype="text/csv", content="phone\n{A.dnc_phone}\n"),
     ],

@@ -734,7 +734,9 @@ def test_sqlite_bulk_records_encode_like_one_cell_at_a_time() -> None:
                                                "email": "Ann@X.io", "phone": "+14155550100",
                                                "do_not_call": True,
                                                "custom_fields": {"budget": 5},
-                                               "tags": ["vip"]}, now),
+                                               "tags": ["vip"], "state": "FL",
+                                               "consent_kind": "prior_express",
+                                               "consent_at": now}, now),
             store.new_row("team_x", "comp_x", {"first_name": "Bo", "last_name": "Li"},
                           now + timedelta(seconds=1))]
     got = store.SqliteRows._records(rows)
@@ -742,4 +744,7 @@ def test_sqlite_bulk_records_encode_like_one_cell_at_a_time() -> None:
     assert got == want
     assert got[0][store.COLUMNS.index("do_not_call")] == 1  # sqlite3 binds True as 1
     assert got[0][store.COLUMNS.index("custom_fields")] == '{"budget":5}'
-    assert got[1][-2:] == ("2026-03-08 07:30:02.000250",) * 2
+    stamps = slice(store.COLUMNS.index("created_at"), store.COLUMNS.index("updated_at") + 1)
+    assert got[1][stamps] == ("2026-03-08 07:30:02.000250",) * 2
+    assert got[0][store.COLUMNS.index("consent_at")] == "2026-03-08 07:30:01.000250"
+    assert got[0][store.COLUMNS.index("state")] == "FL"

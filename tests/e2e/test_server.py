@@ -60,7 +60,9 @@ SEED_CONTACT_TYPES: dict[str, tuple[type, ...]] = {
 }
 # Keys a contact may carry beyond the seed's: the seed's own request field that its example
 # response happens not to show. Anything else (internal columns) must not leak.
-EXTRA_CONTACT_KEYS = {"preferred_contact_method"}
+# Additions to the seed page's contact: address and consent (issue 16, docs/compliance.md).
+EXTRA_CONTACT_KEYS = {"preferred_contact_method", "address_line1", "city", "state", "postal_code",
+                      "country", "consent"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -128,6 +128,11 @@ async def _setup(http: httpx.AsyncClient, team_id: str, url: str,
         assert r.status_code == status, r.text
         return dict(r.json())
 
+    # The run calls New York numbers at whatever hour the test runs (the operator's legal
+    # hours are 00:00-23:59): informational calls, exempt from the state and federal
+    # telemarketing hours once the team's owner says so (docs/compliance.md).
+    await ok(await http.patch("/api/compliance/settings",
+                              json={"timeRulesForAllPurposes": False}), 200)
     wh = (await ok(await http.post("/api/webhooks", json={"teamId": team_id, "url": url})))
     rx.secret = wh["webhook"]["secret"]  # before anything emits an event
     company = (await ok(await http.post("/api/crm/companies",

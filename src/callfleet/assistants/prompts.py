@@ -17,7 +17,8 @@ _VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 CONTACT_FIELDS = (
     "id", "first_name", "last_name", "email", "phone", "phone_secondary", "job_title",
-    "lead_status", "source", "timezone", "preferred_contact_method", "notes",
+    "lead_status", "source", "timezone", "preferred_contact_method", "notes", "address_line1",
+    "city", "state", "postal_code", "country",
 )
 COMPANY_FIELDS = (
     "id", "name", "website", "industry", "company_size", "phone", "address_line1",

@@ -16,7 +16,8 @@ Sensitivity = Literal["low", "medium", "high"]
 TransferMode = Literal["cold", "warm"]
 ExtractionType = Literal["text", "number", "date", "select", "boolean", "email", "phone"]
 ExtractionTarget = Literal[
-    "custom_fields", "email", "job_title", "lead_status", "timezone", "phone_secondary", "notes"
+    "custom_fields", "email", "job_title", "lead_status", "timezone", "phone_secondary", "notes",
+    "address_line1", "city", "state", "postal_code", "country",
 ]
 
 

@@ -87,6 +87,11 @@ TARGET_TYPES = {
     "notes": ("text",),
     "timezone": ("text",),
     "lead_status": ("select", "text"),
+    "address_line1": ("text",),
+    "city": ("text",),
+    "state": ("text", "select"),
+    "postal_code": ("text",),
+    "country": ("text", "select"),
 }
 
 

@@ -53,6 +53,8 @@ class Call(TeamOwned, Base):
         Index("ix_calls_status_lease", "status", "lease_expires_at"),
         Index("ix_calls_contact_id", "contact_id"),
         Index("ix_calls_carrier_call_id", "carrier_call_id"),
+        # Frequency caps: the team's recent calls to a number (migration 0014).
+        Index("ix_calls_team_id_to_number_started_at", "team_id", "to_number", "started_at"),
     )
 
 

@@ -14,10 +14,12 @@ from callfleet.calls.models import Call, CallEvent
 from callfleet.calls.timeline import add_event
 from callfleet.calls.views import call_out
 from callfleet.campaigns.policy import legal_hours
-from callfleet.compliance.models import DncEntry
+from callfleet.compliance import dialing
+from callfleet.compliance.decision import describe
+from callfleet.compliance.models import DialDecision, DncEntry
 from callfleet.crm import fields as F
 from callfleet.crm.models import Contact
-from callfleet.db.base import utcnow
+from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
 from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
@@ -34,18 +36,6 @@ async def get_call(session: AsyncSession, p: Principal, call_id: str) -> dict[st
         select(CallEvent).where(CallEvent.call_id == c.id).order_by(CallEvent.at, CallEvent.id)
     ))
     return call_out(c, full=True, events=events)
-
-
-def _when(raw: str | None, name: str) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be an ISO 8601 time", name) from None
-    if value.tzinfo is None:
-        raise bad_request(f"{name} must include a time zone (e.g. Z)", name)
-    return value
 
 
 async def list_calls(
@@ -77,8 +67,8 @@ async def list_calls(
         if filters.get(key):
             number = _phone(filters[key], key)
             stmt = stmt.where(column == number)
-    after = _when(filters.get("startedAfter"), "startedAfter")
-    before = _when(filters.get("startedBefore"), "startedBefore")
+    after = F.query_time(filters.get("startedAfter"), "startedAfter")
+    before = F.query_time(filters.get("startedBefore"), "startedBefore")
     if after:
         stmt = stmt.where(Call.started_at >= after)
     if before:
@@ -130,7 +120,8 @@ async def create_single_call(
                               "fromNumber")
         from_number, carrier_name = first.phone_number, first.provider
     listed = await session.scalar(
-        p.scope.select(DncEntry.id).where(DncEntry.phone_number == to_number))
+        p.scope.select(DncEntry.id).where(DncEntry.phone_number == to_number,
+                                         DncEntry.removed_at.is_(None)))
     if listed or (contact is not None and (contact.do_not_call
                                            or contact.lead_status == "do_not_contact")):
         raise conflict("toNumber is on the do-not-call list")
@@ -142,6 +133,13 @@ async def create_single_call(
     if not rules.legal_contains(legal, tz, now):
         raise ApiError(409, f"Outside legal calling hours in {tz} "
                             f"({rules.format_hhmm(legal.start)}-{rules.format_hhmm(legal.end)})")
+    decision, purpose = await dialing.judge_single_call(
+        session, p.scope, team.settings if team else None, contact, to_number, legal, now)
+    if not decision.allowed:
+        table = dialing.shared_gate().table
+        raise ApiError(409, f"Compliance: {describe(decision, table)}", {
+            "reason": decision.reason, "rulesFired": list(decision.rules_fired),
+            "nextAllowedAt": iso(decision.next_allowed_at)})
     metadata = data.get("metadata") or {}
     call = Call(
         id=ids.new_id("call"), team_id=p.team_id, direction="outbound",
@@ -153,6 +151,10 @@ async def create_single_call(
     )
     session.add(call)
     add_event(session, call, "call.initiated", now, {"attempt": 1})
+    await session.flush()
+    session.add(DialDecision(**dialing.with_ids([dialing.audit_row(
+        decision, team_id=p.team_id, campaign_id=None, enrollment_id=None,
+        contact_id=call.contact_id, phone=to_number, purpose=purpose, call_id=call.id)])[0]))
     await session.flush()
     return call
 

@@ -95,7 +95,8 @@ async def skip_uncallable(session: AsyncSession, c: Campaign, *, dry_run: bool
     """Mark pending enrollments that can never be dialed as skipped; return how many
     enrollments of the campaign are skipped and a line for each (capped)."""
     scope = TeamScope(c.team_id)
-    listed = scope.exists(DncEntry, DncEntry.phone_number == Contact.phone)
+    listed = scope.exists(DncEntry, DncEntry.phone_number == Contact.phone,
+                          DncEntry.removed_at.is_(None))
     reason = case(
         (Contact.phone.is_(None), "no_phone"),
         (Contact.do_not_call.is_(True), "do_not_call"),

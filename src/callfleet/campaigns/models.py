@@ -3,7 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callfleet.db.base import Base, JSONType, TeamOwned, UTCDateTime
@@ -39,6 +48,12 @@ class Campaign(TeamOwned, Base):
     no_auto_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     voicemail_action: Mapped[str | None] = mapped_column(String(20))
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # telemarketing | informational (compliance: which rules and consent apply; migration
+    # 0014). ``consent_check`` off (an owner's choice, logged) lets an AI-voice
+    # telemarketing campaign call contacts without prior express written consent.
+    purpose: Mapped[str] = mapped_column(String(20), default="informational",
+                                         server_default="informational")
+    consent_check: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Calls in progress, changed only by conditional UPDATEs in the same transaction as the
     # call row they count, so no worker can ever exceed max_concurrent_calls.
     active_calls: Mapped[int] = mapped_column(Integer, default=0)

@@ -31,6 +31,7 @@ async def run_campaign(db: Database, dialer: Dialer, p: Principal, campaign_id: 
         await svc.check_refs(s, p, c)
         failed, errors = await enrollments.skip_uncallable(s, c, dry_run=dry_run)
         free = max(0, c.max_concurrent_calls - c.active_calls)
+        purpose = c.purpose or "informational"
         if not dry_run:
             await lifecycle.transition(s, c, "running", now)
             await s.commit()
@@ -69,4 +70,4 @@ async def run_campaign(db: Database, dialer: Dialer, p: Principal, campaign_id: 
     if dry_run and not started and hint is not None:
         message += f"; the call window next opens at {iso(hint)}"
     return {"success": True, "started": started, "failed": failed, "calls": calls,
-            "errors": errors, "message": message, "dryRun": dry_run}
+            "errors": errors, "message": message, "dryRun": dry_run, "purpose": purpose}

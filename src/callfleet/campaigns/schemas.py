@@ -43,6 +43,12 @@ class CampaignIn(CamelIn):
     voicemail_action: str | None = Field(default=None, max_length=20)
     settings: dict[str, Any] | None = None
     status: str | None = Field(default=None, max_length=20)
+    purpose: str | None = Field(default=None, max_length=20,
+                                description="telemarketing | informational (default: the "
+                                            "team's defaultCampaignPurpose)")
+    consent_check: bool | None = Field(
+        default=None, description="false (owner keys only, logged): an AI-voice "
+        "telemarketing campaign may call contacts without prior express written consent")
 
 
 class AddContactsIn(CamelIn):
@@ -97,6 +103,8 @@ class CampaignOut(BaseModel):
     completed_at: str | None
     deleted_at: str | None
     active_calls: int
+    purpose: str
+    consent_check: bool
     total_contacts: int
     contacts_called: int
     contacts_completed: int
@@ -135,6 +143,7 @@ class RunOut(BaseModel):
     errors: list[str]
     message: str
     dryRun: bool
+    purpose: str
 
 
 class EnrollmentOut(BaseModel):

@@ -17,13 +17,19 @@ from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import retry_policy
 from callfleet.campaigns.views import NO_COUNTERS, SNAKE_RETRY, campaign_out, enrollment_out
+from callfleet.compliance.audit import waiting_by_reason
+from callfleet.compliance.changes import log_change, require_owner
+from callfleet.compliance.dialing import team_compliance
+from callfleet.compliance.duties import abandonment, assistant_problems
 from callfleet.compliance.models import DncEntry
+from callfleet.compliance.table import shipped_table
 from callfleet.crm import fields as F
 from callfleet.crm.models import Company, Contact
 from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
 from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
+from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal
 
 DELETED_FILTERS = ("exclude", "include", "only")
@@ -158,6 +164,37 @@ def _apply_settings(c: Campaign, data: dict[str, Any]) -> None:
         raise bad_request(f"Invalid retry settings: {exc}", "retry") from None
 
 
+PURPOSES = ("telemarketing", "informational")
+#: The abandonment rate on the dashboard reads at most this many answered calls (the newest).
+ABANDON_SAMPLE = 20_000
+
+
+async def _apply_compliance(session: AsyncSession, p: Principal, c: Campaign,
+                            data: dict[str, Any], now: datetime, *, creating: bool) -> None:
+    """The campaign's purpose (default: the team's ``default_campaign_purpose``, itself
+    ``informational`` until the team sets it) and its consent check, which only an owner may
+    turn off; turning it off or on is logged (compliance.changes)."""
+    purpose = data.get("purpose")
+    if purpose is not None:
+        if purpose not in PURPOSES:
+            raise bad_request("purpose must be telemarketing or informational", "purpose")
+        c.purpose = purpose
+    elif creating:
+        team = await session.get(Team, p.team_id)
+        c.purpose = team_compliance(team.settings if team else None).default_campaign_purpose
+    wanted = data.get("consent_check")
+    if wanted is None or (not creating and bool(wanted) == bool(c.consent_check)):
+        if creating:
+            c.consent_check = True
+        return
+    if not wanted:
+        require_owner(p, "turn a campaign's consent check off")
+    c.consent_check = bool(wanted)
+    log_change(session, p.team_id, p.key_id,
+               "consent_check_on" if wanted else "consent_check_off",
+               {"campaign_id": c.id, "purpose": c.purpose}, now)
+
+
 async def check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
     """The assistant can dial out and every caller-ID number is an active number of the
     team assigned to it; the company is the team's."""
@@ -198,6 +235,17 @@ async def check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
         raise bad_request(
             "Phone numbers are not assigned to the assistant: " + ", ".join(unassigned),
             "fromNumberIds")
+    if c.purpose == "telemarketing":
+        team = await session.get(Team, p.team_id)
+        raw = ((team.settings or {}) if team else {}).get("compliance") or {}
+        problems = assistant_problems(
+            assistant.first_message, business_name=raw.get("business_name") or (
+                team.name if team else None),
+            callback_number=raw.get("callback_number"),
+            recording=bool(assistant.recording_enabled))
+        if problems:
+            raise bad_request("An AI-voice telemarketing campaign's assistant: "
+                              + "; ".join(problems), "assistantId")
 
 
 # ---------------------------------------------------------------- CRUD
@@ -225,6 +273,7 @@ async def create_campaign(session: AsyncSession, p: Principal, data: dict[str, A
         settings={}, active_calls=0, created_at=utcnow(), updated_at=utcnow(),
     )
     _apply_settings(c, data)
+    await _apply_compliance(session, p, c, data, now, creating=True)
     await check_refs(session, p, c)
     c.scheduled_start_at = _aware(data.get("scheduled_start_at"))
     lifecycle.reschedule(session, c, now)
@@ -285,7 +334,7 @@ SETTINGS_KEYS = frozenset((
     "max_attempts_no_answer", "max_attempts_busy", "max_attempts_voicemail",
     "max_attempts_error", "retry_on_error", "retry_backoff", "retry_backoff_multiplier",
     "retry_backoff_max_minutes", "audience", "no_auto_complete", "voicemail_action",
-    "settings",
+    "settings", "purpose", "consent_check",
 ))
 
 
@@ -309,6 +358,7 @@ async def update_campaign(session: AsyncSession, p: Principal, campaign_id: str,
                 setattr(c, key, changes[key] if key != "from_number_ids"
                         else list(changes[key]))
         _apply_settings(c, changes)
+        await _apply_compliance(session, p, c, changes, now, creating=False)
         with session.no_autoflush:  # an unknown id is a 404 here, not a foreign key error
             await check_refs(session, p, c)
         if "scheduled_start_at" in changes:
@@ -342,7 +392,8 @@ async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
     malformed = [i for i in wanted if not ids.is_valid("cont", i)]
     found: dict[str, tuple[str | None, bool, str, bool]] = {}
     good = [i for i in wanted if i not in malformed]
-    listed = p.scope.exists(DncEntry, DncEntry.phone_number == Contact.phone)
+    listed = p.scope.exists(DncEntry, DncEntry.phone_number == Contact.phone,
+                            DncEntry.removed_at.is_(None))
     for start in range(0, len(good), 900):
         chunk = good[start:start + 900]
         rows = await session.execute(
@@ -448,5 +499,13 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
         "recent_calls": [call_out(x) for x in recent],
         "calls_last_hour": ended_last_hour,
         "estimated_completion_at": eta,
+        "purpose": c.purpose or "informational",
+        "consent_check": c.consent_check is not False,
+        "waiting_by_reason": await waiting_by_reason(session, c.id, now, shipped_table()),
+        "abandonment": abandonment(await session.scalars(
+            select(Call.messages).where(Call.campaign_id == c.id,
+                                        Call.answered_at >= now - timedelta(days=30),
+                                        Call.outcome != "voicemail")
+            .order_by(Call.answered_at.desc()).limit(ABANDON_SAMPLE))).as_dict(),
     }
 

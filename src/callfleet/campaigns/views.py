@@ -52,6 +52,8 @@ def campaign_out(c: Campaign, numbers: dict[str, str], count: dict[str, int] | N
         "scheduled_start_at": iso(c.scheduled_start_at), "started_at": iso(c.started_at),
         "completed_at": iso(c.completed_at), "deleted_at": iso(c.deleted_at),
         "active_calls": c.active_calls,
+        "purpose": c.purpose or "informational",
+        "consent_check": c.consent_check is not False,
     })
     out.update(count or NO_COUNTERS)
     out["created_at"] = iso(c.created_at)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import re
 import zoneinfo
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
+
+from callfleet.errors import bad_request
 
 LEAD_STATUSES = (
     "new",
@@ -144,6 +146,67 @@ def normalize_timezone(value: str | None) -> str | None:
     if value not in _zones():
         raise ValueError("is not an IANA time zone name (e.g. America/Chicago)")
     return value
+
+
+def normalize_country(value: str | None) -> str | None:
+    """An ISO 3166-1 alpha-2 country code, upper-cased (``us`` -> ``US``)."""
+    text = clean_text(value, 2)
+    if text is None:
+        return None
+    if not (len(text) == 2 and text.isascii() and text.isalpha()):
+        raise ValueError("must be an ISO-3166 alpha-2 code")
+    return text.upper()
+
+
+CONSENT_KINDS = ("prior_express_written", "prior_express", "none")
+
+
+def parse_aware(text: str) -> datetime:
+    """An ISO 8601 date-time that states its offset (``…Z`` or ``…+02:00``), as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone (e.g. Z)")
+    return value.astimezone(UTC)
+
+
+def query_time(raw: str | None, name: str) -> datetime | None:
+    """A list filter's time (``startedAfter``, ``evaluatedBefore``…): absent -> None, else
+    :func:`parse_aware` or a 400 naming the parameter."""
+    if not raw:
+        return None
+    try:
+        return parse_aware(raw)
+    except ValueError as exc:
+        raise bad_request(f"{name} {exc}", name) from None
+
+
+def parse_instant(value: str | None) -> datetime | None:
+    """An ISO 8601 date-time (``2026-03-01T10:00:00-05:00``, ``…Z``) or date (midnight UTC)
+    as an aware UTC datetime; a date-time without an offset is read as UTC."""
+    text = clean_text(value, 64)
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date or date-time, e.g. 2026-03-01") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def normalize_consent_kind(value: str | None) -> str | None:
+    """A consent kind: prior_express_written | prior_express | none."""
+    text = clean_text(value, 40)
+    if text is None:
+        return None
+    key = text.lower().replace(" ", "_").replace("-", "_")
+    if key not in CONSENT_KINDS:
+        raise ValueError("must be one of " + ", ".join(CONSENT_KINDS))
+    return key
 
 
 def normalize_lead_status(value: str | None) -> str:

@@ -54,6 +54,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "company_id": ("companyid",),
     "company_name": ("companyname", "company", "organization", "organisation", "account"),
     "custom_fields": ("customfields",),
+    "address_line1": ("addressline1", "address", "address1", "street", "streetaddress"),
+    "city": ("city", "town"),
+    "state": ("state", "province", "stateprovince"),
+    "postal_code": ("postalcode", "zip", "zipcode", "postcode"),
+    "country": ("country", "countrycode"),
+    "consent_kind": ("consent", "consentkind", "consenttype"),
+    "consent_source": ("consentsource",),
+    "consent_at": ("consentat", "consentdate", "consentobtainedat"),
+    "consent_evidence": ("consentevidence",),
 }
 HEADER_MAP = {alias: canon for canon, aliases in _ALIASES.items() for alias in aliases}
 _SQUASH = re.compile(r"[^a-z0-9]")
@@ -68,7 +77,9 @@ PG_BATCHES_IN_FLIGHT = 3
 # batches measured within noise (0014, 0015).
 DEFAULT_BATCH_SIZE = {"sqlite": 5000, "postgresql": 2000}
 
-TEXT_LIMITS = {"job_title": 300, "source": 200, "preferred_contact_method": 50, "notes": 20_000}
+TEXT_LIMITS = {"job_title": 300, "source": 200, "preferred_contact_method": 50, "notes": 20_000,
+               "address_line1": 300, "city": 200, "state": 200, "postal_code": 40,
+               "consent_source": 200, "consent_evidence": 2000}
 
 
 # Phone numbers: ``fields.normalize_phone`` (with its NANP fast path).
@@ -163,6 +174,15 @@ def prepare_row(
         values["timezone"] = _norm(
             "timezone", F.normalize_timezone, _text(raw["timezone"], "timezone", 64)
         )
+    if "country" in raw:
+        values["country"] = _norm("country", F.normalize_country,
+                                  _text(raw["country"], "country", 64))
+    if raw.get("consent_kind") not in (None, ""):
+        values["consent_kind"] = _norm("consent_kind", F.normalize_consent_kind,
+                                       _text(raw["consent_kind"], "consent_kind", 40))
+    if raw.get("consent_at") not in (None, ""):
+        values["consent_at"] = _norm("consent_at", F.parse_instant,
+                                     _text(raw["consent_at"], "consent_at", 64))
     if raw.get("lead_status") not in (None, ""):
         values["lead_status"] = _norm(
             "lead_status", F.normalize_lead_status, _text(raw["lead_status"], "lead_status", 64)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -14,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callfleet.db.base import Base, JSONType, TeamOwned
+from callfleet.db.base import Base, JSONType, TeamOwned, UTCDateTime
 
 
 class Company(TeamOwned, Base):
@@ -69,6 +70,22 @@ class Contact(TeamOwned, Base):
     # (names, email, phone digits). Maintained by crm.service on every write.
     email_lower: Mapped[str | None] = mapped_column(String(320))
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Where the contact lives (companies' names), for the jurisdictions whose calling rules
+    # apply (compliance.jurisdiction; migration 0014).
+    address_line1: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str | None] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(40))
+    country: Mapped[str | None] = mapped_column(String(2))
+    # The contact's consent record (compliance.decision.Consent): its kind
+    # (prior_express_written | prior_express | none), where and when it was given, the
+    # evidence, and a revocation with its time and channel.
+    consent_kind: Mapped[str | None] = mapped_column(String(32))
+    consent_source: Mapped[str | None] = mapped_column(String(200))
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_evidence: Mapped[str | None] = mapped_column(Text)
+    consent_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_revocation_channel: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (
         # A contact's company is its team's; deleting the team deletes its companies and so

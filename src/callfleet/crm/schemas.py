@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -28,6 +29,19 @@ class CompanyIn(CamelIn):
     custom_fields: dict[str, Any] | None = None
 
 
+class ConsentIn(CamelIn):
+    """A contact's consent record: what was agreed, where, when, the evidence, and a
+    revocation (time and channel)."""
+
+    kind: str | None = Field(default=None, max_length=40,
+                             description="prior_express_written | prior_express | none")
+    source: str | None = Field(default=None, max_length=200)
+    obtained_at: datetime | None = None
+    evidence: str | None = Field(default=None, max_length=2000)
+    revoked_at: datetime | None = None
+    revocation_channel: str | None = Field(default=None, max_length=40)
+
+
 class ContactIn(CamelIn):
     team_id: str | None = Field(default=None, max_length=64)
     company_id: str | None = Field(default=None, max_length=64)
@@ -45,6 +59,12 @@ class ContactIn(CamelIn):
     notes: str | None = Field(default=None, max_length=20_000)
     custom_fields: dict[str, Any] | None = None
     tags: list[str] | None = Field(default=None, max_length=100)
+    address_line1: str | None = Field(default=None, max_length=300)
+    city: str | None = Field(default=None, max_length=200)
+    state: str | None = Field(default=None, max_length=200)
+    postal_code: str | None = Field(default=None, max_length=40)
+    country: str | None = Field(default=None, max_length=64)
+    consent: ConsentIn | None = None
 
 
 class ContactImportIn(CamelIn):
@@ -89,6 +109,15 @@ class CompanyOut(BaseModel):
     updated_at: str
 
 
+class ConsentOut(BaseModel):
+    kind: str
+    source: str | None
+    obtained_at: str | None
+    evidence: str | None
+    revoked_at: str | None
+    revocation_channel: str | None
+
+
 class ContactOut(BaseModel):
     id: str
     team_id: str
@@ -107,6 +136,12 @@ class ContactOut(BaseModel):
     notes: str | None
     custom_fields: dict[str, Any]
     tags: list[str]
+    address_line1: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+    consent: ConsentOut | None
     created_at: str
     updated_at: str
 

@@ -5,6 +5,7 @@ Services never commit; the route (or ``api.idempotency``) owns the transaction.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -116,10 +117,7 @@ def _company_values(data: dict[str, Any], region: str) -> dict[str, Any]:
     if "phone" in data:
         out["phone"] = field("phone", F.normalize_phone, data["phone"], region)
     if "country" in data:
-        country = field("country", F.clean_text, data["country"], 2)
-        if country is not None and not (len(country) == 2 and country.isalpha()):
-            raise bad_request("country must be an ISO-3166 alpha-2 code", "country")
-        out["country"] = country.upper() if country else None
+        out["country"] = field("country", F.normalize_country, data["country"])
     return out
 
 
@@ -238,7 +236,43 @@ CONTACT_TEXT = {
     "source": 200,
     "preferred_contact_method": 50,
     "notes": 20_000,
+    "address_line1": 300,
+    "city": 200,
+    "state": 200,
+    "postal_code": 40,
 }
+#: The consent record's columns: API key -> (column, max text length or None for a time).
+CONSENT_FIELDS = {
+    "kind": ("consent_kind", None),
+    "source": ("consent_source", 200),
+    "obtained_at": ("consent_at", None),
+    "evidence": ("consent_evidence", 2000),
+    "revoked_at": ("consent_revoked_at", None),
+    "revocation_channel": ("consent_revocation_channel", 40),
+}
+CONSENT_COLUMNS = tuple(col for col, _ in CONSENT_FIELDS.values())
+
+
+def consent_values(consent: dict[str, Any] | None) -> dict[str, Any]:
+    """The consent columns for a ``consent`` object of a contact write: the keys it has are
+    set (``null`` clears one); ``consent: null`` clears the whole record."""
+    if consent is None:
+        return dict.fromkeys(CONSENT_COLUMNS)
+    out: dict[str, Any] = {}
+    for key, (col, max_len) in CONSENT_FIELDS.items():
+        if key not in consent:
+            continue
+        name = f"consent.{_camel(key)}"
+        value = consent[key]
+        if key == "kind":
+            out[col] = field(name, F.normalize_consent_kind, value)
+        elif max_len is None:
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise bad_request(f"{name} must be a date-time with a time zone", name)
+            out[col] = value.astimezone(UTC) if value is not None else None
+        else:
+            out[col] = field(name, F.clean_text, value, max_len)
+    return out
 
 
 def contact_values(data: dict[str, Any], region: str) -> dict[str, Any]:
@@ -257,6 +291,10 @@ def contact_values(data: dict[str, Any], region: str) -> dict[str, Any]:
         )
     if "timezone" in data:
         out["timezone"] = field("timezone", F.normalize_timezone, data["timezone"])
+    if "country" in data:
+        out["country"] = field("country", F.normalize_country, data["country"])
+    if "consent" in data:
+        out.update(consent_values(data["consent"]))
     if "lead_status" in data:
         out["lead_status"] = field("leadStatus", F.normalize_lead_status, data["lead_status"])
     if "do_not_call" in data:

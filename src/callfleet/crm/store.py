@@ -24,8 +24,12 @@ COLUMNS = (
     "id", "team_id", "company_id", "first_name", "last_name", "email", "phone",
     "phone_secondary", "job_title", "lead_status", "source", "timezone",
     "preferred_contact_method", "do_not_call", "notes", "custom_fields", "tags", "email_lower",
-    "search_text", "created_at", "updated_at",
+    "search_text", "created_at", "updated_at", "address_line1", "city", "state", "postal_code",
+    "country", "consent_kind", "consent_source", "consent_at", "consent_evidence",
+    "consent_revoked_at", "consent_revocation_channel",
 )
+#: Columns that may be absent from a new row's values (they default to None).
+OPTIONAL_COLUMNS = COLUMNS[COLUMNS.index("updated_at") + 1:]
 # What a merge can change (everything but id, team and created_at).
 UPDATE_COLUMNS = tuple(c for c in COLUMNS if c not in ("id", "team_id", "created_at"))
 JSON_COLUMNS = ("custom_fields", "tags")
@@ -34,8 +38,11 @@ _HEAD = itemgetter(*COLUMNS[:COLUMNS.index("custom_fields")])
 _TAIL = itemgetter(*COLUMNS[COLUMNS.index("tags") + 1:])
 assert COLUMNS.index("tags") == COLUMNS.index("custom_fields") + 1
 _TEXT = itemgetter("email_lower", "search_text")  # SQLite: between tags and the timestamps
-assert COLUMNS[COLUMNS.index("tags") + 1:] == ("email_lower", "search_text", "created_at",
-                                               "updated_at")
+assert COLUMNS[COLUMNS.index("tags") + 1:COLUMNS.index("updated_at") + 1] == (
+    "email_lower", "search_text", "created_at", "updated_at")
+_ADDRESS = itemgetter("address_line1", "city", "state", "postal_code", "country",
+                      "consent_kind", "consent_source")
+assert OPTIONAL_COLUMNS[:7] == _ADDRESS.__reduce__()[1]
 
 
 def new_row(team_id: str, company_id: str, v: dict[str, Any], now: datetime,
@@ -53,6 +60,8 @@ def new_row(team_id: str, company_id: str, v: dict[str, Any], now: datetime,
         "custom_fields": v.get("custom_fields", {}), "tags": v.get("tags", []),
         "created_at": now, "updated_at": now,
     }
+    for column in OPTIONAL_COLUMNS:
+        row[column] = v.get(column)
     derive(row)
     return row
 
@@ -191,7 +200,9 @@ class SqliteRows:
             return out
 
         return [(*_HEAD(r), _json(r["custom_fields"]), _json(r["tags"]), *_TEXT(r),
-                 ts(r["created_at"]), ts(r["updated_at"])) for r in rows]
+                 ts(r["created_at"]), ts(r["updated_at"]), *_ADDRESS(r), ts(r["consent_at"]),
+                 r["consent_evidence"], ts(r["consent_revoked_at"]),
+                 r["consent_revocation_channel"]) for r in rows]
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:
         """executemany; for a batch, the FTS insert trigger is swapped for one set-based

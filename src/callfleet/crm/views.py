@@ -31,7 +31,7 @@ def company_out(c: Company, contact_count: int) -> dict[str, Any]:
     }
 
 
-def contact_out(c: Contact) -> dict[str, Any]:
+def contact_out(c: Contact | Any) -> dict[str, Any]:
     return {
         "id": c.id,
         "team_id": c.team_id,
@@ -50,8 +50,28 @@ def contact_out(c: Contact) -> dict[str, Any]:
         "notes": c.notes,
         "custom_fields": c.custom_fields or {},
         "tags": c.tags or [],
+        "address_line1": c.address_line1,
+        "city": c.city,
+        "state": c.state,
+        "postal_code": c.postal_code,
+        "country": c.country,
+        "consent": consent_out(c),
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
+    }
+
+
+def consent_out(c: Any) -> dict[str, Any] | None:
+    """The contact's consent record, or None when it has none."""
+    if not (c.consent_kind or c.consent_source or c.consent_at or c.consent_revoked_at):
+        return None
+    return {
+        "kind": c.consent_kind or "none",
+        "source": c.consent_source,
+        "obtained_at": iso(c.consent_at),
+        "evidence": c.consent_evidence,
+        "revoked_at": iso(c.consent_revoked_at),
+        "revocation_channel": c.consent_revocation_channel,
     }
 
 

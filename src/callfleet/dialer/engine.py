@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
@@ -38,11 +39,19 @@ from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
 from callfleet.carriers.base import Carrier, CarrierCallStatus, CarrierRejected
 from callfleet.clock import Clock
-from callfleet.compliance.models import DncEntry
+from callfleet.compliance import audit, dialing
+from callfleet.compliance.caps import PastCall
+from callfleet.compliance.models import (
+    DialDecision,
+    DncEntry,
+    SuppressedNumber,
+    SuppressionList,
+)
 from callfleet.config import Settings
 from callfleet.crm.models import Contact
 from callfleet.db.base import UTCDateTime, utcnow
 from callfleet.db.session import Database
+from callfleet.db.staging import stage
 from callfleet.dialer import rules
 from callfleet.dialer.outcomes import CallEvents, Settlement, finish_call, load_call_context
 from callfleet.numbers.models import PhoneNumber
@@ -50,6 +59,8 @@ from callfleet.teams.models import Team
 from callfleet.teams.principal import TeamScope
 
 log = structlog.get_logger("callfleet.dialer")
+#: How often a dialer process deletes dial decisions past their retention.
+PURGE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,9 @@ class Dialer:
         self.settings = settings
         self.worker_id = worker_id or worker_name()
         self.events = CallEvents(db, carrier)
+        self.compliance = dialing.Gate()
         self._last_audience = 0.0
+        self._last_purge = 0.0
 
     # ------------------------------------------------------------ loop
 
@@ -116,6 +129,9 @@ class Dialer:
         if loop_time - self._last_audience > 5.0:
             self._last_audience = loop_time
             work += await self.enroll_audiences(now)
+        if loop_time - self._last_purge > PURGE_EVERY_SECONDS:
+            self._last_purge = loop_time
+            await self.purge_decisions(now)
         pump = getattr(self.carrier, "pump", None)
         if pump is not None:
             work += await pump(self.events.handle_many, limit=self.settings.dialer_batch,
@@ -123,6 +139,15 @@ class Dialer:
         placements = await self.claim(self.clock.now())
         await self.place(placements)
         return work + len(placements)
+
+    async def purge_decisions(self, now: datetime) -> int:
+        """Dial decisions past their team's retention (default five years) are deleted."""
+        async with self.db.session() as s:
+            removed = await audit.purge_decisions(s, now)
+            await s.commit()
+        if removed:
+            log.info("dial_decisions_purged", removed=removed)
+        return removed
 
     # ------------------------------------------------------------ scheduled starts
 
@@ -251,12 +276,14 @@ class Dialer:
         team_max = int((team.settings or {}).get("max_concurrent_calls",
                                                  self.settings.team_max_concurrent_calls))
         want = min(budget, free)
-        on_dnc = scope.exists(DncEntry, DncEntry.phone_number == Contact.phone)
+        on_dnc = scope.exists(DncEntry, DncEntry.phone_number == Contact.phone,
+                              DncEntry.removed_at.is_(None))
         stmt = (
             select(Enrollment.id, Enrollment.contact_id, Enrollment.status,
                    Enrollment.next_attempt_at, Enrollment.attempts, Enrollment.from_number_id,
                    Contact.phone, Contact.do_not_call, Contact.lead_status, Contact.timezone,
-                   on_dnc.label("on_dnc"))
+                   Contact.state, Contact.postal_code, Contact.country, Contact.consent_kind,
+                   Contact.consent_revoked_at, on_dnc.label("on_dnc"))
             .join(Contact, Contact.id == Enrollment.contact_id)
             .where(Enrollment.campaign_id == c.id, Enrollment.status == "pending",
                    or_(Enrollment.next_attempt_at.is_(None), Enrollment.next_attempt_at <= now))
@@ -264,6 +291,14 @@ class Dialer:
                       Enrollment.id)
             .limit(want * 3 + 10)
         )
+        # National Do Not Call Registry lists bind telemarketing calls only; the probe is
+        # added when the team has imported one.
+        national = c.purpose == "telemarketing" and await s.scalar(
+            scope.select(SuppressionList.id).limit(1)) is not None
+        if national:
+            stmt = stmt.add_columns(scope.exists(
+                SuppressedNumber, SuppressedNumber.phone_number == Contact.phone
+            ).label("on_national"))
         if not self.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=Enrollment)
         rows = list(await s.execute(stmt))
@@ -272,9 +307,26 @@ class Dialer:
         skipped: list[dict[str, Any]] = []
         later: list[dict[str, Any]] = []
         campaign_status = "running" if dry_run else c.status
+        gate = self.compliance
+        tc = dialing.team_compliance(team.settings, gate.table)
+        scope = gate.scope(tc, c.purpose, c.consent_check)
+        purpose = scope.purpose
+        audit: list[dict[str, Any]] = []  # dial_decisions rows of refusals and deferrals
+        decided: dict[str, Any] = {}  # enrollment id -> the allow decision
+        history, busy = await self._cap_history(s, c, tc, scope, rows, now, dry_run)
         for row in rows:
             if len(chosen) >= want:
                 break
+            if row.phone in busy:
+                continue  # another worker is deciding a call to this number right now
+            if national and row.on_national:
+                if not dry_run:
+                    skipped.append({"eid": row.id, "reason": "dnc_national_listed"})
+                    audit.append(dialing.dnc_audit_row(
+                        "dnc_national_listed", now, team_id=c.team_id, campaign_id=c.id,
+                        enrollment_id=row.id, contact_id=row.contact_id, phone=row.phone,
+                        purpose=purpose, table=gate.table))
+                continue
             tz, _source = rules.effective_timezone(
                 contact_tz=row.timezone, phone=row.phone, campaign_tz=c.call_window_timezone,
                 use_contact_timezone=c.use_contact_timezone,
@@ -300,6 +352,30 @@ class Dialer:
                 ),
                 now,
             )
+            judged = None
+            if decision.ok or decision.reason in ("outside_window", "outside_legal_hours"):
+                # The compliance engine: every jurisdiction's rules, caps and consent.
+                jset = gate.jurisdictions(
+                    tc, state=row.state, postal_code=row.postal_code, country=row.country,
+                    phone=row.phone, contact_tz=row.timezone,
+                    fallback_zone=c.call_window_timezone)
+                judged = gate.decide(
+                    tc, jset, scope, gate.schedule(tc, jset, scope, window, legal, now), now,
+                    consent=dialing.consent_of(row.consent_kind, row.consent_revoked_at),
+                    history=history.get(row.phone, ()))
+                if not judged.allowed:
+                    if dry_run:
+                        continue
+                    rule = judged.rules_fired[0] if judged.rules_fired else ""
+                    if judged.outcome == "skip":
+                        skipped.append({"eid": row.id, "reason": f"{judged.reason}:{rule}"})
+                    else:
+                        later.append({"eid": row.id, "reason": f"{judged.reason}:{rule}",
+                                      "next": judged.next_allowed_at or now + timedelta(days=1)})
+                    audit.append(dialing.audit_row(
+                        judged, team_id=c.team_id, campaign_id=c.id, enrollment_id=row.id,
+                        contact_id=row.contact_id, phone=row.phone, purpose=purpose))
+                    continue
             if not decision.ok:
                 if dry_run:
                     if decision.reason in ("campaign_concurrency", "team_concurrency"):
@@ -307,12 +383,22 @@ class Dialer:
                     continue
                 if decision.permanent:
                     skipped.append({"eid": row.id, "reason": decision.reason})
+                    audit.append(dialing.dnc_audit_row(
+                        decision.reason or "refused", now, team_id=c.team_id,
+                        campaign_id=c.id, enrollment_id=row.id, contact_id=row.contact_id,
+                        phone=row.phone, purpose=purpose, table=gate.table))
                 elif decision.reason in ("outside_window", "outside_legal_hours", "not_due"):
                     later.append({"eid": row.id, "reason": decision.reason,
                                   "next": decision.next_time or now + timedelta(days=1)})
                 else:
                     break  # capacity: nothing more for this campaign now
                 continue
+            if judged is not None:
+                decided[row.id] = judged
+                if row.phone in history or tc.team_cap is not None:
+                    # Counted at once: a second enrollment for the same number in this batch
+                    # sees this call.
+                    history.setdefault(row.phone, []).append(PastCall(now))
             number_id = row.from_number_id
             if number_id not in by_number:
                 number_id = rules.caller_id_pick(row.id, active, row.phone)
@@ -359,6 +445,12 @@ class Dialer:
             add_event(s, call, "call.initiated", now, {"attempt": attempt})
             claims.append({"eid": row.id, "attempts": attempt, "number": number_id,
                            "call_id": call.id})
+            judged = decided.get(row.id)
+            if judged is not None:
+                audit.append(dialing.audit_row(
+                    judged, team_id=c.team_id, campaign_id=c.id, enrollment_id=row.id,
+                    contact_id=row.contact_id, phone=row.phone, purpose=purpose,
+                    call_id=call.id))
             placed.append(Placement(call.id, from_number, row.phone, row.contact_id, row.id))
         if claims:
             await s.execute(
@@ -367,6 +459,8 @@ class Dialer:
                         from_number_id=bindparam("number"), reason=None,
                         last_call_id=bindparam("call_id"), updated_at=stamp),
                 claims)
+        for decision_row in dialing.with_ids(audit):
+            stage(s, DialDecision.__table__, decision_row)
         if cps > 0:
             team.pacing_tokens = tokens - len(placed)
             team.pacing_at = now
@@ -374,6 +468,48 @@ class Dialer:
         if skipped and not placed:
             await lifecycle.maybe_complete(s, c.id, now)
         return placed
+
+    async def _cap_history(
+        self, s: AsyncSession, c: Campaign, tc: dialing.TeamCompliance, scope: Any,
+        rows: list[Any], now: datetime, dry_run: bool,
+    ) -> tuple[dict[str, list[PastCall]], set[str]]:
+        """The team's recent calls to every candidate number a frequency cap applies to,
+        across all its campaigns: ``({phone: calls}, numbers to leave for this pass)``.
+
+        On PostgreSQL each such number is first locked for this transaction with a
+        ``pg_try_advisory_xact_lock`` keyed by (team, number): the lock is held until the
+        call rows are committed, so two workers can never both count the same calls and
+        both place the call a cap allows only once. A number another worker holds is left
+        for the next pass (a try-lock never waits, so no deadlock)."""
+        gate = self.compliance
+        capped: dict[str, int] = {}
+        for row in rows:
+            if not row.phone or row.phone in capped:
+                continue
+            jset = gate.jurisdictions(
+                tc, state=row.state, postal_code=row.postal_code, country=row.country,
+                phone=row.phone, contact_tz=row.timezone, fallback_zone=c.call_window_timezone)
+            caps = gate.caps(tc, jset, scope, now)
+            if caps:
+                capped[row.phone] = max(int(cap.per.total_seconds()) for cap in caps)
+        if not capped:
+            return {}, set()
+        busy: set[str] = set()
+        if not self.db.is_sqlite and not dry_run:
+            keys = {dialing.cap_lock_key(c.team_id, phone): phone for phone in capped}
+            got = await s.execute(
+                text("SELECT k, pg_try_advisory_xact_lock(k) FROM unnest(:keys) AS k")
+                .bindparams(bindparam("keys", list(keys), type_=ARRAY(BigInteger))))
+            busy = {keys[k] for k, ok in got if not ok}
+        look_back = now - timedelta(seconds=max(capped.values()))
+        history: dict[str, list[PastCall]] = {phone: [] for phone in capped}
+        calls = await s.execute(
+            TeamScope(c.team_id).select(Call.to_number, Call.started_at, Call.answered_at)
+            .where(Call.to_number.in_([p for p in capped if p not in busy]),
+                   Call.started_at > look_back))
+        for phone, started, answered in calls:
+            history[phone].append(PastCall(started, completed=answered is not None))
+        return history, busy
 
     async def _take_slots(self, s: AsyncSession, c: Campaign, team_max: int, n: int) -> int:
         """Take up to ``n`` concurrency slots on the campaign and the team; returns how many.

@@ -169,6 +169,9 @@ async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
     if outcome == "opted_out":
         contact.do_not_call = True
         contact.lead_status = "do_not_contact"
+        # An opt-out during a call revokes consent by a reasonable means (FCC 24-24).
+        contact.consent_revoked_at = at
+        contact.consent_revocation_channel = "call"
         contact.updated_at = utcnow()
         settle.dnc.append((call.team_id, call.to_number, "opted out during a call", "call",
                            at))
@@ -176,7 +179,9 @@ async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
     elif outcome == "answered" and contact.lead_status == "new":
         contact.lead_status = "contacted"
         contact.updated_at = utcnow()
-        flag_modified(contact, "do_not_call")  # same SET columns as an opt-out: one batch
+        # Same SET columns as an opt-out, so a batch's contacts are one executemany.
+        for column in ("do_not_call", "consent_revoked_at", "consent_revocation_channel"):
+            flag_modified(contact, column)
         emit_contact_updated(session, contact, at, ["lead_status"])
 
 

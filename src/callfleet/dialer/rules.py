@@ -58,12 +58,16 @@ __all__ = [
     "format_hhmm",
     "is_dialable",
     "legal_contains",
+    "legal_window",
+    "local_instant",
     "next_allowed_time",
     "next_window_open",
     "parse_days",
     "parse_hhmm",
     "retry_delay",
     "window_contains",
+    "window_spans",
+    "zone",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -222,6 +226,21 @@ def _resolve_local(day: date, wall: time, zone: ZoneInfo) -> datetime:
     return lo + timedelta(seconds=low)
 
 
+def zone(tz: str) -> ZoneInfo:
+    """Load an IANA zone; any bad name is one clear :class:`ValueError` (see ``_zone``)."""
+    return _zone(tz)
+
+
+def local_instant(day: date, wall: time, tz: str | ZoneInfo) -> datetime:
+    """The UTC instant at which ``tz``'s wall clock first shows ``wall`` on ``day``.
+
+    The one resolution rule of this module (a time in a spring-forward gap is the moment the
+    clocks jump, a repeated time is its first occurrence), for other pure rules that build
+    UTC intervals from local days (``callfleet.compliance``).
+    """
+    return _resolve_local(day, wall, tz if isinstance(tz, ZoneInfo) else _zone(tz))
+
+
 # --------------------------------------------------------------------------------------------
 # Call windows and legal hours
 # --------------------------------------------------------------------------------------------
@@ -332,6 +351,39 @@ def _next_open(window: CallWindow, now_utc: datetime, deadline: datetime) -> dat
     return None
 
 
+def window_spans(
+    window: CallWindow, since: datetime, until: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The window's stretches of real time that overlap ``[since, until)``, as half-open UTC
+    intervals ``[open, close)`` in order, clipped to ``[since, until)``.
+
+    The same spans :func:`window_contains` tests, so ``window_contains(w, t)`` holds exactly
+    when ``t`` lies in one of them. A closed span (the end minute is allowed) ends one
+    microsecond after its close, the resolution of :class:`datetime`. Overlapping spans (only
+    possible on exotic clock changes) are merged.
+    """
+    since_utc, until_utc = _utc(since, "since"), _utc(until, "until")
+    if not window.days or since_utc >= until_utc:
+        return []
+    zone_info = _zone(window.tz)
+    out: list[tuple[datetime, datetime]] = []
+    day = since_utc.astimezone(zone_info).date() - timedelta(days=2)
+    last_day = until_utc.astimezone(zone_info).date() + timedelta(days=1)
+    while day <= last_day:
+        if WEEKDAYS[day.weekday()] in window.days:
+            opens, closes, inclusive = _span(window, zone_info, day)
+            if inclusive:
+                closes += timedelta(microseconds=1)
+            opens, closes = max(opens, since_utc), min(closes, until_utc)
+            if opens < closes:
+                if out and opens <= out[-1][1]:
+                    out[-1] = (out[-1][0], max(out[-1][1], closes))
+                else:
+                    out.append((opens, closes))
+        day += timedelta(days=1)
+    return out
+
+
 def window_contains(window: CallWindow, now: datetime) -> bool:
     """True when a call may start at ``now`` as far as ``window`` is concerned."""
     return _contains(window, _zone(window.tz), _utc(now))
@@ -351,8 +403,10 @@ def next_window_open(window: CallWindow, now: datetime, horizon_days: int = 14) 
     return _next_open(window, now_utc, now_utc + timedelta(days=horizon_days))
 
 
-def _legal_window(hours: LegalHours, tz: str) -> CallWindow:
+def legal_window(hours: LegalHours, tz: str) -> CallWindow:
+    """Legal hours in the recipient's zone ``tz`` as an every-day :class:`CallWindow`."""
     return CallWindow(start=hours.start, end=hours.end, days=_ALL_DAYS, tz=tz)
+
 
 
 def legal_contains(hours: LegalHours, tz: str, now: datetime) -> bool:
@@ -361,7 +415,7 @@ def legal_contains(hours: LegalHours, tz: str, now: datetime) -> bool:
     Implemented as an every-day :class:`CallWindow` so the legal rule and the campaign rule
     share one definition of "inside", including on the nights the clocks change.
     """
-    return window_contains(_legal_window(hours, tz), now)
+    return window_contains(legal_window(hours, tz), now)
 
 
 def effective_timezone(
@@ -430,14 +484,14 @@ def next_allowed_time(
         raise ValueError("horizon_days must be >= 0")
     now_utc = _utc(now)
     deadline = now_utc + timedelta(days=horizon_days)
-    legal_window = _legal_window(legal, contact_tz)
+    legal_span = legal_window(legal, contact_tz)
     window_zone = _zone(window.tz)
     candidate = now_utc
     while True:
         in_window = _next_open(window, candidate, deadline)
         if in_window is None:
             return None
-        in_both = _next_open(legal_window, in_window, deadline)
+        in_both = _next_open(legal_span, in_window, deadline)
         if in_both is None:
             return None
         if in_both == in_window or _contains(window, window_zone, in_both):

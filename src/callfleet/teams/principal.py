@@ -130,6 +130,12 @@ class Principal:
     def scope(self) -> TeamScope:
         return TeamScope(self.team_id)
 
+    @property
+    def owner(self) -> bool:
+        """A full-access key (no scopes) or one with the ``owner`` scope: may loosen
+        compliance checks (each such change is logged)."""
+        return not self.scopes or "owner" in self.scopes
+
     def check_team(
         self, team_id: str | None = None, account_slug: str | None = None, *, required: bool = True
     ) -> None:

@@ -22,7 +22,7 @@ from callfleet.secrets import secret_box
 from callfleet.teams.models import ApiKey, Team
 from callfleet.teams.principal import Principal
 
-SCOPES = ("read", "write")
+SCOPES = ("read", "write", "owner")
 _ALPHABET = string.ascii_letters + string.digits
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 

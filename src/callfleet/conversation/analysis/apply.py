@@ -21,7 +21,9 @@ from callfleet.db.base import iso, utcnow
 from callfleet.db.staging import stage
 from callfleet.webhooks.outbox import emit
 
-STANDARD_TARGETS = ("email", "job_title", "lead_status", "timezone", "phone_secondary", "notes")
+STANDARD_TARGETS = ("email", "job_title", "lead_status", "timezone", "phone_secondary", "notes",
+                    "address_line1", "city", "state", "postal_code", "country")
+_ADDRESS_LIMITS = {"address_line1": 300, "city": 200, "state": 200, "postal_code": 40}
 
 
 def current_value(contact: Contact, target: str, key: str) -> Any:
@@ -42,6 +44,10 @@ def standard_value(target: str, value: Any, previous: Any, region: str) -> Any:
         return F.normalize_lead_status(text)
     if target == "job_title":
         return F.clean_text(text, 300)
+    if target in _ADDRESS_LIMITS:
+        return F.clean_text(text, _ADDRESS_LIMITS[target])
+    if target == "country":
+        return F.normalize_country(text)
     if target == "notes":
         line = F.clean_text(text, 20_000)
         if not line:

@@ -1,7 +1,7 @@
 """assistants.voice_options, sim_profiles.audio
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-06 04:40:00
 
 Live voice: an assistant's conversation timing and speech endpoints (interruption
@@ -15,7 +15,7 @@ from alembic import op
 import callfleet.db.base
 
 revision = '0016'
-down_revision = '0013'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
