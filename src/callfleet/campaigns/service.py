@@ -21,6 +21,7 @@ from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.wakeup import notify
 from callfleet.webhooks.outbox import emit
 
 # Per-outcome retry settings: outcome -> the suffix of its request/response field
@@ -284,6 +285,7 @@ async def create_campaign(session: AsyncSession, p: Principal, data: dict[str, A
         if start > now:
             c.status = "scheduled"
     session.add(c)
+    notify(session, "dialer")  # a scheduled start, or enrollments of all_eligible
     await session.flush()
     if c.audience == "all_eligible":
         from callfleet.dialer.engine import enroll_company_contacts
@@ -375,6 +377,7 @@ async def update_campaign(session: AsyncSession, p: Principal, campaign_id: str,
                 c.status = ("scheduled" if c.scheduled_start_at and c.scheduled_start_at > now
                             else "draft")
         c.updated_at = utcnow()
+        notify(session, "dialer")  # windows, limits or the schedule may have changed
     if data.get("status") is not None and data["status"] != c.status:
         await transition(session, c, data["status"], now)
     await session.flush()
@@ -396,6 +399,7 @@ async def transition(session: AsyncSession, c: Campaign, target: str, now: datet
         raise conflict(f"Cannot {_verb(target)}: {exc}") from None
     previous = c.status
     c.status = target
+    notify(session, "dialer")
     c.status_reason = reason
     c.updated_at = utcnow()
     if target == "running" and c.started_at is None:
@@ -507,6 +511,7 @@ async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
             added += 1
     if rows_to_add:
         await session.execute(insert(Enrollment), rows_to_add)
+        notify(session, "dialer")
     c.updated_at = now
     return {"success": True, "added": added, "skipped": skipped,
             "already_enrolled": len(existing)}

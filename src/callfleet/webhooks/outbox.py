@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
 from callfleet.db.staging import stage
+from callfleet.wakeup import notify
 from callfleet.webhooks.models import OutboxEvent
 
 EVENT_TYPES = (
@@ -29,6 +30,7 @@ def emit(session: AsyncSession, team_id: str, type: str, data: dict[str, Any], a
     stage(session, _TABLE, {"id": event_id, "team_id": team_id, "type": type,
                             "subject_id": subject_id, "data": data, "created_at": at,
                             "dispatched_at": None})
+    notify(session, "webhooks")
     return event_id
 
 
