@@ -82,6 +82,31 @@ async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncItera
     await _admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=BACKENDS)
+async def own_database(request: pytest.FixtureRequest, tmp_path: Path
+                       ) -> AsyncIterator[DbHandle]:
+    """A fresh database for one test, for code that works across every team (a background
+    loop, a due-time query) and must not see other tests' rows."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+        db = open_database(url)
+        await migrate(db)
+        yield DbHandle("sqlite", url, db)
+        await db.dispose()
+        return
+    assert PG_URL
+    name = f"callfleet_test_{uuid.uuid4().hex[:10]}"
+    await _admin(PG_URL, f'CREATE DATABASE "{name}"')
+    url = make_url(asyncpg_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
+    db = open_database(url, pool_size=5)
+    try:
+        await migrate(db)
+        yield DbHandle("postgres", url, db)
+    finally:
+        await db.dispose()
+        await _admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def make_settings(url: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = {"database_url": url, "rate_limit_per_minute": 0}
     base.update(overrides)

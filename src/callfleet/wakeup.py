@@ -201,9 +201,9 @@ class IdleWait:
     async def idle(self, stop: asyncio.Event,
                    due: Callable[[], Awaitable[float | None]] | None = None) -> None:
         """Wait after an idle pass. ``due`` tells the real seconds until the loop's next
-        known due time; it is asked only when the wait would be longer than ``base``."""
+        known due time."""
         due_in = None
-        if due is not None and min(self.delay, self.cap) > self.base and self.reliable:
+        if due is not None:
             try:
                 due_in = await due()
             except Exception:  # an unknown due time: wait the tick
