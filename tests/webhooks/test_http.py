@@ -220,3 +220,21 @@ async def test_https_verifies_the_certificate(tmp_path: Path) -> None:
                 await post(c, srv.url)
     finally:
         s.close()
+
+
+async def test_a_resolve_hook_chooses_the_addresses(server: Server) -> None:
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        if host == "refused.example":
+            raise httpx.ConnectError("refused by policy")
+        return ["127.0.0.2", "127.0.0.1"]  # nothing listens on the first
+
+    async with client(resolve=resolve) as c:
+        r = await post(c, f"http://receiver.example:{server.port}/hook")
+        assert r.status_code == 200
+        with pytest.raises(httpx.ConnectError, match="refused by policy"):
+            await post(c, f"http://refused.example:{server.port}/hook")
+    assert asked == [("receiver.example", server.port), ("refused.example", server.port)]
+    assert b"host: receiver.example:" in server.heads[0].lower()  # the name, not the address

@@ -15,6 +15,8 @@ origin (docs/decisions/0021-webhook-throughput.md):
 * a request on a reused connection that the server closed meanwhile (before any byte of the
   answer arrived) is sent once more on a new connection — a server may close an idle
   connection at any time;
+* an optional ``resolve`` hook chooses the addresses a new connection may use (where an
+  outbound address policy checks the address actually connected to);
 * TLS verifies certificates as httpx does (``httpx.create_ssl_context``); redirects and
   proxies are the client's business (the sender follows no redirect; a proxy configured in
   the environment is used through httpx's own transport, as before).
@@ -27,13 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httptools
 import httpx
 
 READ_CHUNK_LIMIT = 256 * 1024  # pause reading beyond this much unread body
+Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 
 class _Connection(asyncio.Protocol):
@@ -186,10 +189,14 @@ class _Body(httpx.AsyncByteStream):
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
-    def __init__(self, *, max_per_origin: int = 16, verify: ssl.SSLContext | bool = True
-                 ) -> None:
+    def __init__(self, *, max_per_origin: int = 16, verify: ssl.SSLContext | bool = True,
+                 resolve: Resolve | None = None) -> None:
+        """``resolve(host, port)``, when given, names the addresses a new connection may
+        use, in order (an address policy checks them there and raises to refuse); the
+        request, its Host header, SNI and certificate checks keep the name."""
         self.max_per_origin = max(1, max_per_origin)
         self._verify = verify
+        self._resolve = resolve
         self._ssl_context: ssl.SSLContext | None = None
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._closed = False
@@ -261,12 +268,21 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     async def _connect(self, key: tuple[str, str, int], timeout: float | None) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
+        tls = scheme == "https"
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    _Connection, host, port,
-                    ssl=self._ssl if scheme == "https" else None,
-                    server_hostname=host if scheme == "https" else None)
+                addresses = await self._resolve(host, port) if self._resolve else [host]
+                error: OSError | None = None
+                for address in addresses:
+                    try:
+                        _, conn = await loop.create_connection(
+                            _Connection, address, port, ssl=self._ssl if tls else None,
+                            server_hostname=host if tls else None)
+                        break
+                    except OSError as exc:
+                        error = exc
+                else:
+                    raise error or OSError(f"{host} has no address")
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
         except OSError as exc:

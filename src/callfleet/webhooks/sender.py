@@ -43,6 +43,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -95,6 +96,27 @@ FLUSH_SECONDS = 0.01
 # times its concurrency gets no more until some finish.
 HELD_PER_LANE = 4
 SECRET_CACHE = 1000  # decrypted endpoint secrets kept in memory
+
+
+def _promote_statement() -> Any:
+    D = WebhookDelivery
+    earlier = aliased(WebhookDelivery, name="earlier")
+    heads = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
+             .where(D.status == "waiting", D.subject_id.in_(bindparam("subjects",
+                                                                      expanding=True)))
+             .group_by(D.endpoint_id, D.subject_id))
+    blocked = exists().where(
+        earlier.endpoint_id == D.endpoint_id, earlier.subject_id == D.subject_id,
+        earlier.event_seq < D.event_seq, earlier.status.in_(("pending", "sending")))
+    now = bindparam("now", type_=D.next_attempt_at.type)
+    return (update(D).where(D.status == "waiting",
+                            tuple_(D.endpoint_id, D.subject_id, D.event_seq).in_(heads),
+                            ~blocked)
+            .values(status="pending", next_attempt_at=now, updated_at=now)
+            .execution_options(synchronize_session=False))
+
+
+PROMOTE = _promote_statement()
 PENDING_EVENT = select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)).limit(1)
 DUE_DELIVERY = select(WebhookDelivery.id).where(
     WebhookDelivery.status.in_(("pending", "sending")),
@@ -167,8 +189,6 @@ class WebhookSender:
         self._last_prune = 0.0
         self._last_gauges = 0.0
         self._quiet_gauges = False  # the last gauges read nothing and nothing happened since
-        self._claim_sql: tuple[Any, Any] | None = None
-        self._record_sql: tuple[Any, Any, Any] | None = None
 
     # ------------------------------------------------------------ plumbing
 
@@ -382,23 +402,13 @@ class WebhookSender:
 
     async def _dispatch(self, s: AsyncSession, now: datetime) -> int:
         """The fan-out, in the caller's transaction."""
-        # Columns only: the payloads are read below for the events an endpoint wants
-        # (most teams have none, and most events match no endpoint's filter).
-        O = OutboxEvent
-        stmt = (select(O.id, O.team_id, O.type, O.subject_id, O.seq, O.created_at)
-                .where(O.dispatched_at.is_(None))
-                .order_by(O.seq).limit(max(1, self.settings.webhook_batch)))
-        if not self.db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        events = list(await s.execute(stmt))
+        events_sql, endpoints_sql, busy_sql, payloads_sql, done_sql = self._dispatch_sql
+        events = list(await s.execute(events_sql, {"limit": max(1, self.settings.webhook_batch)}))
         if not events:
             return 0
         endpoints: dict[str, list[tuple[str, list[str]]]] = {}
         for ep_id, team_id, types in await s.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.team_id, WebhookEndpoint.events)
-            .where(WebhookEndpoint.team_id.in_({e.team_id for e in events}),
-                   WebhookEndpoint.enabled.is_(True))
-        ):
+                endpoints_sql, {"teams": sorted({e.team_id for e in events})}):
             endpoints.setdefault(team_id, []).append((ep_id, types))
         # A delivery behind an unfinished one of the same subject and endpoint starts
         # as ``waiting`` (out of the claim scan) and is promoted when that one finishes.
@@ -407,16 +417,12 @@ class WebhookSender:
         busy: dict[tuple[str, str | None], int] = {}
         if subjects and endpoints:
             busy = {(ep, subj): seq for ep, subj, seq in await s.execute(
-                select(WebhookDelivery.endpoint_id, WebhookDelivery.subject_id,
-                       func.min(WebhookDelivery.event_seq))
-                .where(WebhookDelivery.subject_id.in_(subjects),
-                       WebhookDelivery.status.in_(UNFINISHED))
-                .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.subject_id))}
+                busy_sql, {"subjects": sorted(subjects)})}
         targets = {e.id: [ep for ep, types in endpoints.get(e.team_id, ())
                           if matches(types, e.type)] for e in events}
         wanted = [event_id for event_id, eps in targets.items() if eps]
         payloads: dict[str, Any] = dict(list(await s.execute(
-            select(O.id, O.data).where(O.id.in_(wanted))))) if wanted else {}
+            payloads_sql, {"ids": wanted}))) if wanted else {}
         rows: list[dict[str, Any]] = []
         for e in events:
             body: str | None = None
@@ -437,10 +443,31 @@ class WebhookSender:
                 })
         if rows:
             await s.execute(insert(WebhookDelivery), rows)
-        await s.execute(
-            update(OutboxEvent).where(OutboxEvent.id.in_([e.id for e in events]))
-            .values(dispatched_at=now).execution_options(synchronize_session=False))
+        await s.execute(done_sql, {"ids": [e.id for e in events], "now": now})
         return len(events)
+
+    @cached_property
+    def _dispatch_sql(self) -> tuple[Any, Any, Any, Any, Any]:
+        """The fan-out's statements, built once."""
+        O, D, E = OutboxEvent, WebhookDelivery, WebhookEndpoint
+        # Columns only: the payloads are read for the events an endpoint wants (most
+        # teams have none, and most events match no endpoint's filter).
+        events = (select(O.id, O.team_id, O.type, O.subject_id, O.seq, O.created_at)
+                  .where(O.dispatched_at.is_(None))
+                  .order_by(O.seq).limit(bindparam("limit", type_=Integer)))
+        if not self.db.is_sqlite:
+            events = events.with_for_update(skip_locked=True)
+        endpoints = select(E.id, E.team_id, E.events).where(
+            E.team_id.in_(bindparam("teams", expanding=True)), E.enabled.is_(True))
+        busy = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
+                .where(D.subject_id.in_(bindparam("subjects", expanding=True)),
+                       D.status.in_(UNFINISHED))
+                .group_by(D.endpoint_id, D.subject_id))
+        payloads = select(O.id, O.data).where(O.id.in_(bindparam("ids", expanding=True)))
+        done = (update(O).where(O.id.in_(bindparam("ids", expanding=True)))
+                .values(dispatched_at=bindparam("now", type_=O.dispatched_at.type))
+                .execution_options(synchronize_session=False))
+        return events, endpoints, busy, payloads, done
 
     # ------------------------------------------------------------ 2. claim
 
@@ -459,7 +486,7 @@ class WebhookSender:
 
     async def _claim(self, s: AsyncSession, now: datetime, limit: int,
                      skip: set[str] | None = None) -> list[Job]:
-        select_due, take = self._claim_statements()
+        select_due, take = self._claim_sql
         rows = list(await s.execute(select_due, {"now": now, "limit": limit,
                                                  "skip": sorted(skip or ())}))
         if rows:
@@ -468,10 +495,9 @@ class WebhookSender:
         return [Job(r.id, r.endpoint_id, r.url, r.secret_encrypted, r.payload, r.event_id,
                     r.event_type, r.attempts + 1) for r in rows]
 
-    def _claim_statements(self) -> tuple[Any, Any]:
+    @cached_property
+    def _claim_sql(self) -> tuple[Any, Any]:
         """The claim's SELECT and UPDATE, built once (their parameters are bound)."""
-        if self._claim_sql is not None:
-            return self._claim_sql
         D = WebhookDelivery
         now = bindparam("now", type_=D.next_attempt_at.type)
         due = and_(D.status.in_(("pending", "sending")), D.next_attempt_at <= now)
@@ -501,8 +527,7 @@ class WebhookSender:
                         attempts=D.attempts + 1,
                         updated_at=bindparam("now", type_=D.updated_at.type))
                 .execution_options(synchronize_session=False))
-        self._claim_sql = (stmt, take)
-        return self._claim_sql
+        return stmt, take
 
     # ------------------------------------------------------------ 3. send
 
@@ -578,7 +603,7 @@ class WebhookSender:
         """Write a batch of results: one read of the rows (locked on PostgreSQL), then one
         executemany for the rows this worker still leases and one for the late results
         of lost leases (only logged)."""
-        read, write, write_log = self._record_statements()
+        read, write, write_log = self._record_sql
         rows = {r.id: dict(r._mapping) for r in await s.execute(
             read, {"ids": sorted({r.delivery_id for r in results})})}
         changed: dict[str, dict[str, Any]] = {}
@@ -638,10 +663,9 @@ class WebhookSender:
         if finished:
             await self._promote(s, finished, min(r.at for r in results))
 
-    def _record_statements(self) -> tuple[Any, Any, Any]:
+    @cached_property
+    def _record_sql(self) -> tuple[Any, Any, Any]:
         """The results' read and writes, built once."""
-        if self._record_sql is not None:
-            return self._record_sql
         T = WebhookDelivery.__table__
         c = T.c
         read = (select(c.id, c.status, c.lease_owner, c.attempts, c.attempt_log,
@@ -660,26 +684,12 @@ class WebhookSender:
                          attempt_log=log_, updated_at=when))
         write_log = (update(T).where(c.id == bindparam("did"))
                      .values(attempt_log=log_, updated_at=when))
-        self._record_sql = (read, write, write_log)
-        return self._record_sql
+        return read, write, write_log
 
     async def _promote(self, s: AsyncSession, subjects: set[str], now: datetime) -> int:
         """Make the first ``waiting`` delivery of each (endpoint, subject) ``pending`` when
         nothing earlier of that pair is unfinished (set-based: one statement)."""
-        D = WebhookDelivery
-        earlier = aliased(WebhookDelivery, name="earlier")
-        heads = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
-                 .where(D.status == "waiting", D.subject_id.in_(subjects))
-                 .group_by(D.endpoint_id, D.subject_id))
-        blocked = exists().where(
-            earlier.endpoint_id == D.endpoint_id, earlier.subject_id == D.subject_id,
-            earlier.event_seq < D.event_seq, earlier.status.in_(("pending", "sending")))
-        res = await s.execute(
-            update(D).where(D.status == "waiting",
-                            tuple_(D.endpoint_id, D.subject_id, D.event_seq).in_(heads),
-                            ~blocked)
-            .values(status="pending", next_attempt_at=now, updated_at=now)
-            .execution_options(synchronize_session=False))
+        res = await s.execute(PROMOTE, {"subjects": sorted(subjects), "now": now})
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
     async def unstick(self, now: datetime) -> int:
