@@ -72,6 +72,7 @@ from sqlalchemy import bindparam, event, insert, text
 
 from callfleet import ids
 from callfleet.assistants.models import Assistant
+from callfleet.campaigns import lifecycle
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.cli import run_async
@@ -359,7 +360,7 @@ async def seed(url: str, n: int, *, max_concurrent: int, due_rate: float | None 
                 await s.execute(insert(Enrollment), rows)
             c = await s.get(Campaign, created["id"])
             assert c is not None
-            await campaigns.transition(s, c, "running", utcnow())
+            await lifecycle.transition(s, c, "running", utcnow())
             await s.commit()
             return Seed(team.id, created["id"], n, zones, due, time.perf_counter() - t0)
     finally:

@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from callfleet.conversation.extract import extract
+from callfleet.conversation.extract.extractor import extract
 
 TYPES = ("email", "phone", "date", "number", "boolean", "select", "text")
 # The region a call's numbers and d/m dates are read in: the contact's country. The data

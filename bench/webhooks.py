@@ -319,7 +319,10 @@ async def phase_paced(backend: str, events: int, rate: float, settings: Settings
                 await asyncio.sleep(0.1)
 
         await run_sender_until(db, settings, box, done)
-        from callfleet.webhooks.models import OutboxEvent
+        try:
+            from callfleet.webhooks.outbox import OutboxEvent
+        except ImportError:  # a version before the table moved (--src)
+            from callfleet.webhooks.models import OutboxEvent  # type: ignore[attr-defined,no-redef]
 
         async with db.session(write=False) as s:
             for event_id, at in await s.execute(select(OutboxEvent.id, OutboxEvent.created_at)):

@@ -26,6 +26,7 @@ from callfleet.carriers.sim.carrier import SimCarrier
 from callfleet.clock import Clock, shared_clock
 from callfleet.compliance.routes import router as dnc_router
 from callfleet.config import Settings, get_settings
+from callfleet.conversation.routes import router as conversation_router
 from callfleet.crm.routes import router as crm_router
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
@@ -178,6 +179,7 @@ def create_app(
     app.include_router(numbers_router)
     app.include_router(campaigns_router)
     app.include_router(calls_router)
+    app.include_router(conversation_router)
     app.include_router(dnc_router)
     app.include_router(webhooks_router)
     return app

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from callfleet.api.errors import ApiError
 from callfleet.config import get_settings
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
+from callfleet.errors import ApiError
 
 app = typer.Typer(help="callfleet: outbound AI phone campaigns with a built-in CRM.",
                   no_args_is_help=True, add_completion=False)
@@ -132,8 +132,11 @@ def demo(
     import os
 
     from callfleet.demo import run_demo
+    from callfleet.logging import configure
 
     settings = get_settings()
+    # The demo's own display says what happens; logs only for warnings unless asked for.
+    configure(settings.log_level if "CALLFLEET_LOG_LEVEL" in os.environ else "WARNING")
     scale = time_scale or (settings.time_scale if "CALLFLEET_TIME_SCALE" in os.environ
                            else 7200.0)
     settings = settings.model_copy(update={"time_scale": scale, "carrier": "sim"})
@@ -187,7 +190,8 @@ def team_list(as_json: bool = typer.Option(False, "--json")) -> None:
                 select(Contact.team_id, func.count().label("n")).group_by(Contact.team_id)
             ).subquery()
             rows = await s.execute(
-                select(Team, counts.c.n).outerjoin(counts, counts.c.team_id == Team.id)
+                select(Team, counts.c.n)
+                .outerjoin(counts, counts.c.team_id == Team.id)  # tenancy: system (all teams)
                 .order_by(Team.id)
             )
             return [
@@ -250,13 +254,13 @@ def key_list(
 ) -> None:
     """List a team's keys (prefixes only; tokens are never stored)."""
     from callfleet.teams.models import ApiKey
+    from callfleet.teams.principal import TeamScope
     from callfleet.teams.service import key_out
 
     async def run(db: Database) -> list[dict[str, Any]]:
         async with db.session(write=False) as s:
             team_id = await _team_by_ref(team)(s)
-            keys = await s.scalars(select(ApiKey).where(ApiKey.team_id == team_id)
-                                   .order_by(ApiKey.id))
+            keys = await s.scalars(TeamScope(team_id).select(ApiKey).order_by(ApiKey.id))
             return [key_out(k) for k in keys]
 
     keys = _with_db(run)

@@ -12,7 +12,22 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callfleet.db.base import Base, UTCDateTime
 from callfleet.db.session import Database
+
+
+class ClockAnchor(Base):
+    """Shared simulation clock: every process maps real time to the same simulated time."""
+
+    __tablename__ = "clock_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scale: Mapped[float] = mapped_column(default=1.0)
+    real_anchor: Mapped[datetime] = mapped_column(UTCDateTime)
+    sim_anchor: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def real_now() -> datetime:
@@ -63,13 +78,11 @@ class FixedClock(Clock):
         await asyncio.sleep(0)
 
 
-async def shared_clock(db: Database, scale: float) -> Clock:
+async def shared_clock(db: Database, scale: float, *, start: datetime | None = None) -> Clock:
     """The clock every process of this database shares; re-anchored when the scale changes
     (continuing from the current simulated time, so time never jumps backwards while
-    simulating)."""
-    from callfleet.carriers.sim.models import ClockAnchor
-
-    if scale == 1.0:
+    simulating). ``start`` (the demo) anchors simulated time at that moment instead."""
+    if scale == 1.0 and start is None:
         # Leaving simulation: back to real time (a simulated future is not kept).
         async with db.session() as s:
             row = await s.get(ClockAnchor, 1)
@@ -79,12 +92,14 @@ async def shared_clock(db: Database, scale: float) -> Clock:
         return Clock(1.0)
     async with db.session() as s:
         row = await s.get(ClockAnchor, 1)
-        if row is not None and row.scale == scale:
+        if start is None and row is not None and row.scale == scale:
             return Clock(scale, row.real_anchor, row.sim_anchor)
         now = real_now()
-        sim_now = (
-            Clock(row.scale, row.real_anchor, row.sim_anchor).now() if row is not None else now
-        )
+        if start is not None:
+            sim_now = start
+        else:
+            sim_now = (Clock(row.scale, row.real_anchor, row.sim_anchor).now()
+                       if row is not None else now)
         if row is None:
             row = ClockAnchor(id=1, scale=scale, real_anchor=now, sim_anchor=sim_now)
             s.add(row)
@@ -92,3 +107,19 @@ async def shared_clock(db: Database, scale: float) -> Clock:
             row.scale, row.real_anchor, row.sim_anchor = scale, now, sim_now
         await s.commit()
         return Clock(scale, now, sim_now)
+
+
+async def set_scale(db: Database, clock: Clock, scale: float) -> None:
+    """Change a running simulation's speed from now on (every loop holding ``clock`` follows
+    at once; other processes at their next start)."""
+    if scale <= 0:
+        raise ValueError("time scale must be positive")
+    sim_now, now = clock.now(), real_now()
+    clock.scale, clock.real_anchor, clock.sim_anchor = scale, now, sim_now
+    async with db.session() as s:
+        row = await s.get(ClockAnchor, 1)
+        if row is None:
+            s.add(ClockAnchor(id=1, scale=scale, real_anchor=now, sim_anchor=sim_now))
+        else:
+            row.scale, row.real_anchor, row.sim_anchor = scale, now, sim_now
+        await s.commit()

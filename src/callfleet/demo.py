@@ -3,7 +3,13 @@
 Creates a demo team with a company of contacts spread over US and European time zones
 (some without a phone, some do-not-call), an assistant from the outbound-setter template,
 numbers bought from the simulated carrier, and a campaign; runs it with the simulated clock
-sped up so a day of calling passes in seconds, and prints the outcome.
+sped up so a day of calling passes in seconds, waits until every answered call is analysed
+and every webhook delivery is settled, and prints the outcome.
+
+The simulated day is placed in the past (it starts at 08:30 New York time two days before the
+last New York calling day that is already over), so everything it records has happened by the
+time it exits: a server started afterwards, on real time, shows a finished campaign, not calls
+from the future or jobs waiting for it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ import asyncio
 import random
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -28,15 +37,21 @@ from callfleet.calls.models import Call
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.run import run_campaign
+from callfleet.campaigns.views import NO_COUNTERS
+from callfleet.clock import real_now, set_scale, shared_clock
 from callfleet.config import Settings
+from callfleet.conversation.models import CallJob
 from callfleet.crm import fields as F
 from callfleet.crm.models import Company, Contact
 from callfleet.db.base import iso, utcnow
 from callfleet.db.migrate import migrate
 from callfleet.db.session import open_database
 from callfleet.numbers.models import PhoneNumber
-from callfleet.teams.principal import Principal
+from callfleet.teams.principal import Principal, TeamScope
 from callfleet.teams.service import create_team
+from callfleet.webhooks.models import WebhookDelivery
+from callfleet.webhooks.outbox import OutboxEvent
+from callfleet.worker import run_background
 
 FIRST = ["Ava", "Liam", "Emma", "Noah", "Mia", "Lucas", "Sofia", "Ben", "Lena", "Jonas",
          "Chloe", "Hugo", "Grace", "Oscar", "Ines", "Felix", "Ruby", "Leon", "Clara", "Theo"]
@@ -55,11 +70,25 @@ ZONES: list[tuple[str | None, Any]] = [
 ]
 
 
+DEMO_ZONE = ZoneInfo("America/New_York")
+DRAIN_SECONDS = 120.0
+
+
+def demo_start(now: datetime) -> datetime:
+    """08:30 New York time, two days before the last New York day whose legal calling hours
+    (to 21:00) are over at ``now``: a campaign of up to two calling days ends before ``now``."""
+    local = now.astimezone(DEMO_ZONE)
+    last_over = local.date() if local.time() >= clock_time(21, 0) else \
+        local.date() - timedelta(days=1)
+    start_day = last_over - timedelta(days=1)
+    return datetime.combine(start_day, clock_time(8, 30), DEMO_ZONE).astimezone(UTC)
+
+
 async def run_demo(settings: Settings, contacts: int, timeout: float, console: Console) -> int:
     db = open_database(settings.resolved_database_url(), pool_size=10)
     await migrate(db)
-    dialer = await build_dialer(settings, db)
-    clock = dialer.clock
+    clock = await shared_clock(db, settings.time_scale, start=demo_start(real_now()))
+    dialer = await build_dialer(settings, db, clock)
     rng = random.Random(7)
     async with db.session() as s:
         team, token = await create_team(s, "Demo Team")
@@ -111,8 +140,8 @@ async def run_demo(settings: Settings, contacts: int, timeout: float, console: C
             s.add(pn)
             number_ids.append(pn.id)
         await s.flush()
-        contact_ids = list(await s.scalars(select(Contact.id).where(
-            Contact.team_id == team.id, Contact.company_id == company.id)))
+        contact_ids = list(await s.scalars(p.scope.select(Contact.id).where(
+            Contact.company_id == company.id)))
         created = await campaigns.create_campaign(s, p, {
             "assistant_id": assistant.id, "company_id": company.id,
             "from_number_ids": number_ids, "name": "Demo outreach",
@@ -126,11 +155,13 @@ async def run_demo(settings: Settings, contacts: int, timeout: float, console: C
     campaign_id = created["id"]
     console.print(f"[bold]Demo team[/bold] {team.id} ({team.slug}), API key [bold]{token}[/]")
     console.print(f"{contacts} contacts over {len(ZONES)} time zones; simulated time runs "
-                  f"{clock.scale:g}× real time (starts {iso(clock.now())}).")
+                  f"{clock.scale:g}× real time (starts {iso(clock.now())}, in the past so the "
+                  "whole campaign has happened by the time the demo ends).")
     result = await run_campaign(db, dialer, p, campaign_id, None, False)
     console.print(f"run: {result['message']}; {result['failed']} contacts cannot be called")
     stop = asyncio.Event()
-    task = asyncio.create_task(dialer.run(stop))
+    # Everything a worker runs: the dialer, the conversation and analysis loops, webhooks.
+    task = asyncio.create_task(run_background(settings, db, dialer, stop))
     started = time.monotonic()
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"))
@@ -145,7 +176,14 @@ async def run_demo(settings: Settings, contacts: int, timeout: float, console: C
                 live.update(Group(progress, _status_table(snap, iso(clock.now()) or "")))
                 if status in ("completed", "cancelled", "paused"):
                     break
+                if clock.now() >= real_now() - timedelta(minutes=1):
+                    console.print("The simulated day reached the present; stopping here.")
+                    break
                 await asyncio.sleep(0.25)
+        # From here on simulated time runs at real speed: nothing the demo still records
+        # (analysis, deliveries) can move past the present.
+        await set_scale(db, clock, 1.0)
+        await _drain(db, team.id, console)
     finally:
         stop.set()
         await task
@@ -153,7 +191,8 @@ async def run_demo(settings: Settings, contacts: int, timeout: float, console: C
     console.print(_outcome_table(snap))
     elapsed = time.monotonic() - started
     console.print(f"Campaign {campaign_id} is [bold]{snap['status']}[/bold] after "
-                  f"{elapsed:.1f} s real time.")
+                  f"{elapsed:.1f} s real time; {snap['analyzed']} of {snap['answered']} "
+                  "answered calls analysed.")
     console.print(
         "\nQuery it through the API (start the server with [bold]callfleet serve[/bold]):\n"
         f"  curl -H 'Authorization: Bearer {token}' "
@@ -170,6 +209,42 @@ async def run_demo(settings: Settings, contacts: int, timeout: float, console: C
     return 0 if snap["status"] == "completed" else 1
 
 
+async def _backlog(db: Any, team_id: str) -> tuple[int, int]:
+    """(analyses not yet written, events or webhook deliveries not yet settled) of a team."""
+    async with db.session(write=False) as s:
+        scope = TeamScope(team_id)
+        jobs = await s.scalar(scope.count(CallJob).where(
+            CallJob.status.in_(("pending", "running"))))
+        events = await s.scalar(scope.count(OutboxEvent).where(
+            OutboxEvent.dispatched_at.is_(None)))
+        deliveries = await s.scalar(scope.count(WebhookDelivery).where(
+            WebhookDelivery.status.in_(("waiting", "pending", "sending"))))
+    return int(jobs or 0), int(events or 0) + int(deliveries or 0)
+
+
+async def _drain(db: Any, team_id: str, console: Console) -> None:
+    """Wait, with progress, until every answered call is analysed and every event delivered
+    (or ``DRAIN_SECONDS`` pass: a receiver that keeps failing is retried for a day)."""
+    jobs, pending = await _backlog(db, team_id)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total}"))
+    analyses = progress.add_task("calls analysed", total=jobs)
+    events = progress.add_task("events delivered", total=pending)
+    started = time.monotonic()
+    left_jobs, left_events = jobs, pending
+    with Live(progress, console=console, refresh_per_second=8) as live:
+        while time.monotonic() - started < DRAIN_SECONDS:
+            left_jobs, left_events = await _backlog(db, team_id)
+            progress.update(analyses, completed=jobs - min(jobs, left_jobs))
+            progress.update(events, completed=pending - min(pending, left_events))
+            live.refresh()
+            if not left_jobs and not left_events:
+                return
+            await asyncio.sleep(0.2)
+    console.print(f"Still waiting: {left_jobs} analyses and {left_events} events or "
+                  "deliveries (they continue when a server or worker runs).")
+
+
 async def _snapshot(db: Any, campaign_id: str) -> dict[str, Any]:
     async with db.session(write=False) as s:
         c = await s.get(Campaign, campaign_id)
@@ -184,10 +259,15 @@ async def _snapshot(db: Any, campaign_id: str) -> dict[str, Any]:
             select(Enrollment.reason, func.count()).where(
                 Enrollment.campaign_id == campaign_id, Enrollment.status == "skipped")
             .group_by(Enrollment.reason))})
-        count = (await campaigns.counters(s, [campaign_id])).get(campaign_id, campaigns.ZERO)
+        count = (await campaigns.counters(s, [campaign_id])).get(campaign_id, NO_COUNTERS)
+        analyzed = await s.scalar(select(func.count()).select_from(Call).where(
+            Call.campaign_id == campaign_id,
+            Call.analysis["analyzed_at"].as_string().is_not(None)))
     done = sum(by_status[k] for k in ("completed", "failed", "skipped", "cancelled"))
     return {"status": c.status, "active": c.active_calls, "by_status": by_status,
-            "by_outcome": by_outcome, "done": done, "counters": count, "skipped": reasons}
+            "by_outcome": by_outcome, "done": done, "counters": count, "skipped": reasons,
+            "answered": by_outcome.get("answered", 0) + by_outcome.get("opted_out", 0),
+            "analyzed": int(analyzed or 0)}
 
 
 def _status_table(snap: dict[str, Any], now: str) -> Table:

@@ -11,6 +11,8 @@ must see the same key (docs/decisions/0009-webhooks.md).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +48,18 @@ def _key_file(data_dir: Path) -> bytes:
 class SecretBox:
     def __init__(self, keys: list[bytes]) -> None:
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        # Signing keys for links (HMAC-SHA256), derived from the same deployment keys: the
+        # first signs, all verify (rotation works as for encryption).
+        self._signing = [hashlib.sha256(b"callfleet-link:" + k).digest() for k in keys]
+
+    def sign(self, message: str) -> str:
+        """A hex HMAC of ``message`` under the deployment key (e.g. an expiring link)."""
+        return hmac.new(self._signing[0], message.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, message: str, signature: str) -> bool:
+        return any(hmac.compare_digest(
+            hmac.new(k, message.encode(), hashlib.sha256).hexdigest(), signature)
+            for k in self._signing)
 
     def encrypt(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()

@@ -345,7 +345,14 @@ ATTACKS: dict[tuple[str, str], list[Try]] = {
         Try("/api/calls", EMPTY, params={"contactId": "{A.contact}"}),
         Try("/api/calls", EMPTY, params={"assistantId": "{A.assistant}"}),
     ],
+    ("GET", "/api/crm/calls"): [
+        Try("/api/crm/calls", 403, params={"teamId": "{A.t.id}"}),
+        Try("/api/crm/calls", OWN),
+        Try("/api/crm/calls", EMPTY, params={"campaignId": "{A.campaign}"}),
+    ],
     ("GET", "/api/calls/{call_id}"): [Try("/api/calls/{A.call}", 403)],
+    ("GET", "/api/calls/{call_id}/recording-url"): [
+        Try("/api/calls/{A.call}/recording-url", 403)],
     ("POST", "/api/calls/{call_id}/analysis/revert"): [
         Try("/api/calls/{A.call}/analysis/revert", 403),
     ],
@@ -378,6 +385,10 @@ ATTACKS: dict[tuple[str, str], list[Try]] = {
     ("POST", "/api/assistants"): [
         Try("/api/assistants", 403, json={"teamId": "{A.t.id}", "name": "pwned"}),
         Try("/api/assistants", 403, json={"accountSlug": "{A.t.slug}", "name": "pwned"}),
+    ],
+    ("GET", "/api/crm/outbound-assistants"): [
+        Try("/api/crm/outbound-assistants", 403, params={"teamId": "{A.t.id}"}),
+        Try("/api/crm/outbound-assistants", OWN),
     ],
     ("GET", "/api/assistants"): [
         Try("/api/assistants", 403, params={"teamId": "{A.t.id}"}),

@@ -136,7 +136,7 @@ async def test_default_template_and_overrides(client: httpx.AsyncClient, team: T
     assert a["end_call"]["closing_phrase"] == "Cheers!" and a["end_call"]["trigger_phrases"]
     assert a["call_transfer"] == {"enabled": True, "departments": [
         {"name": "Sales", "mode": "warm", "phone_number": "+14155550100",
-         "intro_message": "Transferring a warm lead"}]}
+         "intro_message": "Transferring a warm lead", "announcement": None}]}
     assert "follow up" in a["system_prompt"]
 
 
@@ -200,7 +200,8 @@ async def test_select_field_options_and_standard_targets(client: httpx.AsyncClie
     ]})
     fields = a["info_extraction"]["fields"]
     assert fields[0] == {"key": "tier", "type": "select", "description": "Plan tier",
-                         "options": ["gold", "silver"], "target": "custom_fields"}
+                         "question": None, "options": ["gold", "silver"],
+                         "target": "custom_fields"}
     assert fields[1]["target"] == "lead_status" and fields[2]["target"] == "phone_secondary"
     assert fields[3]["options"] is None and fields[3]["target"] == "custom_fields"
     r = await client.post("/api/assistants", headers=team.headers, json={

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from callfleet.conversation.agent import Conversation
+from callfleet.conversation.lines import lines_for
 from callfleet.conversation.llm import LlmClient, LlmConfig
 from callfleet.conversation.personas import Callee
 from callfleet.secrets import secret_box
@@ -33,10 +34,13 @@ async def converse(fake: FakeLLM, persona: str = "interested", *, a: Any = None,
         return None
 
     cfg = LlmConfig(fake.url, "k", "fake", "env", timeout_seconds=5, max_retries=retries)
+    a = a or assistant()
+    a_ = {k: v for k, v in vars(a).items() if k != "first_message"}
     async with httpx.AsyncClient() as http:
         conv = Conversation(
-            client=LlmClient(cfg, sleep=no_sleep), assistant=a or assistant(),
-            system_prompt="You are Ava.", first_message="Hi Sam, this is Ava.",
+            client=LlmClient(cfg, sleep=no_sleep), assistant=a,
+            system_prompt="You are Ava.",
+            lines=lines_for(SimpleNamespace(first_message="Hi Sam, this is Ava.", **a_), {}),
             callee=Callee.for_call(persona, {"first_name": "Sam"}, "+12125550123"),
             call_info={"id": "call_x"}, http=http, max_turns=max_turns, tool_timeout=0.5)
         return await conv.run()

@@ -4,6 +4,7 @@ retries and fallback, write-back checks, undo, and the LLM settings API."""
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -13,13 +14,15 @@ from callfleet import ids
 from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call
 from callfleet.conversation import jobs
-from callfleet.conversation.analysis import AnalysisWorker, mark_for_analysis
+from callfleet.conversation.analysis.queue import mark_for_analysis
+from callfleet.conversation.analysis.worker import AnalysisWorker
+from callfleet.conversation.lines import lines_for
 from callfleet.conversation.models import CallJob
 from callfleet.conversation.script import run_scripted
 from callfleet.db.base import utcnow
 from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
-from callfleet.webhooks.models import OutboxEvent
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.campaigns.helpers import assistant_with_numbers, fresh_monday
 from tests.conftest import DbHandle, TeamCtx, make_company, make_contact
 from tests.conversation.fake_llm import FakeLLM
@@ -48,9 +51,11 @@ async def _assistant(client: httpx.AsyncClient, database: DbHandle, t: TeamCtx,
 async def _ended_call(app: Any, database: DbHandle, t: TeamCtx, contact: dict[str, Any],
                       assistant: str, persona: str) -> str:
     now = app.state.clock.now()
-    r = run_scripted(first_message="Hi, this is Ava.", persona=persona,
-                     contact=contact, extraction_fields=FIELDS, closing_phrase=None,
-                     number=PHONE)
+    lines = lines_for(SimpleNamespace(
+        first_message="Hi, this is Ava.", system_prompt="", voicemail_message=None,
+        end_call={}, call_transfer={}, tools=[],
+        info_extraction={"enabled": True, "fields": FIELDS}), {})
+    r = run_scripted(lines=lines, persona=persona, contact=contact, number=PHONE)
     async with database.db.session() as s:
         call = Call(id=ids.new_id("call"), team_id=t.id, contact_id=contact["id"],
                     assistant_id=assistant, from_number="+16462000000", to_number=PHONE,
@@ -110,7 +115,7 @@ async def test_analysis_runs_once_and_writes_back(app: Any, client: httpx.AsyncC
     call = (await client.get(f"/api/calls/{call_id}", headers=team.headers)).json()["call"]
     a = call["analysis"]
     assert a["method"] == "deterministic" and "Dana" in a["summary"]
-    assert a["success_evaluation"] == {"success": True, "reason": "collected: budget"}
+    assert a["success_evaluation"] is True and a["success_reason"] == "collected: budget"
     assert a["extracted_data"]["budget"] == {"value": 2000, "previous": 900,
                                              "target": "custom_fields", "changed": True,
                                              "confidence": a["extracted_data"]["budget"][
@@ -119,6 +124,11 @@ async def test_analysis_runs_once_and_writes_back(app: Any, client: httpx.AsyncC
     assert a["extracted_data"]["team_size"]["previous"] is None
     assert await _count(database, "call.analyzed", call_id) == 1
     assert await _count(database, "contact.updated", contact["id"]) == 1
+    async with database.db.session(write=False) as s:
+        analyzed = await s.scalar(select(OutboxEvent.data).where(
+            OutboxEvent.type == "call.analyzed", OutboxEvent.subject_id == call_id))
+    assert analyzed["analysis"]["success_evaluation"] is True  # Talkturo's boolean
+    assert analyzed["analysis"]["success_reason"] == "collected: budget"
     job = await _job(database, call_id)
     assert job.status == "done" and job.attempts == 1
     # Done is done: later passes (and restarts) never analyse it again.
@@ -217,7 +227,7 @@ async def test_llm_values_are_checked_before_writing(
     call = (await client.get(f"/api/calls/{call_id}", headers=team.headers)).json()["call"]
     a = call["analysis"]
     assert a["method"] == "llm" and a["summary"] == "Dana shared numbers."
-    assert a["success_evaluation"] == {"success": True, "reason": "budget given"}
+    assert a["success_evaluation"] is True and a["success_reason"] == "budget given"
     assert set(a["extracted_data"]) == {"budget", "lead_status"}  # the bad email is dropped
     c = (await client.get(f"/api/crm/contacts/{contact['id']}",
                           headers=team.headers)).json()["contact"]
@@ -287,3 +297,26 @@ async def test_llm_settings_are_write_only(app: Any, client: httpx.AsyncClient,
     r = await client.patch(f"/api/assistants/{assistant}", headers=h, json={
         "tools": [{"name": "ok", "url": "not a url"}]})
     assert r.status_code == 400 and "tools.0.url" in r.json()["error"]
+
+
+async def test_success_evaluation_is_a_boolean_or_null(
+        app: Any, client: httpx.AsyncClient, database: DbHandle, team: TeamCtx) -> None:
+    """Talkturo's shape: ``success_evaluation`` is true, false or null, the reason beside it,
+    also for analyses stored before (an object with success and reason)."""
+    call_id, _ = await _setup(app, client, database, team, successCriteria="")
+    while await _worker(app, "w").tick():
+        pass
+    a = (await client.get(f"/api/calls/{call_id}", headers=team.headers)).json()["call"][
+        "analysis"]
+    assert a["success_evaluation"] is None
+    assert a["success_reason"] == "no success criteria are set"
+    async with database.db.session() as s:
+        call = await s.get(Call, call_id)
+        assert call is not None
+        call.analysis = {**call.analysis, "success_evaluation": {
+            "success": False, "reason": "not collected: budget"}}
+        call.analysis.pop("success_reason")
+        await s.commit()
+    a = (await client.get(f"/api/calls/{call_id}", headers=team.headers)).json()["call"][
+        "analysis"]
+    assert a["success_evaluation"] is False and a["success_reason"] == "not collected: budget"

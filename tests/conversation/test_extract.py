@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callfleet.conversation.extract import ExtractedValue, _extract, extract
+from callfleet.conversation.extract.extractor import ExtractedValue, _extract, extract
 
 NOW = datetime(2025, 3, 12, 15, 0, tzinfo=UTC)  # Wednesday 12 March 2025, 11:00 in New York
 

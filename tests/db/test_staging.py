@@ -12,8 +12,7 @@ from ulid import ULID
 
 from callfleet import ids
 from callfleet.db import staging
-from callfleet.webhooks.models import OutboxEvent
-from callfleet.webhooks.outbox import emit
+from callfleet.webhooks.outbox import OutboxEvent, emit
 
 from ..conftest import new_team
 

@@ -18,14 +18,15 @@ from sqlalchemy.engine import make_url
 from callfleet import ids
 from callfleet.app import build_dialer
 from callfleet.assistants.models import Assistant
-from callfleet.calls.lifecycle import add_event, add_many_to_dnc
 from callfleet.calls.models import Call, CallEvent
+from callfleet.calls.timeline import add_event
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.carriers.base import CarrierRejected
 from callfleet.carriers.sim.models import SimCall
 from callfleet.clock import FixedClock
 from callfleet.compliance.models import DncEntry
+from callfleet.compliance.service import add_many_to_dnc
 from callfleet.crm.models import Company, Contact
 from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
@@ -34,7 +35,7 @@ from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal
 from callfleet.teams.service import create_team
-from callfleet.webhooks.models import OutboxEvent
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.campaigns.helpers import fresh_monday, setup_campaign, us_phone
 from tests.conftest import PG_URL, DbHandle, TeamCtx, _admin, asyncpg_url, make_settings
 

@@ -27,7 +27,8 @@ import pytest
 from sqlalchemy import select
 
 from callfleet.db.session import open_database
-from callfleet.webhooks.models import OutboxEvent, WebhookDelivery
+from callfleet.webhooks.models import WebhookDelivery
+from callfleet.webhooks.outbox import OutboxEvent
 from tests.e2e.test_server import Deployment, Server, deployment, launch, servers  # noqa: F401
 from tests.test_cli import one_json, run_cli
 

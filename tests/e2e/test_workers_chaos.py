@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from callfleet import ids
 from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call
+from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
@@ -103,8 +105,8 @@ async def _seed(url: str) -> tuple[str, str, set[str]]:
         await campaigns.add_contacts(s, p, created["id"], [c.id for c in rows], None)
         c = await s.get(Campaign, created["id"])
         assert c is not None
-        await campaigns.skip_uncallable(s, c, dry_run=False)
-        await campaigns.transition(s, c, "running", now)
+        await enrollments.skip_uncallable(s, c, dry_run=False)
+        await lifecycle.transition(s, c, "running", now)
         await s.commit()
         _ = rng
     await db.dispose()
@@ -137,7 +139,7 @@ async def test_workers_survive_sigkill(tmp_path: Path) -> None:
         hide_password=False)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        team_id, campaign_id, dnc_phones = await _seed(url)
+        _team_id, campaign_id, dnc_phones = await _seed(url)
         env = {**os.environ, "CALLFLEET_DATABASE_URL": url, "CALLFLEET_TIME_SCALE": str(SCALE),
                "CALLFLEET_DIALER_TICK_SECONDS": "0.05", "CALLFLEET_LEASE_SECONDS": "2",
                "CALLFLEET_LOG_LEVEL": "WARNING"}
@@ -208,7 +210,7 @@ async def _verify(url: str, campaign_id: str, dnc_phones: set[str]) -> None:
         points += [(x.created_at, 1), (end, -1)]
     for spans in by_number.values():
         spans.sort()
-        for (_, end1), (start2, _) in zip(spans, spans[1:]):
+        for (_, end1), (start2, _) in pairwise(spans):
             assert start2 >= end1
     level = peak = 0
     for _, d in sorted(points, key=lambda p: (p[0], p[1])):

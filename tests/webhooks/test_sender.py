@@ -15,7 +15,8 @@ import structlog
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
-from callfleet.webhooks.models import OutboxEvent, WebhookDelivery
+from callfleet.webhooks.models import WebhookDelivery
+from callfleet.webhooks.outbox import OutboxEvent
 from callfleet.webhooks.retry import RetryPolicy
 from tests.conftest import DbHandle, TeamCtx
 from tests.webhooks.helpers import (

@@ -23,7 +23,8 @@ from callfleet.clock import FixedClock
 from callfleet.teams.principal import Principal
 from callfleet.teams.service import create_team
 from callfleet.webhooks import service as webhooks
-from callfleet.webhooks.models import OutboxEvent, WebhookDelivery
+from callfleet.webhooks.models import WebhookDelivery
+from callfleet.webhooks.outbox import OutboxEvent
 from callfleet.webhooks.secrets import SecretBox
 from callfleet.webhooks.sender import WebhookSender
 from tests.conftest import DbHandle, TeamCtx, make_settings

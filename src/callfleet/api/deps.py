@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import AsyncIterator
@@ -13,13 +12,14 @@ from fastapi import Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callfleet.api.errors import UNAUTHORIZED, ApiError, bad_request
 from callfleet.api.responses import JSON
 from callfleet.config import Settings
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
+from callfleet.errors import UNAUTHORIZED, ApiError, bad_request
 from callfleet.teams.models import ApiKey, Team
 from callfleet.teams.principal import Principal
+from callfleet.teams.service import hash_key
 
 
 def get_db(request: Request) -> Database:
@@ -42,11 +42,6 @@ async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 WriteSession = Annotated[AsyncSession, Depends(write_session)]
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
-
-
-def hash_key(token: str) -> str:
-    """API keys are 190-bit random tokens, so a plain SHA-256 is a safe at-rest form."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class AuthCache:
@@ -109,7 +104,7 @@ async def _load_principal(db: Database, key_hash: str) -> tuple[Principal, float
         row = (
             await s.execute(
                 select(ApiKey, Team.slug)
-                .join(Team, Team.id == ApiKey.team_id)
+                .join(Team, Team.id == ApiKey.team_id)  # tenancy: system (finds the key's team)
                 .where(ApiKey.key_hash == key_hash)
             )
         ).first()

@@ -1,7 +1,7 @@
 """The error envelope: ``{"success": false, "error": "...", "details": {...}}``.
 
-Every failure a client can cause is an ``ApiError`` with a status code from SPEC section 2;
-FastAPI's validation errors become 400 (never 422) naming each field.
+Every failure a client can cause is a ``callfleet.errors.ApiError`` with a status code from
+SPEC section 2; FastAPI's validation errors become 400 (never 422) naming each field.
 """
 
 from __future__ import annotations
@@ -14,42 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callfleet.api.responses import JSON
+from callfleet.errors import ApiError
 
 log = structlog.get_logger("callfleet.api")
 
 
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        details: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.details = details
-        self.headers = headers
-
-
-def bad_request(error: str, field: str | None = None) -> ApiError:
-    return ApiError(400, error, {field: error} if field else None)
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found")
-
-
-def forbidden(error: str = "Forbidden: this resource belongs to another team") -> ApiError:
-    return ApiError(403, error)
-
-
-def conflict(error: str) -> ApiError:
-    return ApiError(409, error)
-
-
-UNAUTHORIZED = ApiError(401, "Unauthorized")
 
 
 def error_body(error: str, details: dict[str, str] | None = None) -> dict[str, Any]:

@@ -17,15 +17,14 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callfleet.api.errors import bad_request, conflict
 from callfleet.api.responses import JSON
+from callfleet.errors import bad_request, conflict
 from callfleet.secrets import SecretBox, secret_box
 from callfleet.teams.models import IdempotencyRecord
-from callfleet.teams.principal import Principal
+from callfleet.teams.principal import Principal, TeamScope
 
 SEALED = "sealed:"  # prefix of a stored body encrypted with the secret box
 
@@ -80,9 +79,7 @@ async def respond_created(
 async def _replay(session: AsyncSession, team_id: str, key: str, digest: str,
                   seal: SecretBox | None) -> JSON | None:
     rec = await session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.team_id == team_id, IdempotencyRecord.key == key
-        )
+        TeamScope(team_id).select(IdempotencyRecord).where(IdempotencyRecord.key == key)
     )
     if rec is None:
         return None

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,6 +11,8 @@ from callfleet.db.base import Base, JSONType, TeamOwned, UTCDateTime
 
 class Assistant(TeamOwned, Base):
     __tablename__ = "assistants"
+    id_prefix: ClassVar[str] = "asst"
+    label: ClassVar[str] = "Assistant"
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))

@@ -99,7 +99,7 @@ def variables_for(
     company: Mapping[str, Any] | None,
     campaign: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The lookup for ``render`` from serialized CRM objects (``crm.service.contact_out`` /
+    """The lookup for ``render`` from serialized CRM objects (``crm.views.contact_out`` /
     ``company_out`` shapes) and a campaign dict (only ``id``, ``name``, ``description`` used).
 
     Besides the documented names (``contact.first_name``, ``contact.full_name``,

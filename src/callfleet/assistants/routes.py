@@ -15,6 +15,7 @@ from callfleet.assistants.schemas import (
     AssistantEnvelope,
     AssistantIn,
     AssistantList,
+    OutboundAssistantList,
     PhoneNumberIdsIn,
 )
 from callfleet.numbers.schemas import AssistantNumbers
@@ -55,6 +56,18 @@ async def list_assistants(
     p.check_team(teamId, accountSlug)
     items, total = await svc.list_assistants(s, p, page.limit, page.offset)
     return page.respond("assistants", items, total)
+
+
+@router.get("/crm/outbound-assistants", response_model=None,
+            responses={200: {"model": OutboundAssistantList}, **errors(403)})
+async def list_outbound_assistants(
+    p: Auth, s: ReadSession, teamId: Q = None, accountSlug: Q = None
+) -> JSON:
+    """The assistants that can place campaign calls now: outbound enabled, with at least one
+    active phone number (listed with each, for a campaign's ``fromNumberIds``)."""
+    p.check_team(teamId, accountSlug, required=False)
+    items = await svc.outbound_assistants(s, p)
+    return JSON({"success": True, "assistants": items, "count": len(items)})
 
 
 @router.get("/assistants/{assistant_id}", response_model=None,

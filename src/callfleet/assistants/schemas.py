@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from callfleet.api.schemas import CamelIn
+from callfleet.numbers.schemas import PhoneNumberOut
 
 TemplateId = Literal["outbound-setter", "inbound-support", "follow-up", "custom"]
 AssistantType = Literal["outbound", "inbound", "both"]
@@ -31,7 +32,14 @@ class DepartmentIn(CamelIn):
     name: str | None = Field(default=None, max_length=100)
     mode: TransferMode | None = None
     phone_number: str | None = Field(default=None, max_length=64)
-    intro_message: str | None = Field(default=None, max_length=2000)
+    intro_message: str | None = Field(
+        default=None, max_length=2000,
+        description="Warm transfer: what the assistant tells the department first. Prompt "
+                    "variables are rendered.")
+    announcement: str | None = Field(
+        default=None, max_length=1000,
+        description="What the assistant says to the caller before transferring (default: "
+                    "\"Let me transfer you to <name> now.\"). Prompt variables are rendered.")
 
 
 class CallTransferIn(CamelIn):
@@ -43,6 +51,11 @@ class ExtractionFieldIn(CamelIn):
     key: str | None = Field(default=None, max_length=64)
     type: ExtractionType | None = None
     description: str | None = Field(default=None, max_length=2000)
+    question: str | None = Field(
+        default=None, max_length=500,
+        description="What the assistant asks to get this value when no LLM is configured "
+                    "(default: a question derived from the key and type, e.g. \"Could you "
+                    "tell me your email address?\"). Prompt variables are rendered.")
     options: list[str] | None = Field(default=None, max_length=100)
     target: ExtractionTarget | None = None
 
@@ -62,6 +75,10 @@ class ToolIn(CamelIn):
     parameters: dict[str, Any] | None = None
     timeout_seconds: float | None = Field(default=None, gt=0, le=30)
     headers: dict[str, str] | None = Field(default=None, max_length=20)
+    message: str | None = Field(
+        default=None, max_length=500,
+        description="What the assistant says while the tool runs (e.g. \"One moment while I "
+                    "check.\"). Prompt variables are rendered.")
 
 
 class AssistantIn(CamelIn):
@@ -118,6 +135,7 @@ class DepartmentOut(BaseModel):
     mode: str
     phone_number: str
     intro_message: str | None
+    announcement: str | None
 
 
 class CallTransferOut(BaseModel):
@@ -129,6 +147,7 @@ class ExtractionFieldOut(BaseModel):
     key: str
     type: str
     description: str | None
+    question: str | None
     options: list[str] | None
     target: str
 
@@ -144,6 +163,7 @@ class ToolOut(BaseModel):
     url: str
     parameters: dict[str, Any]
     timeout_seconds: float | None
+    message: str | None
     header_names: list[str]
 
 
@@ -194,3 +214,13 @@ class AssistantList(BaseModel):
     count: int
     limit: int
     offset: int
+
+
+class OutboundAssistantOut(AssistantOut):
+    phone_numbers: list[PhoneNumberOut]
+
+
+class OutboundAssistantList(BaseModel):
+    success: bool = True
+    assistants: list[OutboundAssistantOut]
+    count: int

@@ -13,18 +13,18 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict, forbidden, not_found
 from callfleet.assistants.models import Assistant
 from callfleet.assistants.templates import TEMPLATE_IDS, template_defaults
 from callfleet.calls.models import Call
 from callfleet.campaigns.models import Campaign
 from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
+from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
 from callfleet.numbers.service import campaign_using, number_out, running_campaigns
 from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
-from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.teams.principal import Principal
 
 # What a column holds when neither the template nor the request sets it (and what ``null``
 # resets it to on PATCH). Mirrors the model's column defaults.
@@ -109,6 +109,7 @@ def call_transfer_out(raw: dict[str, Any] | None) -> dict[str, Any]:
                 "mode": d.get("mode", "cold"),
                 "phone_number": d.get("phone_number", ""),
                 "intro_message": d.get("intro_message"),
+                "announcement": d.get("announcement"),
             }
             for d in raw.get("departments") or []
         ],
@@ -124,6 +125,7 @@ def info_extraction_out(raw: dict[str, Any] | None) -> dict[str, Any]:
                 "key": f.get("key", ""),
                 "type": f.get("type", "text"),
                 "description": f.get("description"),
+                "question": f.get("question"),
                 "options": f.get("options"),
                 "target": f.get("target", "custom_fields"),
             }
@@ -140,6 +142,7 @@ def tools_out(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             "url": t.get("url", ""),
             "parameters": t.get("parameters") or {"type": "object", "properties": {}},
             "timeout_seconds": t.get("timeout_seconds"),
+            "message": t.get("message"),
             "header_names": sorted(t.get("headers") or {}),  # values may be secrets
         }
         for t in raw or []
@@ -230,6 +233,7 @@ def _call_transfer(merged: dict[str, Any], region: str) -> dict[str, Any]:
             "mode": d.get("mode") or "cold",
             "phone_number": phone,
             "intro_message": _text(d.get("intro_message"), f"{at}.introMessage", 2000),
+            "announcement": _text(d.get("announcement"), f"{at}.announcement", 1000),
         })
     enabled = bool(merged.get("enabled", False))
     if enabled and not departments:
@@ -282,6 +286,7 @@ def _info_extraction(merged: dict[str, Any]) -> dict[str, Any]:
             "key": key,
             "type": ftype,
             "description": _text(f.get("description"), f"{at}.description", 2000),
+            "question": _text(f.get("question"), f"{at}.question", 500),
             "options": options,
             "target": target,
         })
@@ -330,6 +335,7 @@ def _tools(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             "url": url,
             "parameters": params,
             "timeout_seconds": t.get("timeout_seconds"),
+            "message": _text(t.get("message"), f"{at}.message", 500),
             # Header values are often credentials: encrypted at rest like other secrets.
             "headers": {str(k): secret_box().encrypt(str(v))
                         for k, v in (t.get("headers") or {}).items()},
@@ -419,7 +425,8 @@ async def create_assistant(
     template_id = data.get("template_id") or "custom"
     if template_id not in TEMPLATE_IDS:
         raise bad_request("templateId must be one of " + ", ".join(TEMPLATE_IDS), "templateId")
-    business = await session.scalar(select(Team.name).where(Team.id == p.team_id)) or ""
+    team = await session.get(Team, p.team_id)
+    business = team.name if team is not None else ""
     base = {**DEFAULTS, **template_defaults(template_id, business)}
     values = {**base, **_values(data, base, region)}
     now = utcnow()
@@ -438,8 +445,7 @@ async def _owned(session: AsyncSession, p: Principal, assistant_id: str,
 async def owned_assistant(session: AsyncSession, p: Principal, assistant_id: str, *,
                           for_update: bool = False) -> Assistant:
     """The caller's assistant by id; a deleted one is a 404 like an unknown one."""
-    a = await get_owned(session, Assistant, assistant_id, p, prefix="asst", label="Assistant",
-                        for_update=for_update)
+    a = await p.scope.get(session, Assistant, assistant_id, for_update=for_update)
     if a.deleted_at is not None:
         raise not_found("Assistant")
     return a
@@ -453,12 +459,34 @@ async def get_assistant(session: AsyncSession, p: Principal, assistant_id: str) 
 async def list_assistants(
     session: AsyncSession, p: Principal, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(Assistant, p).where(Assistant.deleted_at.is_(None))
+    stmt = p.scope.select(Assistant).where(Assistant.deleted_at.is_(None))
     total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
     rows = list(await session.scalars(stmt.order_by(Assistant.id.desc()).limit(limit)
                                       .offset(offset)))
     numbers = await _number_ids(session, [a.id for a in rows])
     return [assistant_out(a, numbers[a.id]) for a in rows], total
+
+
+async def outbound_assistants(session: AsyncSession, p: Principal) -> list[dict[str, Any]]:
+    """Outbound-enabled assistants with at least one active number, each with those numbers
+    (``GET /api/crm/outbound-assistants``)."""
+    numbers: dict[str, list[dict[str, Any]]] = {}
+    for n in await session.scalars(
+            p.scope.select(PhoneNumber).where(PhoneNumber.status == "active",
+                                              PhoneNumber.assistant_id.is_not(None))
+            .order_by(PhoneNumber.id)):
+        numbers.setdefault(n.assistant_id or "", []).append(number_out(n))
+    if not numbers:
+        return []
+    rows = await session.scalars(
+        p.scope.select(Assistant)
+        .where(Assistant.deleted_at.is_(None), Assistant.outbound_enabled.is_(True),
+               Assistant.id.in_(sorted(numbers)))
+        .order_by(Assistant.id.desc()))
+    rows = list(rows)
+    assigned = await _number_ids(session, [a.id for a in rows])
+    return [{**assistant_out(a, assigned[a.id]), "phone_numbers": numbers[a.id]}
+            for a in rows]
 
 
 async def update_assistant(
@@ -546,20 +574,17 @@ async def assign_numbers(
     if bad:
         raise bad_request(f"phoneNumberIds has ids that are not phone number ids: "
                           f"{', '.join(bad[:20])}", "phoneNumberIds")
-    stmt: Any = select(PhoneNumber).where(PhoneNumber.id.in_(wanted))
-    if replace:
-        stmt = select(PhoneNumber).where(
-            (PhoneNumber.id.in_(wanted)) | (PhoneNumber.assistant_id == a.id)
-        )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    rows = {n.id: n for n in await session.scalars(stmt.order_by(PhoneNumber.id))}
+    ids_ = list(wanted)
+    if replace:  # the numbers assigned now, to see which are dropped
+        ids_ += list(await session.scalars(
+            p.scope.select(PhoneNumber.id).where(PhoneNumber.assistant_id == a.id)))
+    rows = await p.scope.get_many(
+        session, PhoneNumber, ids_, for_update=True,
+        forbidden_error="Forbidden: phoneNumberIds includes another team's number")
     unknown = [i for i in wanted if i not in rows]
     if unknown:
         msg = "Phone numbers not found: " + ", ".join(unknown[:20])
         raise ApiError(404, msg, {"phoneNumberIds": msg})
-    if any(rows[i].team_id != p.team_id for i in wanted):
-        raise forbidden("Forbidden: phoneNumberIds includes another team's number")
     taken = [rows[i] for i in wanted if rows[i].assistant_id not in (None, a.id)]
     if taken:
         n = taken[0]

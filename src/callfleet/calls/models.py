@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -13,6 +13,8 @@ ACTIVE_CALL_STATUSES = ("queued", "dialing", "ringing", "in_progress")
 
 class Call(TeamOwned, Base):
     __tablename__ = "calls"
+    id_prefix: ClassVar[str] = "call"
+    label: ClassVar[str] = "Call"
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(10), default="outbound")

@@ -2,80 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
 
 from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
-from callfleet.api.schemas import CamelIn, errors
+from callfleet.api.schemas import errors
 from callfleet.calls import service as svc
+from callfleet.calls.schemas import CallCreated, CallEnvelope, CallIn, CallList, RecordingLink
+from callfleet.calls.views import call_out
+from callfleet.secrets import secret_box
 
 router = APIRouter(tags=["calls"])
 
 
-class CallIn(CamelIn):
-    team_id: str | None = Field(default=None, max_length=64)
-    assistant_id: str | None = Field(default=None, max_length=64)
-    to_number: str | None = Field(default=None, max_length=64)
-    from_number: str | None = Field(default=None, max_length=64)
-    contact_id: str | None = Field(default=None, max_length=64)
-    metadata: dict[str, Any] | None = None
-
-
-class CallOut(BaseModel):
-    id: str
-    team_id: str
-    direction: str
-    campaign_id: str | None
-    contact_id: str | None
-    assistant_id: str | None
-    from_number: str
-    to_number: str
-    status: str
-    outcome: str | None
-    ended_reason: str | None
-    attempt: int
-    started_at: str | None
-    answered_at: str | None
-    ended_at: str | None
-    duration_seconds: float | None
-    carrier: str
-    carrier_call_id: str | None
-    created_at: str
-
-
-class CallDetailOut(CallOut):
-    messages: list[dict[str, Any]]
-    transcript: str | None
-    analysis: dict[str, Any]
-    events: list[dict[str, Any]]
-    recording_url: str | None
-    metadata: dict[str, Any]
-
-
-class CallEnvelope(BaseModel):
-    success: bool = True
-    call: CallDetailOut
-
-
-class CallCreated(BaseModel):
-    success: bool = True
-    call: CallOut
-
-
-class CallList(BaseModel):
-    success: bool = True
-    calls: list[CallOut]
-    count: int
-    limit: int
-    offset: int
-
-
 @router.get("/api/calls", response_model=None, responses={200: {"model": CallList},
                                                            **errors(403)})
+@router.get("/api/crm/calls", response_model=None, responses={200: {"model": CallList},
+                                                               **errors(403)},
+            summary="List call logs (Talkturo's path; the same as GET /api/calls)")
 async def list_calls(
     p: Auth, s: ReadSession, page: Paging, teamId: Q = None, campaignId: Q = None,
     contactId: Q = None, assistantId: Q = None, status: Q = None, outcome: Q = None,
@@ -94,6 +42,17 @@ async def list_calls(
             responses={200: {"model": CallEnvelope}, **errors(403, 404)})
 async def get_call(call_id: str, p: Auth, s: ReadSession) -> JSON:
     return JSON({"success": True, "call": await svc.get_call(s, p, call_id)})
+
+
+@router.get("/api/calls/{call_id}/recording-url", response_model=None,
+            responses={200: {"model": RecordingLink}, **errors(403, 404)})
+async def recording_url(call_id: str, p: Auth, s: ReadSession, request: Request) -> JSON:
+    """A signed link to the call's recording, usable without an API key (e.g. in an audio
+    player) until it expires: ``{url, expiresIn}`` (seconds). 404 while the call has no
+    recording."""
+    out = await svc.recording_link(s, p, call_id, str(request.base_url), time.time(),
+                                   secret_box())
+    return JSON(out)
 
 
 @router.post("/api/crm/calls", status_code=201, response_model=None,
@@ -115,23 +74,10 @@ async def place_call(body: CallIn, p: Auth, s: WriteSession, request: Request) -
             lease=dialer.clock.sim_delta(settings.lease_seconds), worker_id=dialer.worker_id,
         )
         placed.append(call)
-        return {"success": True, "call": svc.call_out(call)}
+        return {"success": True, "call": call_out(call)}
 
     response = await respond_created(request, s, p, make)
     if placed:
         call = placed[0]
         await dialer.place_single(call.id, call.from_number, call.to_number)
     return response
-
-
-@router.post("/api/calls/{call_id}/analysis/revert", response_model=None,
-             responses={200: {"model": CallEnvelope}, **errors(403, 404, 409)})
-async def revert_analysis(call_id: str, p: Auth, s: WriteSession, request: Request) -> JSON:
-    """Undo what the call's post-call analysis wrote into the contact: every value it changed
-    goes back to its previous value, unless it was changed again since (then it is left as
-    is and listed in ``analysis.revert_skipped``). 409 when there is nothing to revert."""
-    from callfleet.conversation.analysis import revert_analysis as revert
-
-    call = await revert(s, p, call_id, request.app.state.dialer.clock.now())
-    await s.commit()
-    return JSON({"success": True, "call": call})

@@ -9,67 +9,27 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict
 from callfleet.assistants.service import owned_assistant
-from callfleet.calls.lifecycle import add_event
 from callfleet.calls.models import Call, CallEvent
+from callfleet.calls.timeline import add_event
+from callfleet.calls.views import call_out
 from callfleet.campaigns.policy import legal_hours
 from callfleet.compliance.models import DncEntry
 from callfleet.crm import fields as F
 from callfleet.crm.models import Contact
-from callfleet.db.base import iso, utcnow
+from callfleet.db.base import utcnow
 from callfleet.dialer import rules
+from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
+from callfleet.secrets import SecretBox
 from callfleet.teams.models import Team
-from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.teams.principal import Principal
 
 CALL_STATUSES = ("queued", "dialing", "ringing", "in_progress", "ended")
 
 
-def call_out(c: Call, *, full: bool = False, events: list[CallEvent] | None = None
-             ) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": c.id,
-        "team_id": c.team_id,
-        "direction": c.direction,
-        "campaign_id": c.campaign_id,
-        "contact_id": c.contact_id,
-        "assistant_id": c.assistant_id,
-        "from_number": c.from_number,
-        "to_number": c.to_number,
-        "status": c.status,
-        "outcome": c.outcome,
-        "ended_reason": c.ended_reason,
-        "attempt": c.attempt,
-        "started_at": iso(c.started_at),
-        "answered_at": iso(c.answered_at),
-        "ended_at": iso(c.ended_at),
-        "duration_seconds": c.duration_seconds,
-        "carrier": c.carrier,
-        "carrier_call_id": c.carrier_call_id,
-        "created_at": iso(c.created_at),
-    }
-    if full:
-        analysis = c.analysis or {}
-        out.update(
-            messages=c.messages or [],
-            transcript=c.transcript,
-            analysis={
-                **analysis,  # method, analyzed_at, rejected, reverted_at, ... when present
-                "summary": analysis.get("summary"),
-                "success_evaluation": analysis.get("success_evaluation"),
-                "extracted_data": analysis.get("extracted_data", {}),
-            },
-            events=[{"type": e.type, "at": iso(e.at), "data": e.data or {}}
-                    for e in (events or [])],
-            recording_url=c.recording_url,
-            metadata=c.call_metadata or {},
-        )
-    return out
-
-
 async def get_call(session: AsyncSession, p: Principal, call_id: str) -> dict[str, Any]:
-    c = await get_owned(session, Call, call_id, p, prefix="call", label="Call")
+    c = await p.scope.get(session, Call, call_id)
     events = list(await session.scalars(
         select(CallEvent).where(CallEvent.call_id == c.id).order_by(CallEvent.at, CallEvent.id)
     ))
@@ -92,7 +52,7 @@ async def list_calls(
     session: AsyncSession, p: Principal, filters: dict[str, str | None], limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(Call, p)
+    stmt = p.scope.select(Call)
     for key, column, prefix in (("campaignId", Call.campaign_id, "camp"),
                                 ("contactId", Call.contact_id, "cont"),
                                 ("assistantId", Call.assistant_id, "asst")):
@@ -150,26 +110,24 @@ async def create_single_call(
     to_number = _phone(data.get("to_number"), "toNumber", region)
     contact: Contact | None = None
     if data.get("contact_id"):
-        contact = await get_owned(session, Contact, data["contact_id"], p, prefix="cont",
-                                  label="Contact")
+        contact = await p.scope.get(session, Contact, data["contact_id"])
     if data.get("from_number"):
         from_number = _phone(data["from_number"], "fromNumber", region)
         owned = await session.scalar(
-            select(PhoneNumber.id).where(PhoneNumber.team_id == p.team_id,
-                                         PhoneNumber.phone_number == from_number,
-                                         PhoneNumber.status == "active"))
+            p.scope.select(PhoneNumber.id).where(PhoneNumber.phone_number == from_number,
+                                                 PhoneNumber.status == "active"))
         if owned is None:
             raise bad_request("fromNumber is not an active number of this team", "fromNumber")
     else:
         from_number = await session.scalar(
-            select(PhoneNumber.phone_number).where(
-                PhoneNumber.team_id == p.team_id, PhoneNumber.assistant_id == assistant.id,
-                PhoneNumber.status == "active").order_by(PhoneNumber.id).limit(1))
+            p.scope.select(PhoneNumber.phone_number).where(
+                PhoneNumber.assistant_id == assistant.id, PhoneNumber.status == "active")
+            .order_by(PhoneNumber.id).limit(1))
         if from_number is None:
             raise bad_request("The assistant has no active phone number; pass fromNumber",
                               "fromNumber")
-    listed = await session.scalar(select(DncEntry.id).where(
-        DncEntry.team_id == p.team_id, DncEntry.phone_number == to_number))
+    listed = await session.scalar(
+        p.scope.select(DncEntry.id).where(DncEntry.phone_number == to_number))
     if listed or (contact is not None and (contact.do_not_call
                                            or contact.lead_status == "do_not_contact")):
         raise conflict("toNumber is on the do-not-call list")
@@ -194,3 +152,32 @@ async def create_single_call(
     add_event(session, call, "call.initiated", now, {"attempt": 1})
     await session.flush()
     return call
+
+
+RECORDING_LINK_SECONDS = 3600
+
+
+def _link_message(call_id: str, expires: int) -> str:
+    return f"recording:{call_id}:{expires}"
+
+
+async def recording_link(session: AsyncSession, p: Principal, call_id: str, base_url: str,
+                         now: float, box: SecretBox) -> dict[str, Any]:
+    """A signed link to the call's recording that works without an API key until it
+    expires (``GET /api/calls/{id}/recording-url``). 404 while the call has no recording."""
+    call = await p.scope.get(session, Call, call_id)
+    if not call.recording_url:
+        raise not_found("Recording")
+    expires = int(now) + RECORDING_LINK_SECONDS
+    signature = box.sign(_link_message(call.id, expires))
+    url = (f"{base_url.rstrip('/')}/api/calls/{call.id}/recording?expires={expires}"
+           f"&signature={signature}")
+    return {"success": True, "url": url, "expiresIn": RECORDING_LINK_SECONDS}
+
+
+def recording_link_valid(call_id: str, expires: str | None, signature: str | None,
+                         now: float, box: SecretBox) -> bool:
+    """Does a recording link's signature hold, and has it not expired?"""
+    if not expires or not signature or not expires.isdigit() or int(expires) < now:
+        return False
+    return box.verify(_link_message(call_id, int(expires)), signature)

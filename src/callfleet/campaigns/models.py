@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,6 +11,8 @@ from callfleet.db.base import Base, JSONType, TeamOwned, UTCDateTime
 
 class Campaign(TeamOwned, Base):
     __tablename__ = "campaigns"
+    id_prefix: ClassVar[str] = "camp"
+    label: ClassVar[str] = "Campaign"
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     assistant_id: Mapped[str] = mapped_column(ForeignKey("assistants.id"))

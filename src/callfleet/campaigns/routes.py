@@ -10,6 +10,7 @@ from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_d
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
+from callfleet.campaigns import lifecycle
 from callfleet.campaigns import service as svc
 from callfleet.campaigns.run import run_campaign
 from callfleet.campaigns.schemas import (
@@ -95,7 +96,7 @@ async def delete_campaign(campaign_id: str, p: Auth, s: WriteSession) -> JSON:
 
 async def _action(campaign_id: str, target: str, p: Any, s: Any, request: Request) -> JSON:
     c = await svc.owned(s, p, campaign_id, for_update=True)
-    await svc.transition(s, c, target, _now(request), reason=f"{target} through the API")
+    await lifecycle.transition(s, c, target, _now(request), reason=f"{target} through the API")
     await s.commit()
     return JSON({"success": True, "campaign": await svc.render(s, c)})
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from callfleet.api.errors import conflict
-from callfleet.calls.lifecycle import maybe_complete
 from callfleet.calls.models import Call
-from callfleet.calls.service import call_out
+from callfleet.calls.views import call_out
+from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns import service as svc
 from callfleet.db.base import iso
 from callfleet.db.session import Database
 from callfleet.dialer.engine import Dialer
+from callfleet.errors import conflict
 from callfleet.teams.principal import Principal
 
 
@@ -28,11 +28,11 @@ async def run_campaign(db: Database, dialer: Dialer, p: Principal, campaign_id: 
         c = await svc.owned(s, p, campaign_id, for_update=True)
         if c.status in ("completed", "cancelled"):
             raise conflict(f"A {c.status} campaign cannot be run; create a new campaign")
-        await svc._check_refs(s, p, c)
-        failed, errors = await svc.skip_uncallable(s, c, dry_run=dry_run)
+        await svc.check_refs(s, p, c)
+        failed, errors = await enrollments.skip_uncallable(s, c, dry_run=dry_run)
         free = max(0, c.max_concurrent_calls - c.active_calls)
         if not dry_run:
-            await svc.transition(s, c, "running", now)
+            await lifecycle.transition(s, c, "running", now)
             await s.commit()
         else:
             await s.rollback()
@@ -52,8 +52,8 @@ async def run_campaign(db: Database, dialer: Dialer, p: Principal, campaign_id: 
                 if row is not None:
                     calls.append(call_out(row))
     async with db.session() as s:
-        hint = await svc.next_open_hint(s, campaign_id, now)
-        if not dry_run and await maybe_complete(s, campaign_id, now):
+        hint = await enrollments.next_open_hint(s, campaign_id, now)
+        if not dry_run and await lifecycle.maybe_complete(s, campaign_id, now):
             await s.commit()
     started = len(placements)
     if dry_run:

@@ -6,34 +6,32 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict, not_found
 from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call
+from callfleet.calls.views import call_out
+from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns.models import Campaign, Enrollment
+from callfleet.campaigns.policy import retry_policy
+from callfleet.campaigns.views import NO_COUNTERS, SNAKE_RETRY, campaign_out, enrollment_out
 from callfleet.compliance.models import DncEntry
 from callfleet.crm import fields as F
 from callfleet.crm.models import Company, Contact
 from callfleet.db.base import iso, utcnow
 from callfleet.dialer import rules
+from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
-from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.teams.principal import Principal
 from callfleet.wakeup import notify
-from callfleet.webhooks.outbox import emit
 
-# Per-outcome retry settings: outcome -> the suffix of its request/response field
-# (``retryDelayMinutesError`` governs the ``failed`` outcome).
-SNAKE_RETRY = {"no_answer": "no_answer", "busy": "busy", "voicemail": "voicemail",
-               "failed": "error"}
 DELETED_FILTERS = ("exclude", "include", "only")
 AUDIENCES = ("manual", "all_eligible")
-ERRORS_LISTED = 100
 
 
-# ---------------------------------------------------------------- serializers
+# ---------------------------------------------------------------- reading
 
 
 async def counters(session: AsyncSession, campaign_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -59,51 +57,6 @@ async def counters(session: AsyncSession, campaign_ids: list[str]) -> dict[str, 
             "contacts_completed": int(done or 0), "contacts_answered": int(answered or 0),
             "contacts_skipped": int(skipped or 0), "contacts_failed": int(failed or 0),
         }
-    return out
-
-
-ZERO = {"total_contacts": 0, "contacts_called": 0, "contacts_completed": 0,
-        "contacts_answered": 0, "contacts_skipped": 0, "contacts_failed": 0}
-
-
-def campaign_out(c: Campaign, numbers: dict[str, str], count: dict[str, int] | None
-                 ) -> dict[str, Any]:
-    r = c.retry or {}
-    delays = r.get("delays") or {}
-    caps = r.get("caps") or {}
-    first = (c.from_number_ids or [None])[0]
-    out: dict[str, Any] = {
-        "id": c.id, "team_id": c.team_id, "assistant_id": c.assistant_id,
-        "company_id": c.company_id, "name": c.name, "description": c.description,
-        "from_number": numbers.get(first) if first else None,
-        "from_number_ids": list(c.from_number_ids or []),
-        "status": c.status, "status_reason": c.status_reason,
-        "call_window_start": c.call_window_start, "call_window_end": c.call_window_end,
-        "call_window_timezone": c.call_window_timezone,
-        "call_window_days": list(c.call_window_days or rules.WEEKDAYS),
-        "use_contact_timezone": bool(c.use_contact_timezone),
-        "max_concurrent_calls": c.max_concurrent_calls,
-        "max_attempts_per_contact": c.max_attempts_per_contact,
-        "retry_delay_minutes": c.retry_delay_minutes,
-    }
-    for outcome, suffix in SNAKE_RETRY.items():
-        out[f"retry_delay_minutes_{suffix}"] = delays.get(outcome)
-    for outcome, suffix in SNAKE_RETRY.items():
-        out[f"max_attempts_{suffix}"] = caps.get(outcome)
-    out.update({
-        "retry_on_error": bool(r.get("retry_on_error", True)),
-        "retry_backoff": r.get("backoff", "fixed"),
-        "retry_backoff_multiplier": float(r.get("multiplier", 2.0)),
-        "retry_backoff_max_minutes": r.get("max_delay_minutes"),
-        "audience": c.audience, "no_auto_complete": bool(c.no_auto_complete),
-        "voicemail_action": c.voicemail_action, "settings": c.settings or {},
-        "scheduled_start_at": iso(c.scheduled_start_at), "started_at": iso(c.started_at),
-        "completed_at": iso(c.completed_at), "deleted_at": iso(c.deleted_at),
-        "active_calls": c.active_calls,
-    })
-    out.update(count or ZERO)
-    out["created_at"] = iso(c.created_at)
-    out["updated_at"] = iso(c.updated_at)
     return out
 
 
@@ -200,30 +153,26 @@ def _apply_settings(c: Campaign, data: dict[str, Any]) -> None:
     if "retry_backoff_max_minutes" in data:
         retry["max_delay_minutes"] = data["retry_backoff_max_minutes"]
     c.retry = retry
-    from callfleet.campaigns.policy import retry_policy
-
     try:
         retry_policy(c)
     except ValueError as exc:
         raise bad_request(f"Invalid retry settings: {exc}", "retry") from None
 
 
-async def _check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
+async def check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
     """The assistant can dial out and every caller-ID number is an active number of the
     team assigned to it; the company is the team's."""
     assistant = await session.get(Assistant, c.assistant_id)
     if assistant is None or assistant.deleted_at is not None or not ids.is_valid(
             "asst", c.assistant_id):
         raise ApiError(404, "Assistant not found", {"assistantId": "Assistant not found"})
-    if assistant.team_id != p.team_id:
-        raise ApiError(403, "Forbidden: assistantId belongs to another team")
+    p.scope.check(assistant, "Forbidden: assistantId belongs to another team")
     if not assistant.outbound_enabled:
         raise bad_request("The assistant has outbound calling disabled", "assistantId")
     company = await session.get(Company, c.company_id)
     if company is None:
         raise ApiError(404, "Company not found", {"companyId": "Company not found"})
-    if company.team_id != p.team_id:
-        raise ApiError(403, "Forbidden: companyId belongs to another team")
+    p.scope.check(company, "Forbidden: companyId belongs to another team")
     wanted = list(c.from_number_ids or [])
     if not wanted:
         raise bad_request("fromNumberIds must list at least one phone number id",
@@ -234,14 +183,13 @@ async def _check_refs(session: AsyncSession, p: Principal, c: Campaign) -> None:
     if bad:
         raise bad_request(f"fromNumberIds has invalid ids: {', '.join(bad[:5])}",
                           "fromNumberIds")
-    rows = {n.id: n for n in await session.scalars(
-        select(PhoneNumber).where(PhoneNumber.id.in_(wanted)))}
+    rows = await p.scope.get_many(
+        session, PhoneNumber, wanted,
+        forbidden_error="Forbidden: fromNumberIds include another team's number")
     missing = [n for n in wanted if n not in rows]
     if missing:
         raise ApiError(404, f"Phone numbers not found: {', '.join(missing[:10])}",
                        {"fromNumberIds": "unknown phone number ids"})
-    if any(rows[n].team_id != p.team_id for n in wanted):
-        raise ApiError(403, "Forbidden: fromNumberIds include another team's number")
     inactive = [n for n in wanted if rows[n].status != "active"]
     if inactive:
         raise bad_request(f"Phone numbers are not active: {', '.join(inactive)}",
@@ -278,19 +226,14 @@ async def create_campaign(session: AsyncSession, p: Principal, data: dict[str, A
         settings={}, active_calls=0, created_at=utcnow(), updated_at=utcnow(),
     )
     _apply_settings(c, data)
-    await _check_refs(session, p, c)
-    start = _aware(data.get("scheduled_start_at"))
-    if start is not None:
-        c.scheduled_start_at = start
-        if start > now:
-            c.status = "scheduled"
+    await check_refs(session, p, c)
+    c.scheduled_start_at = _aware(data.get("scheduled_start_at"))
+    lifecycle.reschedule(session, c, now)
     session.add(c)
     notify(session, "dialer")  # a scheduled start, or enrollments of all_eligible
     await session.flush()
     if c.audience == "all_eligible":
-        from callfleet.dialer.engine import enroll_company_contacts
-
-        await enroll_company_contacts(session, c, now)
+        await enrollments.enroll_company_contacts(session, c, now)
     return await render(session, c)
 
 
@@ -302,8 +245,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 async def owned(session: AsyncSession, p: Principal, campaign_id: str, *,
                 for_update: bool = False, include_deleted: bool = False) -> Campaign:
-    c = await get_owned(session, Campaign, campaign_id, p, prefix="camp", label="Campaign",
-                        for_update=for_update)
+    c = await p.scope.get(session, Campaign, campaign_id, for_update=for_update)
     if c.deleted_at is not None and not include_deleted:
         raise not_found("Campaign")
     return c
@@ -313,7 +255,7 @@ async def list_campaigns(
     session: AsyncSession, p: Principal, *, status: str | None, assistant_id: str | None,
     deleted: str | None, limit: int, offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(Campaign, p)
+    stmt = p.scope.select(Campaign)
     if status:
         if status not in rules.CAMPAIGN_STATUSES:
             raise bad_request("status must be one of " + ", ".join(rules.CAMPAIGN_STATUSES),
@@ -370,69 +312,16 @@ async def update_campaign(session: AsyncSession, p: Principal, campaign_id: str,
                         else list(changes[key]))
         _apply_settings(c, changes)
         with session.no_autoflush:  # an unknown id is a 404 here, not a foreign key error
-            await _check_refs(session, p, c)
+            await check_refs(session, p, c)
         if "scheduled_start_at" in changes:
             c.scheduled_start_at = _aware(changes["scheduled_start_at"])
-            if c.status in ("draft", "scheduled"):
-                c.status = ("scheduled" if c.scheduled_start_at and c.scheduled_start_at > now
-                            else "draft")
+            lifecycle.reschedule(session, c, now)
         c.updated_at = utcnow()
         notify(session, "dialer")  # windows, limits or the schedule may have changed
     if data.get("status") is not None and data["status"] != c.status:
-        await transition(session, c, data["status"], now)
+        await lifecycle.transition(session, c, data["status"], now)
     await session.flush()
     return await render(session, c)
-
-
-async def transition(session: AsyncSession, c: Campaign, target: str, now: datetime,
-                     reason: str | None = None) -> None:
-    if target not in rules.CAMPAIGN_STATUSES:
-        raise bad_request("status must be one of " + ", ".join(rules.CAMPAIGN_STATUSES),
-                          "status")
-    if target == "running" and c.status == "running":
-        return
-    if target == "completed":
-        raise conflict("A campaign completes by itself when every contact is done")
-    try:
-        rules.check_transition(c.status, target)
-    except rules.InvalidTransition as exc:
-        raise conflict(f"Cannot {_verb(target)}: {exc}") from None
-    previous = c.status
-    c.status = target
-    notify(session, "dialer")
-    c.status_reason = reason
-    c.updated_at = utcnow()
-    if target == "running" and c.started_at is None:
-        c.started_at = now
-    kind = {"paused": "campaign.paused", "cancelled": "campaign.cancelled"}.get(
-        target, "campaign.resumed" if previous == "paused" else "campaign.started")
-    if target in ("running", "paused", "cancelled"):
-        emit_campaign_event(session, c, kind, now)
-    if target == "cancelled":
-        c.completed_at = now
-        await session.execute(
-            update(Enrollment).where(Enrollment.campaign_id == c.id,
-                                     Enrollment.status == "pending")
-            .values(status="cancelled", reason="campaign cancelled", next_attempt_at=None,
-                    updated_at=utcnow()))
-
-
-def campaign_event_data(c: Campaign) -> dict[str, Any]:
-    return {"campaign": {
-        "id": c.id, "team_id": c.team_id, "name": c.name, "status": c.status,
-        "status_reason": c.status_reason, "assistant_id": c.assistant_id,
-        "company_id": c.company_id, "started_at": iso(c.started_at),
-        "completed_at": iso(c.completed_at),
-    }}
-
-
-def emit_campaign_event(session: AsyncSession, c: Campaign, kind: str, at: datetime) -> None:
-    emit(session, c.team_id, kind, campaign_event_data(c), at, subject_id=c.id)
-
-
-def _verb(target: str) -> str:
-    return {"paused": "pause", "running": "start", "cancelled": "cancel",
-            "draft": "unschedule"}.get(target, target)
 
 
 async def delete_campaign(session: AsyncSession, p: Principal, campaign_id: str) -> None:
@@ -447,19 +336,6 @@ async def delete_campaign(session: AsyncSession, p: Principal, campaign_id: str)
 # ---------------------------------------------------------------- enrollments
 
 
-def _permanent_reason(phone: str | None, dnc: bool, lead_status: str, listed: bool
-                      ) -> str | None:
-    if not phone:
-        return "no_phone"
-    if dnc:
-        return "do_not_call"
-    if lead_status == "do_not_contact":
-        return "do_not_contact"
-    if listed:
-        return "team_dnc"
-    return None
-
-
 async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
                        contact_ids: list[str], priority: int | None) -> dict[str, Any]:
     c = await owned(session, p, campaign_id, for_update=True)
@@ -469,13 +345,12 @@ async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
     malformed = [i for i in wanted if not ids.is_valid("cont", i)]
     found: dict[str, tuple[str | None, bool, str, bool]] = {}
     good = [i for i in wanted if i not in malformed]
-    listed = select(DncEntry.id).where(DncEntry.team_id == p.team_id,
-                                       DncEntry.phone_number == Contact.phone).exists()
+    listed = p.scope.exists(DncEntry, DncEntry.phone_number == Contact.phone)
     for start in range(0, len(good), 900):
         chunk = good[start:start + 900]
         rows = await session.execute(
-            select(Contact.id, Contact.phone, Contact.do_not_call, Contact.lead_status,
-                   listed).where(Contact.team_id == p.team_id, Contact.id.in_(chunk)))
+            p.scope.select(Contact.id, Contact.phone, Contact.do_not_call, Contact.lead_status,
+                           listed).where(Contact.id.in_(chunk)))
         for cid, phone, dnc, lead, on in rows:
             found[cid] = (phone, bool(dnc), lead, bool(on))
     unknown = malformed + [i for i in good if i not in found]
@@ -496,15 +371,10 @@ async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
         if cid in existing:
             continue
         phone, dnc, lead, on = found[cid]
-        reason = _permanent_reason(phone, dnc, lead, on) if (dnc or lead == "do_not_contact"
-                                                              or on) else None
-        status = "skipped" if reason else "pending"
-        rows_to_add.append({
-            "id": ids.new_id("cc"), "team_id": p.team_id, "campaign_id": c.id,
-            "contact_id": cid, "status": status, "priority": priority or 0, "attempts": 0,
-            "outcome_counts": {}, "answered": False, "reason": reason,
-            "created_at": now, "updated_at": now,
-        })
+        reason = (enrollments.permanent_skip_reason(phone, dnc, lead, on)
+                  if (dnc or lead == "do_not_contact" or on) else None)
+        rows_to_add.append(enrollments.new_row(p.team_id, c.id, cid, now,
+                                               priority=priority or 0, skip_reason=reason))
         if reason:
             skipped += 1
         else:
@@ -517,25 +387,13 @@ async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
             "already_enrolled": len(existing)}
 
 
-def enrollment_out(e: Enrollment, first: str | None, last: str | None, phone: str | None
-                   ) -> dict[str, Any]:
-    return {
-        "id": e.id, "campaign_id": e.campaign_id, "contact_id": e.contact_id,
-        "first_name": first, "last_name": last, "phone": phone, "status": e.status,
-        "priority": e.priority, "attempts": e.attempts,
-        "next_attempt_at": iso(e.next_attempt_at), "last_outcome": e.last_outcome,
-        "last_call_id": e.last_call_id, "from_number_id": e.from_number_id,
-        "reason": e.reason, "created_at": iso(e.created_at), "updated_at": iso(e.updated_at),
-    }
-
-
 async def list_enrollments(session: AsyncSession, p: Principal, campaign_id: str,
                            status: str | None, limit: int, offset: int
                            ) -> tuple[list[dict[str, Any]], int]:
     c = await owned(session, p, campaign_id, include_deleted=True)
-    stmt = (select(Enrollment, Contact.first_name, Contact.last_name, Contact.phone)
+    stmt = (p.scope.select(Enrollment, Contact.first_name, Contact.last_name, Contact.phone)
             .join(Contact, Contact.id == Enrollment.contact_id)
-            .where(Enrollment.campaign_id == c.id, Enrollment.team_id == p.team_id))
+            .where(Enrollment.campaign_id == c.id))
     if status:
         if status not in rules.ENROLLMENT_STATUSES:
             raise bad_request("status must be one of " + ", ".join(rules.ENROLLMENT_STATUSES),
@@ -546,70 +404,6 @@ async def list_enrollments(session: AsyncSession, p: Principal, campaign_id: str
     ) or 0)
     rows = await session.execute(stmt.order_by(Enrollment.id).limit(limit).offset(offset))
     return [enrollment_out(e, f, ln, ph) for e, f, ln, ph in rows], total
-
-
-# ---------------------------------------------------------------- run
-
-
-MESSAGES = {
-    "no_phone": "Contact {id} has no phone number",
-    "do_not_call": "Contact {id} is marked do-not-call",
-    "do_not_contact": "Contact {id} has lead status do_not_contact",
-    "team_dnc": "Contact {id} has a number on the team do-not-call list",
-    "invalid_number": "Contact {id} has an invalid phone number",
-}
-
-
-async def skip_uncallable(session: AsyncSession, c: Campaign, *, dry_run: bool
-                          ) -> tuple[int, list[str]]:
-    """Mark pending enrollments that can never be dialed as skipped; return how many
-    enrollments of the campaign are skipped and a line for each (capped)."""
-    listed = select(DncEntry.id).where(DncEntry.team_id == c.team_id,
-                                       DncEntry.phone_number == Contact.phone).exists()
-    reason = case(
-        (Contact.phone.is_(None), "no_phone"),
-        (Contact.do_not_call.is_(True), "do_not_call"),
-        (Contact.lead_status == "do_not_contact", "do_not_contact"),
-        (listed, "team_dnc"),
-        else_=None,
-    )
-    doomed = list(await session.execute(
-        select(Enrollment.id, Enrollment.contact_id, reason)
-        .join(Contact, Contact.id == Enrollment.contact_id)
-        .where(Enrollment.campaign_id == c.id, Enrollment.status == "pending",
-               or_(Contact.phone.is_(None), Contact.do_not_call.is_(True),
-                   Contact.lead_status == "do_not_contact", listed))
-    ))
-    if not dry_run:
-        for start in range(0, len(doomed), 500):
-            for eid, _cid, why in doomed[start:start + 500]:
-                await session.execute(
-                    update(Enrollment).where(Enrollment.id == eid,
-                                             Enrollment.status == "pending")
-                    .values(status="skipped", reason=why, updated_at=utcnow()))
-    previously = list(await session.execute(
-        select(Enrollment.contact_id, Enrollment.reason)
-        .where(Enrollment.campaign_id == c.id, Enrollment.status == "skipped")
-        .order_by(Enrollment.id)
-    ))
-    lines: dict[str, str] = {}
-    for cid, why in [(cid, why) for _, cid, why in doomed] + [tuple(r) for r in previously]:
-        if cid not in lines:
-            lines[cid] = MESSAGES.get(why or "", "Contact {id} cannot be called ({why})").format(
-                id=cid, why=why)
-    total = len(lines)
-    out = list(lines.values())[:ERRORS_LISTED]
-    if total > ERRORS_LISTED:
-        out.append(f"… and {total - ERRORS_LISTED} more contacts that cannot be called")
-    return total, out
-
-
-async def next_open_hint(session: AsyncSession, campaign_id: str, now: datetime
-                         ) -> datetime | None:
-    return await session.scalar(
-        select(func.min(Enrollment.next_attempt_at))
-        .where(Enrollment.campaign_id == campaign_id, Enrollment.status == "pending",
-               Enrollment.next_attempt_at > now))
 
 
 # ---------------------------------------------------------------- dashboard
@@ -625,7 +419,7 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
         select(Call.outcome, func.count()).where(Call.campaign_id == c.id,
                                                  Call.outcome.is_not(None))
         .group_by(Call.outcome))))
-    count = (await counters(session, [c.id])).get(c.id, ZERO)
+    count = (await counters(session, [c.id])).get(c.id, NO_COUNTERS)
     called = count["contacts_called"]
     total = count["total_contacts"]
     queue = await session.execute(
@@ -634,8 +428,6 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
         .where(Enrollment.campaign_id == c.id, Enrollment.status == "pending")
         .order_by(Enrollment.priority.desc(), Enrollment.next_attempt_at.asc().nulls_first(),
                   Enrollment.id).limit(10))
-    from callfleet.calls.service import call_out
-
     recent = list(await session.scalars(
         select(Call).where(Call.campaign_id == c.id).order_by(Call.id.desc()).limit(10)))
     since = now - timedelta(hours=1)

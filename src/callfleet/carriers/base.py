@@ -1,7 +1,7 @@
 """The Carrier protocol: what callfleet needs from a telephony network.
 
 Adapters: ``sim`` (the simulated network, default), later ``twilio`` and ``telnyx``. A carrier
-reports call progress as ``CarrierEvent``s delivered to ``calls.events.handle_carrier_event``:
+reports call progress as ``CarrierEvent``s delivered to ``dialer.outcomes.CallEvents``:
 the simulated network calls it directly; real carriers reach it through signed HTTP callbacks.
 """
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,6 +13,8 @@ class DncEntry(Base):
     """The team's do-not-call list; every dial checks it (SPEC 8)."""
 
     __tablename__ = "dnc_entries"
+    id_prefix: ClassVar[str] = "dnc"
+    label: ClassVar[str] = "Do-not-call entry"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))

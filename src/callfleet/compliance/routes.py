@@ -8,18 +8,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
-from callfleet import ids
 from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
-from callfleet.api.errors import bad_request, conflict
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, OkOut, errors
-from callfleet.calls.lifecycle import add_to_dnc
+from callfleet.compliance import service as svc
 from callfleet.compliance.models import DncEntry
 from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
-from callfleet.teams.principal import get_owned, scoped
+from callfleet.errors import bad_request
 
 router = APIRouter(prefix="/api/dnc", tags=["compliance"])
 
@@ -76,14 +73,7 @@ def _phone(raw: str | None, region: str) -> str:
 
 @router.get("", response_model=None, responses={200: {"model": DncList}, **errors()})
 async def list_entries(p: Auth, s: ReadSession, page: Paging, search: Q = None) -> JSON:
-    stmt = scoped(DncEntry, p)
-    if search:
-        digits = F.digits(search)
-        if digits:
-            stmt = stmt.where(DncEntry.phone_number.contains(digits))
-    total = int(await s.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
-    rows = await s.scalars(stmt.order_by(DncEntry.id.desc()).limit(page.limit)
-                           .offset(page.offset))
+    rows, total = await svc.list_entries(s, p, search, page.limit, page.offset)
     return page.respond("entries", [entry_out(e) for e in rows], total)
 
 
@@ -91,12 +81,7 @@ async def list_entries(p: Auth, s: ReadSession, page: Paging, search: Q = None) 
              responses={201: {"model": DncEnvelope}, **errors(409)})
 async def add_entry(body: DncIn, p: Auth, s: WriteSession, request: Request) -> JSON:
     number = _phone(body.phone_number, get_settings_dep(request).default_region)
-    if await s.scalar(select(DncEntry.id).where(DncEntry.team_id == p.team_id,
-                                                DncEntry.phone_number == number)):
-        raise conflict(f"{number} is already on the do-not-call list")
-    entry = DncEntry(id=ids.new_id("dnc"), team_id=p.team_id, phone_number=number,
-                     reason=F.clean_text(body.reason, 500), source="api", created_at=utcnow())
-    s.add(entry)
+    entry = await svc.add_entry(s, p, number, body.reason)
     await s.commit()
     return JSON({"success": True, "entry": entry_out(entry)}, status_code=201)
 
@@ -104,8 +89,7 @@ async def add_entry(body: DncIn, p: Auth, s: WriteSession, request: Request) -> 
 @router.delete("/{entry_id}", response_model=None,
                responses={200: {"model": OkOut}, **errors(403, 404)})
 async def remove_entry(entry_id: str, p: Auth, s: WriteSession) -> JSON:
-    entry = await get_owned(s, DncEntry, entry_id, p, prefix="dnc", label="Do-not-call entry")
-    await s.delete(entry)
+    await svc.remove_entry(s, p, entry_id)
     await s.commit()
     return JSON({"success": True})
 
@@ -147,13 +131,11 @@ async def import_entries(request: Request, p: Auth, s: WriteSession) -> JSON:
         if number is None:
             failed += 1
             continue
-        before = await s.scalar(select(DncEntry.id).where(DncEntry.team_id == p.team_id,
-                                                          DncEntry.phone_number == number))
-        if before:
+        if await svc.is_listed(s, p.scope, number):
             skipped += 1
             continue
         reason = row[reason_col] if reason_col is not None and reason_col < len(row) else None
-        await add_to_dnc(s, p.team_id, number, F.clean_text(reason, 500) or "imported",
+        await svc.add_to_dnc(s, p.team_id, number, F.clean_text(reason, 500) or "imported",
                          "import", now)
         imported += 1
     await s.commit()

@@ -1,7 +1,7 @@
 """The LLM conversation of one answered call: the model as the assistant, the simulated
 carrier's scripted callee (``personas.Callee``) as the person on the line.
 
-``converse`` runs turns until the call ends: the model calls ``end_call`` or
+``Conversation.run`` runs turns until the call ends: the model calls ``end_call`` or
 ``transfer_call``, an end-call trigger phrase is said by either side, the callee opts out or
 says goodbye, or ``max_turns`` is reached. It does no database work; ``on_turn`` is called
 with the messages after every exchange so the caller can persist them (and a conversation
@@ -19,15 +19,14 @@ import httpx
 import structlog
 
 from callfleet.conversation import tools as T
+from callfleet.conversation.lines import ERROR_REPLY, OPT_OUT_REPLY, Lines
 from callfleet.conversation.llm import LlmClient, LlmError
 from callfleet.conversation.personas import Callee
-from callfleet.conversation.script import detects_opt_out, seconds_to_say
+from callfleet.conversation.policy import detects_opt_out
+from callfleet.conversation.script import seconds_to_say
 
 log = structlog.get_logger("callfleet.conversation")
 
-OPT_OUT_REPLY = "Understood, I've removed you from our list. Sorry to bother you."
-ERROR_REPLY = "I'm sorry, we're having technical difficulties. We'll call you back. Goodbye."
-DEFAULT_CLOSING = "Thank you for your time. Goodbye!"
 MAX_TOOL_ROUNDS = 3
 
 
@@ -47,7 +46,7 @@ class Conversation:
     client: LlmClient
     assistant: Any
     system_prompt: str
-    first_message: str
+    lines: Lines
     callee: Callee
     call_info: dict[str, Any]
     http: httpx.AsyncClient
@@ -66,18 +65,14 @@ class Conversation:
             self.t += seconds_to_say(text)
 
     def _trigger(self, text: str) -> str | None:
-        cfg = getattr(self.assistant, "end_call", None) or {}
-        if not cfg.get("enabled"):
-            return None
         low = text.lower().replace("’", "'")
-        for phrase in cfg.get("trigger_phrases") or []:
-            if phrase and phrase.lower() in low:
-                return str(phrase)
+        for phrase in self.lines.trigger_phrases:
+            if phrase.lower() in low:
+                return phrase
         return None
 
     def _closing(self) -> str:
-        cfg = getattr(self.assistant, "end_call", None) or {}
-        return str(cfg.get("closing_phrase") or DEFAULT_CLOSING)
+        return self.lines.closing
 
     def _llm_messages(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt}]
@@ -114,8 +109,8 @@ class Conversation:
             last = self.messages[-1]
             self.t = float(last.get("time") or 0.0) + seconds_to_say(str(last.get("text")))
         else:
-            if self.first_message:
-                self.say("assistant", self.first_message)
+            if self.lines.first_message:
+                self.say("assistant", self.lines.first_message)
             else:
                 ended = await self._model_turn()
                 if ended is not None:
@@ -193,9 +188,9 @@ class Conversation:
             transfer = {"department": dept["name"], "mode": mode,
                         "phone_number": dept.get("phone_number"),
                         "result": "completed", "at_seconds": round(self.t, 1)}
-            self.say("assistant", f"Let me transfer you to {dept['name']} now.")
+            self.say("assistant", self.lines.announcement(dept["name"]))
             if mode == "warm":
-                brief = dept.get("intro_message") or (
+                brief = self.lines.brief(dept["name"]) or (
                     f"I have {self.call_info.get('contact_name') or 'a caller'} on the line "
                     f"about {args.get('reason') or 'their enquiry'}.")
                 # The simulated carrier connects the department deterministically: the brief
@@ -210,6 +205,9 @@ class Conversation:
             record["result"] = "error: unknown tool"
             self.say("system", f"Tool {name} failed: there is no such tool", tool=name)
             return None
+        message = self.lines.tool_message(name)
+        if message:
+            self.say("assistant", message)
         ok, text = await T.run_webhook(tool, args, self.call_info, self.http, self.tool_timeout)
         record["ok"] = ok
         record["result"] = text

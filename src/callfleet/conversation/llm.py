@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from callfleet.config import get_settings
+from callfleet.secrets import secret_box
+
 if TYPE_CHECKING:
     import openai
 
@@ -87,8 +90,6 @@ def configure(settings: Any) -> None:
 def env_llm() -> EnvLlm:
     global _ENV
     if _ENV is None:
-        from callfleet.config import get_settings
-
         _ENV = EnvLlm.from_settings(get_settings())
     return _ENV
 
@@ -97,8 +98,6 @@ def _reveal(stored: str | None) -> str | None:
     """A team's or assistant's key is stored encrypted (callfleet.secrets)."""
     if not stored:
         return None
-    from callfleet.secrets import secret_box
-
     return secret_box().decrypt(stored)
 
 

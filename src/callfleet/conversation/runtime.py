@@ -16,18 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet.assistants.models import Assistant
+from callfleet.assistants.prompts import variables_for
 from callfleet.calls.models import Call
+from callfleet.calls.timeline import add_event
 from callfleet.campaigns.models import Campaign
 from callfleet.carriers.base import CarrierEvent
 from callfleet.conversation import script
 from callfleet.conversation.jobs import add_job
+from callfleet.conversation.lines import Lines, lines_for
 from callfleet.conversation.llm import LlmConfig, resolve_config
 from callfleet.crm.models import Company, Contact
-from callfleet.crm.service import company_out, contact_out
+from callfleet.crm.views import company_out, contact_out
+from callfleet.teams.llm_settings import team_llm_settings
 
 log = structlog.get_logger("callfleet.conversation")
 
@@ -38,45 +41,36 @@ class Hangup:
     after_seconds: float
 
 
-async def call_context(s: AsyncSession, call: Call) -> tuple[
-    Assistant | None, dict[str, Any] | None, dict[str, Any] | None, Campaign | None
-]:
+@dataclass
+class CallContext:
+    """What a call's conversation reads: the assistant, the contact and company as their wire
+    forms, the campaign, and every line the assistant may say, rendered for this call."""
+
+    assistant: Assistant | None
+    contact: dict[str, Any] | None
+    company: dict[str, Any] | None
+    campaign: Campaign | None
+    lines: Lines
+
+
+async def call_context(s: AsyncSession, call: Call) -> CallContext:
     assistant = await s.get(Assistant, call.assistant_id) if call.assistant_id else None
-    contact = await s.get(Contact, call.contact_id) if call.contact_id else None
-    company = await s.get(Company, contact.company_id) if contact else None
+    row = await s.get(Contact, call.contact_id) if call.contact_id else None
+    company_row = await s.get(Company, row.company_id) if row else None
     campaign = await s.get(Campaign, call.campaign_id) if call.campaign_id else None
-    return (assistant, contact_out(contact) if contact else None,
-            company_out(company, 0) if company else None, campaign)
+    contact = contact_out(row) if row else None
+    company = company_out(company_row, 0) if company_row else None
+    variables = variables_for(contact, company, {
+        "id": campaign.id, "name": campaign.name, "description": campaign.description,
+    } if campaign else None)
+    return CallContext(assistant, contact, company, campaign, lines_for(assistant, variables))
 
 
-_TEAM_LLM_TTL = 5.0
-_team_llm: dict[str, tuple[float, dict[str, Any]]] = {}
-
-
-async def team_llm_settings(s: AsyncSession, team_id: str, *, fresh: bool = False
-                            ) -> dict[str, Any]:
-    """The team's LLM settings (``llm_base_url``, ``llm_api_key``, ``llm_model``), cached
-    for a few seconds per process so the deterministic path pays no query per call."""
-    import time
-
-    from callfleet.teams.models import Team
-
-    now = time.monotonic()
-    hit = _team_llm.get(team_id)
-    if hit is not None and not fresh and now - hit[0] < _TEAM_LLM_TTL:
-        return hit[1]
-    settings = await s.scalar(select(Team.settings).where(Team.id == team_id)) or {}
-    value = {k: settings.get(k) for k in ("llm_base_url", "llm_api_key", "llm_model")
-             if settings.get(k)}
-    if len(_team_llm) > 10_000:
-        _team_llm.clear()
-    _team_llm[team_id] = (now, value)
-    return value
-
-
-def forget_team(team_id: str) -> None:
-    """Drop the cached team LLM settings (PATCH /api/team calls this)."""
-    _team_llm.pop(team_id, None)
+def note_unknown_variables(call: Call, meta: dict[str, Any], unknown: list[str]) -> None:
+    """An unknown prompt variable renders empty; the call's log says which (SPEC 3)."""
+    if unknown:
+        meta["unknown_variables"] = unknown
+        log.warning("unknown_prompt_variables", call_id=call.id, variables=unknown)
 
 
 async def llm_for(s: AsyncSession, call: Call, assistant: Assistant | None
@@ -90,59 +84,43 @@ async def on_answered(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangu
     """A person answered. With an LLM configured the conversation is queued for a
     conversation worker (it takes seconds; no transaction may wait for it) and the call
     stays in progress; else the deterministic script runs here at once."""
-    from callfleet.assistants.prompts import render, variables_for
-
-    assistant, contact, company, campaign = await call_context(s, call)
+    ctx = await call_context(s, call)
     persona = event.data.get("persona")
-    config = await llm_for(s, call, assistant)
-    if config is not None and assistant is not None:
+    config = await llm_for(s, call, ctx.assistant)
+    if config is not None and ctx.assistant is not None:
         meta = dict(call.call_metadata or {})
         meta.update(persona=persona, conversation="llm", llm=config.describe())
         call.call_metadata = meta
         add_job(s, call.id, call.team_id, "conversation", event.at)
         return None
-    variables = variables_for(
-        contact, company, {"name": campaign.name} if campaign else None
-    )
-    first, unknown = render(assistant.first_message if assistant else "", variables)
-    fields = ((assistant.info_extraction or {}).get("fields") or []) if assistant else []
-    closing = ((assistant.end_call or {}).get("closing_phrase")) if assistant else None
-    result = script.run_scripted(
-        first_message=first, persona=persona or "interested",
-        contact=contact, extraction_fields=fields, closing_phrase=closing,
-        number=call.to_number,
-    )
+    result = script.run_scripted(lines=ctx.lines, persona=persona or "interested",
+                                 contact=ctx.contact, number=call.to_number)
     call.messages = result.messages
     call.transcript = script.transcript(result.messages)
     meta = dict(call.call_metadata or {})
     meta.update(conversation_outcome=result.outcome,
                 conversation_ended_reason=result.ended_reason,
                 persona=persona)
-    if unknown:
-        meta["unknown_variables"] = unknown
-        log.warning("unknown_prompt_variables", call_id=call.id, variables=unknown)
+    note_unknown_variables(call, meta, ctx.lines.unknown)
     call.call_metadata = meta
     return Hangup(event.carrier_call_id, result.duration_seconds)
 
 
 async def on_machine(s: AsyncSession, call: Call, event: CarrierEvent) -> Hangup:
-    from callfleet.calls.lifecycle import add_event
-
-    assistant, contact, company, campaign = await call_context(s, call)
+    ctx = await call_context(s, call)
+    assistant, campaign = ctx.assistant, ctx.campaign
     action = (campaign.voicemail_action if campaign and campaign.voicemail_action
               else assistant.voicemail_action if assistant else "hangup")
     meta = dict(call.call_metadata or {})
     meta.update(voicemail=True, voicemail_action=action)
-    call.call_metadata = meta
     add_event(s, call, "call.machine_detection.ended", event.at,
               {"result": "machine", "action": action})
     if action == "leave_message" and assistant is not None:
-        from callfleet.assistants.prompts import render, variables_for
-
-        text, _ = render(assistant.voicemail_message or assistant.first_message,
-                         variables_for(contact, company,
-                                       {"name": campaign.name} if campaign else None))
+        text = ctx.lines.voicemail
         call.messages = [{"role": "assistant", "text": text, "time": 0.0}]
         call.transcript = script.transcript(call.messages)
-        return Hangup(event.carrier_call_id, 1.0 + len(text.split()) * 0.4)
+        note_unknown_variables(call, meta, ctx.lines.unknown)
+        call.call_metadata = meta
+        return Hangup(event.carrier_call_id, script.seconds_to_say(text))
+    call.call_metadata = meta
     return Hangup(event.carrier_call_id, 0.5)

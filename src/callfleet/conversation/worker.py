@@ -32,8 +32,11 @@ from callfleet import ids
 from callfleet.calls.models import Call, CallEvent
 from callfleet.config import Settings
 from callfleet.conversation import jobs, llm, runtime, script
-from callfleet.conversation.agent import ERROR_REPLY, AgentResult, Conversation
+from callfleet.conversation.agent import AgentResult, Conversation
+from callfleet.conversation.analysis.worker import AnalysisWorker
+from callfleet.conversation.lines import ERROR_REPLY
 from callfleet.conversation.llm import LlmClient
+from callfleet.conversation.models import CallJob
 from callfleet.conversation.personas import Callee
 from callfleet.db.session import Database
 from callfleet.wakeup import IdleWait
@@ -139,27 +142,20 @@ class ConversationWorker:
                                f"{type(exc).__name__}: {exc}")
 
     async def _handle(self, call_id: str) -> None:
-        from callfleet.assistants.prompts import render, variables_for
-        from callfleet.conversation.models import CallJob
-
         async with self.db.session(write=False) as s:
             job = await s.get(CallJob, (call_id, KIND))
             call = await s.get(Call, call_id)
             if job is None or call is None:
                 return
-            assistant, contact, company, campaign = await runtime.call_context(s, call)
+            ctx = await runtime.call_context(s, call)
+            assistant, contact = ctx.assistant, ctx.contact
             config = (await runtime.llm_for(s, call, assistant)) if assistant else None
         if call.status != "in_progress":
             await self._close(call_id, "the call ended before the conversation ran")
             return
         meta = dict(call.call_metadata or {})
         persona = meta.get("persona") or "interested"
-        variables = variables_for(contact, company,
-                                  {"name": campaign.name, "id": campaign.id,
-                                   "description": campaign.description} if campaign else None)
-        prompt, unknown_p = render(assistant.system_prompt if assistant else "", variables)
-        first, unknown_f = render(assistant.first_message if assistant else "", variables)
-        unknown = list(dict.fromkeys(unknown_p + unknown_f))
+        unknown = ctx.lines.unknown
         if unknown:
             log.warning("unknown_prompt_variables", call_id=call.id, variables=unknown)
         if job.attempts > self.settings.conversation_max_attempts:
@@ -167,12 +163,8 @@ class ConversationWorker:
             return
         if config is None or assistant is None:
             # The LLM was unconfigured meanwhile: finish on the deterministic script.
-            result = script.run_scripted(
-                first_message=first, persona=persona, contact=contact,
-                extraction_fields=(assistant.info_extraction or {}).get("fields") or []
-                if assistant else [],
-                closing_phrase=(assistant.end_call or {}).get("closing_phrase")
-                if assistant else None, number=call.to_number)
+            result = script.run_scripted(lines=ctx.lines, persona=persona, contact=contact,
+                                         number=call.to_number)
             agent = AgentResult(result.messages, result.outcome, result.ended_reason,
                                 result.duration_seconds)
             await self._finish(call, agent, unknown, None)
@@ -180,7 +172,7 @@ class ConversationWorker:
         callee = Callee.for_call(persona, contact, call.to_number)
         conv = Conversation(
             client=LlmClient(config, sleep=self.sleep), assistant=assistant,
-            system_prompt=system_prompt(prompt, assistant), first_message=first,
+            system_prompt=system_prompt(ctx.lines.system_prompt, assistant), lines=ctx.lines,
             callee=callee, http=self.http, max_turns=self.settings.conversation_max_turns,
             tool_timeout=self.settings.tool_timeout_seconds,
             call_info={"id": call.id, "team_id": call.team_id, "contact_id": call.contact_id,
@@ -263,8 +255,6 @@ class ConversationWorker:
 async def run_intelligence(settings: Settings, db: Database, dialer: Any,
                            stop: asyncio.Event) -> None:
     """The conversation and analysis loops of one worker process."""
-    from callfleet.conversation.analysis import AnalysisWorker
-
     llm.configure(settings)
     async with httpx.AsyncClient() as http:
         conv = ConversationWorker(db, dialer.clock, dialer.carrier, settings,

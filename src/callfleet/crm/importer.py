@@ -27,13 +27,13 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request
 from callfleet.crm import fields as F
 from callfleet.crm import store
 from callfleet.crm.models import Company
-from callfleet.crm.service import Definitions, load_definitions
+from callfleet.crm.service import Definitions, company_of_team, load_definitions
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
+from callfleet.errors import bad_request
 from callfleet.teams.principal import Principal
 
 csv.field_size_limit(1_000_000)
@@ -367,21 +367,18 @@ class ContactImporter:
                 await self._check_company(s, self.default_company, field="companyId")
 
     async def _check_company(self, s: AsyncSession, company_id: str, field: str) -> bool:
+        """Is ``company_id`` a company of the team? For the request's ``companyId`` a wrong
+        one is the request's error (400/404/403); for a row's it is that row's (False)."""
         if company_id in self.known_companies:
             return True
-        if not ids.is_valid("comp", company_id):
-            if field == "companyId":
-                raise bad_request("companyId is not a valid company id", "companyId")
+        if field == "companyId":
+            await company_of_team(s, self.p, company_id)
+        elif not ids.is_valid("comp", company_id):
             return False
-        team = await s.scalar(select(Company.team_id).where(Company.id == company_id))
-        if team is None:
-            if field == "companyId":
-                raise ApiError(404, "Company not found", {"companyId": "Company not found"})
-            return False
-        if team != self.p.team_id:
-            if field == "companyId":
-                raise ApiError(403, "Forbidden: companyId belongs to another team")
-            return False
+        else:
+            company = await s.get(Company, company_id)
+            if company is None or not self.p.scope.holds(company):
+                return False
         self.known_companies.add(company_id)
         return True
 
@@ -452,7 +449,7 @@ class ContactImporter:
         if found is None:
             found = await s.scalar(
                 select(Company.id)
-                .where(Company.team_id == self.p.team_id, Company.name_lower == low)
+                .where(self.p.scope.owns(Company), Company.name_lower == low)
                 .order_by(Company.id)
                 .limit(1)
             )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -18,6 +18,8 @@ from callfleet.db.base import Base, JSONType, TeamOwned
 
 class Company(TeamOwned, Base):
     __tablename__ = "companies"
+    id_prefix: ClassVar[str] = "comp"
+    label: ClassVar[str] = "Company"
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(300))
@@ -44,6 +46,8 @@ class Company(TeamOwned, Base):
 
 class Contact(TeamOwned, Base):
     __tablename__ = "contacts"
+    id_prefix: ClassVar[str] = "cont"
+    label: ClassVar[str] = "Contact"
 
     company_id: Mapped[str] = mapped_column(String(40))
     first_name: Mapped[str] = mapped_column(String(200))
@@ -87,6 +91,8 @@ class Contact(TeamOwned, Base):
 
 class CustomFieldDefinition(TeamOwned, Base):
     __tablename__ = "custom_field_definitions"
+    id_prefix: ClassVar[str] = "cf"
+    label: ClassVar[str] = "Custom field"
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     entity_type: Mapped[str] = mapped_column(String(20))

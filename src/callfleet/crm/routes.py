@@ -19,7 +19,7 @@ from callfleet.api.deps import (
     get_settings_dep,
     parse_bool,
 )
-from callfleet.api.errors import ApiError, bad_request, validation_details
+from callfleet.api.errors import validation_details
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import OkOut, errors
@@ -39,6 +39,7 @@ from callfleet.crm.schemas import (
     CustomFieldList,
     ImportResult,
 )
+from callfleet.errors import ApiError, bad_request
 
 router = APIRouter(prefix="/api/crm", tags=["crm"])
 

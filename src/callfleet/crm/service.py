@@ -5,7 +5,6 @@ Services never commit; the route (or ``api.idempotency``) owns the transaction.
 
 from __future__ import annotations
 
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +12,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     column,
-    delete,
     func,
     literal_column,
     or_,
@@ -26,83 +24,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict, forbidden
+from callfleet.calls.models import Call
+from callfleet.calls.views import call_out
+from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.crm import fields as F
 from callfleet.crm import store
+from callfleet.crm.events import emit_contact_updated
 from callfleet.crm.models import Company, Contact, CustomFieldDefinition
+from callfleet.crm.views import company_out, contact_out, custom_field_out
 from callfleet.db.base import iso, utcnow
 from callfleet.db.session import Database
+from callfleet.errors import ApiError, bad_request, conflict
 from callfleet.teams.models import Team
-from callfleet.teams.principal import Principal, get_owned, scoped
-from callfleet.webhooks.outbox import emit
+from callfleet.teams.principal import Principal, TeamScope
 
 Definitions = dict[str, tuple[str, list[str] | None]]
-
-
-# ---------------------------------------------------------------- serializers
-
-
-def company_out(c: Company, contact_count: int) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "team_id": c.team_id,
-        "name": c.name,
-        "website": c.website,
-        "industry": c.industry,
-        "company_size": c.company_size,
-        "phone": c.phone,
-        "address_line1": c.address_line1,
-        "address_line2": c.address_line2,
-        "city": c.city,
-        "state": c.state,
-        "postal_code": c.postal_code,
-        "country": c.country,
-        "notes": c.notes,
-        "custom_fields": c.custom_fields or {},
-        "contact_count": contact_count,
-        "created_at": iso(c.created_at),
-        "updated_at": iso(c.updated_at),
-    }
-
-
-def contact_out(c: Contact) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "team_id": c.team_id,
-        "company_id": c.company_id,
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "email": c.email,
-        "phone": c.phone,
-        "phone_secondary": c.phone_secondary,
-        "job_title": c.job_title,
-        "lead_status": c.lead_status,
-        "source": c.source,
-        "timezone": c.timezone,
-        "preferred_contact_method": c.preferred_contact_method,
-        "do_not_call": bool(c.do_not_call),
-        "notes": c.notes,
-        "custom_fields": c.custom_fields or {},
-        "tags": c.tags or [],
-        "created_at": iso(c.created_at),
-        "updated_at": iso(c.updated_at),
-    }
-
-
-def custom_field_out(d: CustomFieldDefinition) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "team_id": d.team_id,
-        "key": d.key,
-        "name": d.name,
-        "type": d.type,
-        "options": d.options,
-        "entity_type": d.entity_type,
-        "description": d.description,
-        "required": bool(d.required),
-        "created_at": iso(d.created_at),
-        "updated_at": iso(d.updated_at),
-    }
 
 
 # ---------------------------------------------------------------- helpers
@@ -129,8 +65,8 @@ async def load_definitions(
     session: AsyncSession, team_id: str, entity_type: str
 ) -> Definitions:
     rows = await session.execute(
-        select(CustomFieldDefinition.key, CustomFieldDefinition.type, CustomFieldDefinition.options)
-        .where(CustomFieldDefinition.team_id == team_id)
+        TeamScope(team_id).select(CustomFieldDefinition.key, CustomFieldDefinition.type,
+                                  CustomFieldDefinition.options)
         .where(CustomFieldDefinition.entity_type == entity_type)
     )
     return {k: (t, o) for k, t, o in rows}
@@ -206,15 +142,13 @@ async def _contact_count(session: AsyncSession, c: Company) -> int:
     # Always with the team: (team_id, company_id, id) is the index by company (migration 0013).
     return int(
         await session.scalar(
-            select(func.count()).select_from(Contact)
-            .where(Contact.team_id == c.team_id, Contact.company_id == c.id)
-        )
+            TeamScope(c.team_id).count(Contact).where(Contact.company_id == c.id))
         or 0
     )
 
 
 async def get_company(session: AsyncSession, p: Principal, company_id: str) -> dict[str, Any]:
-    c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company")
+    c = await p.scope.get(session, Company, company_id)
     return company_out(c, await _contact_count(session, c))
 
 
@@ -222,7 +156,7 @@ async def list_companies(
     session: AsyncSession, p: Principal, *, search: str | None, industry: str | None,
     limit: int, offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(Company, p)
+    stmt = p.scope.select(Company)
     if search and search.strip():
         if len(search.strip()) > MAX_SEARCH:
             raise bad_request(f"search must be at most {MAX_SEARCH} characters", "search")
@@ -236,11 +170,7 @@ async def list_companies(
     if industry:
         stmt = stmt.where(func.lower(Company.industry) == industry.strip().lower())
     total = int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    count_col = (
-        select(func.count())
-        .where(Contact.team_id == Company.team_id, Contact.company_id == Company.id)
-        .scalar_subquery()
-    )
+    count_col = p.scope.count(Contact).where(Contact.company_id == Company.id).scalar_subquery()
     rows = await session.execute(
         stmt.add_columns(count_col).order_by(Company.id.desc()).limit(limit).offset(offset)
     )
@@ -250,8 +180,7 @@ async def list_companies(
 async def update_company(
     session: AsyncSession, p: Principal, company_id: str, data: dict[str, Any], region: str
 ) -> dict[str, Any]:
-    c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company",
-                        for_update=True)
+    c = await p.scope.get(session, Company, company_id, for_update=True)
     if "name" in data:
         c.name = _require(data["name"], "name", 300)
         c.name_lower = c.name.lower()
@@ -271,12 +200,9 @@ async def update_company(
 async def delete_company(
     session: AsyncSession, p: Principal, company_id: str, cascade: bool
 ) -> None:
-    c = await get_owned(session, Company, company_id, p, prefix="comp", label="Company",
-                        for_update=True)
-    from callfleet.campaigns.models import Campaign
-
+    c = await p.scope.get(session, Company, company_id, for_update=True)
     used = await session.scalar(
-        select(func.count()).select_from(Campaign).where(Campaign.company_id == c.id))
+        p.scope.count(Campaign).where(Campaign.company_id == c.id))
     if used:
         raise conflict(f"Company is used by {used} campaign(s); it cannot be deleted")
     n = await _contact_count(session, c)
@@ -284,8 +210,7 @@ async def delete_company(
         raise conflict(
             f"Company has {n} contacts; delete them first or pass cascade=true"
         )
-    await session.execute(
-        delete(Contact).where(Contact.team_id == c.team_id, Contact.company_id == c.id))
+    await session.execute(p.scope.delete(Contact).where(Contact.company_id == c.id))
     await session.delete(c)
     await session.flush()
 
@@ -355,11 +280,11 @@ def _company_id(company_id: str | None) -> str:
 async def company_of_team(session: AsyncSession, p: Principal, company_id: str | None) -> str:
     """The ``companyId`` of a contact write: required, must exist and be the caller's."""
     company_id = _company_id(company_id)
-    team = await session.scalar(select(Company.team_id).where(Company.id == company_id))
-    if team is None:
+    company = (await p.scope.get_many(session, Company, [company_id],
+                                      forbidden_error="Forbidden: companyId belongs to "
+                                                      "another team")).get(company_id)
+    if company is None:
         raise ApiError(404, "Company not found", {"companyId": "Company not found"})
-    if team != p.team_id:
-        raise forbidden("Forbidden: companyId belongs to another team")
     return company_id
 
 
@@ -374,7 +299,8 @@ async def _flush_contact(session: AsyncSession, p: Principal, company_id: str) -
         raise
 
 
-def _refresh_search(c: Contact) -> None:
+def refresh_search_columns(c: Contact) -> None:
+    """The derived search columns of a contact changed in place (the ORM write paths)."""
     c.email_lower = c.email.lower() if c.email else None
     c.search_text = F.search_text(c.first_name, c.last_name, c.email, c.phone, c.phone_secondary)
 
@@ -446,17 +372,12 @@ async def create_contact(
 
 async def get_contact(session: AsyncSession, p: Principal, contact_id: str) -> dict[str, Any]:
     """The contact with its campaign enrollments and its 20 most recent calls."""
-    from callfleet.calls.models import Call
-    from callfleet.calls.service import call_out
-    from callfleet.campaigns.models import Campaign, Enrollment
-    from callfleet.db.base import iso
-
-    c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact")
+    c = await p.scope.get(session, Contact, contact_id)
     out = contact_out(c)
     rows = await session.execute(
-        select(Enrollment, Campaign.name, Campaign.status)
+        p.scope.select(Enrollment, Campaign.name, Campaign.status)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
-        .where(Enrollment.contact_id == c.id, Enrollment.team_id == p.team_id)
+        .where(Enrollment.contact_id == c.id)
         .order_by(Enrollment.id))
     out["campaigns"] = [
         {"campaign_id": e.campaign_id, "campaign_name": name, "campaign_status": status,
@@ -465,7 +386,7 @@ async def get_contact(session: AsyncSession, p: Principal, contact_id: str) -> d
         for e, name, status in rows
     ]
     calls = await session.scalars(
-        select(Call).where(Call.contact_id == c.id, Call.team_id == p.team_id)
+        p.scope.select(Call).where(Call.contact_id == c.id)
         .order_by(Call.id.desc()).limit(20))
     out["calls"] = [call_out(x) for x in calls]
     return out
@@ -474,8 +395,7 @@ async def get_contact(session: AsyncSession, p: Principal, contact_id: str) -> d
 async def update_contact(
     session: AsyncSession, p: Principal, contact_id: str, data: dict[str, Any], region: str
 ) -> dict[str, Any]:
-    c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact",
-                        for_update=True)
+    c = await p.scope.get(session, Contact, contact_id, for_update=True)
     if "first_name" in data:
         c.first_name = _require(data["first_name"], "firstName", 200)
     if "last_name" in data:
@@ -490,29 +410,17 @@ async def update_contact(
             c.custom_fields, data["custom_fields"],
             await load_definitions(session, p.team_id, "contact"),
         )
-    _refresh_search(c)
+    refresh_search_columns(c)
     c.updated_at = utcnow()
     await _flush_contact(session, p, c.company_id)
-    out = contact_out(c)
-    emit(session, c.team_id, "contact.updated",
-         {"contact": out, "changed": sorted(data)}, c.updated_at, subject_id=c.id)
-    return out
-
-
-def emit_contact_updated(session: AsyncSession, c: Contact, at: datetime,
-                         changed: list[str]) -> None:
-    """``contact.updated`` for a change made by the system (a call, its analysis)."""
-    emit(session, c.team_id, "contact.updated",
-         {"contact": contact_out(c), "changed": sorted(changed)}, at, subject_id=c.id)
+    emit_contact_updated(session, c, c.updated_at, list(data))
+    return contact_out(c)
 
 
 async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -> None:
-    from callfleet.campaigns.models import Campaign, Enrollment
-
-    c = await get_owned(session, Contact, contact_id, p, prefix="cont", label="Contact",
-                        for_update=True)
+    c = await p.scope.get(session, Contact, contact_id, for_update=True)
     running = await session.scalar(
-        select(Campaign.id).join(Enrollment, Enrollment.campaign_id == Campaign.id)
+        p.scope.select(Campaign.id).join(Enrollment, Enrollment.campaign_id == Campaign.id)
         .where(Enrollment.contact_id == c.id, Campaign.status == "running").limit(1))
     if running:
         raise conflict(f"Contact is enrolled in running campaign {running}; pause or cancel "
@@ -553,7 +461,7 @@ def _search_ids(p: Principal, term: str) -> Select[Any]:
     """PostgreSQL: the ids of the team's contacts whose search text contains ``term``."""
     cs = _CONTACT_SEARCH.c
     return select(cs.contact_id.label("id")).where(
-        cs.team_id == p.team_id, cs.search_text.like(like_pattern(term), escape="\\"))
+        p.scope.owns(_CONTACT_SEARCH.c), cs.search_text.like(like_pattern(term), escape="\\"))
 
 
 async def list_contacts(
@@ -561,15 +469,12 @@ async def list_contacts(
     lead_status: str | None, do_not_call: bool | None, has_phone: bool | None,
     tag: str | None, limit: int, offset: int, campaign_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(Contact, p)
+    stmt = p.scope.select(Contact)
     if campaign_id:
-        from callfleet.campaigns.models import Enrollment
-
         if not ids.is_valid("camp", campaign_id):
             raise bad_request("campaignId is not a valid campaign id", "campaignId")
         stmt = stmt.where(Contact.id.in_(
-            select(Enrollment.contact_id).where(Enrollment.campaign_id == campaign_id,
-                                                Enrollment.team_id == p.team_id)))
+            p.scope.select(Enrollment.contact_id).where(Enrollment.campaign_id == campaign_id)))
     if company_id:
         if not ids.is_valid("comp", company_id):
             raise bad_request("companyId is not a valid company id", "companyId")
@@ -621,8 +526,8 @@ async def _search_page(session: AsyncSession, p: Principal, matched: Any, limit:
     page = select(matched.c.id).order_by(matched.c.id.desc()).limit(limit).offset(offset)
     total_col = select(func.count()).select_from(matched).scalar_subquery().label("total")
     result = await session.execute(
-        select(Contact, total_col)
-        .where(Contact.team_id == p.team_id, Contact.id.in_(page.scalar_subquery()))
+        p.scope.select(Contact, total_col)
+        .where(Contact.id.in_(page.scalar_subquery()))
         .order_by(Contact.id.desc()))
     rows = result.all()
     if rows:
@@ -682,8 +587,7 @@ async def create_custom_field(
         raise bad_request("entityType must be contact or company", "entityType")
     values = _definition_values(data, None)
     exists = await session.scalar(
-        select(CustomFieldDefinition.id).where(
-            CustomFieldDefinition.team_id == p.team_id,
+        p.scope.select(CustomFieldDefinition.id).where(
             CustomFieldDefinition.entity_type == entity,
             CustomFieldDefinition.key == key,
         )
@@ -700,15 +604,14 @@ async def create_custom_field(
 
 
 async def get_custom_field(session: AsyncSession, p: Principal, cf_id: str) -> dict[str, Any]:
-    d = await get_owned(session, CustomFieldDefinition, cf_id, p, prefix="cf",
-                        label="Custom field")
+    d = await p.scope.get(session, CustomFieldDefinition, cf_id)
     return custom_field_out(d)
 
 
 async def list_custom_fields(
     session: AsyncSession, p: Principal, entity_type: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(CustomFieldDefinition, p)
+    stmt = p.scope.select(CustomFieldDefinition)
     if entity_type:
         if entity_type not in F.ENTITY_TYPES:
             raise bad_request("entityType must be contact or company", "entityType")
@@ -723,8 +626,7 @@ async def list_custom_fields(
 async def update_custom_field(
     session: AsyncSession, p: Principal, cf_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
-    d = await get_owned(session, CustomFieldDefinition, cf_id, p, prefix="cf",
-                        label="Custom field", for_update=True)
+    d = await p.scope.get(session, CustomFieldDefinition, cf_id, for_update=True)
     if "key" in data and data["key"] is not None and data["key"] != d.key:
         raise bad_request("key cannot change; create a new field instead", "key")
     for k, v in _definition_values(data, d).items():
@@ -737,8 +639,7 @@ async def update_custom_field(
 
 async def delete_custom_field(session: AsyncSession, p: Principal, cf_id: str) -> None:
     """Removes the definition only; values already stored on records are kept as free-form."""
-    d = await get_owned(session, CustomFieldDefinition, cf_id, p, prefix="cf",
-                        label="Custom field", for_update=True)
+    d = await p.scope.get(session, CustomFieldDefinition, cf_id, for_update=True)
     await session.delete(d)
     await session.flush()
     await _definitions_changed(session, p.team_id)

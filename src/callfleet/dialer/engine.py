@@ -27,22 +27,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.calls.lifecycle import (
-    CallEvents,
-    Settlement,
-    add_event,
-    finish_call,
-    load_call_context,
-    maybe_complete,
-)
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
+from callfleet.calls.timeline import add_event
+from callfleet.campaigns import enrollments, lifecycle
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import call_window, legal_hours
-from callfleet.campaigns.service import emit_campaign_event
 from callfleet.carriers.base import Carrier, CarrierCallStatus, CarrierRejected
 from callfleet.clock import Clock
 from callfleet.compliance.models import DncEntry
@@ -52,8 +45,10 @@ from callfleet.db.base import UTCDateTime, utcnow
 from callfleet.db.session import Database
 from callfleet.dialer import rules
 from callfleet.dialer.due import next_due
+from callfleet.dialer.outcomes import CallEvents, Settlement, finish_call, load_call_context
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import Team
+from callfleet.teams.principal import TeamScope
 from callfleet.wakeup import IdleWait, due_in_seconds
 
 log = structlog.get_logger("callfleet.dialer")
@@ -162,11 +157,7 @@ class Dialer:
                 stmt = stmt.with_for_update(skip_locked=True)
             started = list(await s.scalars(stmt))
             for c in started:
-                c.status = "running"
-                c.started_at = now
-                c.updated_at = utcnow()
-                c.status_reason = "scheduled start"
-                emit_campaign_event(s, c, "campaign.started", now)
+                lifecycle.start_scheduled(s, c, now)
             await s.commit()
             return len(started)
 
@@ -185,7 +176,7 @@ class Dialer:
             ))
             added = 0
             for c in campaigns:
-                added += await enroll_company_contacts(s, c, now)
+                added += await enrollments.enroll_company_contacts(s, c, now)
             await s.commit()
             return added
 
@@ -243,20 +234,17 @@ class Dialer:
         free = c.max_concurrent_calls - c.active_calls
         if free <= 0:
             return []
+        scope = TeamScope(c.team_id)
         numbers = list(await s.execute(
-            select(PhoneNumber.id, PhoneNumber.phone_number)
-            .where(PhoneNumber.id.in_(c.from_number_ids or []),
-                   PhoneNumber.team_id == c.team_id, PhoneNumber.status == "active")
+            scope.select(PhoneNumber.id, PhoneNumber.phone_number)
+            .where(PhoneNumber.id.in_(c.from_number_ids or []), PhoneNumber.status == "active")
         ))
         order = {nid: i for i, nid in enumerate(c.from_number_ids or [])}
         active = sorted(((n.id, n.phone_number) for n in numbers), key=lambda n: order[n[0]])
         if not active:
             if dry_run:
                 return []
-            c.status = "paused"
-            c.status_reason = "no active caller-ID number is left; add one and resume"
-            c.updated_at = utcnow()
-            log.warning("campaign_paused_no_numbers", campaign_id=c.id)
+            lifecycle.pause_without_numbers(s, c, now)
             return []
         by_number = dict(active)
         team = await s.get(Team, c.team_id)
@@ -278,8 +266,7 @@ class Dialer:
         team_max = int((team.settings or {}).get("max_concurrent_calls",
                                                  self.settings.team_max_concurrent_calls))
         want = min(budget, free)
-        on_dnc = exists().where(DncEntry.team_id == c.team_id,
-                                DncEntry.phone_number == Contact.phone)
+        on_dnc = scope.exists(DncEntry, DncEntry.phone_number == Contact.phone)
         stmt = (
             select(Enrollment.id, Enrollment.contact_id, Enrollment.status,
                    Enrollment.next_attempt_at, Enrollment.attempts, Enrollment.from_number_id,
@@ -334,8 +321,7 @@ class Dialer:
                         break
                     continue
                 if decision.permanent:
-                    skipped.append({"eid": row.id, "status": "skipped",
-                                    "reason": decision.reason})
+                    skipped.append({"eid": row.id, "reason": decision.reason})
                 elif decision.reason in ("outside_window", "outside_legal_hours", "not_due"):
                     later.append({"eid": row.id, "reason": decision.reason,
                                   "next": decision.next_time or now + timedelta(days=1)})
@@ -354,9 +340,8 @@ class Dialer:
         t = Enrollment.__table__.c
         if skipped:
             await s.execute(
-                update(Enrollment.__table__).where(t.id == bindparam("eid"))
-                .values(status=bindparam("status"), reason=bindparam("reason"),
-                        updated_at=stamp),
+                enrollments.move("pending", "skipped").where(t.id == bindparam("eid"))
+                .values(reason=bindparam("reason"), updated_at=stamp),
                 skipped)
         if later:
             await s.execute(
@@ -388,8 +373,8 @@ class Dialer:
             placed.append(Placement(call.id, from_number, row.phone, row.contact_id, row.id))
         if claims:
             await s.execute(
-                update(Enrollment.__table__).where(t.id == bindparam("eid"))
-                .values(status="calling", attempts=bindparam("attempts"),
+                enrollments.move("pending", "calling").where(t.id == bindparam("eid"))
+                .values(attempts=bindparam("attempts"),
                         from_number_id=bindparam("number"), reason=None,
                         last_call_id=bindparam("call_id"), updated_at=stamp),
                 claims)
@@ -398,7 +383,7 @@ class Dialer:
             team.pacing_at = now
         await s.flush()
         if skipped and not placed:
-            await maybe_complete(s, c.id, now)
+            await lifecycle.maybe_complete(s, c.id, now)
         return placed
 
     async def _take_slots(self, s: AsyncSession, c: Campaign, team_max: int, n: int) -> int:
@@ -426,19 +411,20 @@ class Dialer:
             await s.execute(update(Campaign.__table__).where(campaigns.id == c.id)
                             .values(active_calls=campaigns.active_calls + n))
         teams = Team.__table__.c
+        team = teams.id == c.team_id  # tenancy: system (the campaign's own team row)
         got = await s.execute(
             update(Team.__table__)
-            .where(teams.id == c.team_id, teams.active_calls + n <= team_max)
+            .where(team, teams.active_calls + n <= team_max)
             .values(active_calls=teams.active_calls + n))
         if got.rowcount:  # type: ignore[attr-defined]
             return n
-        stmt = select(teams.active_calls).where(teams.id == c.team_id)
+        stmt = select(teams.active_calls).where(team)
         if not self.db.is_sqlite:
             stmt = stmt.with_for_update()
         team_active = int(await s.scalar(stmt) or 0)
         fits = max(0, min(n, team_max - team_active))
         if fits:
-            await s.execute(update(Team.__table__).where(teams.id == c.team_id)
+            await s.execute(update(Team.__table__).where(team)
                             .values(active_calls=teams.active_calls + fits))
         await s.execute(update(Campaign.__table__).where(campaigns.id == c.id)
                         .values(active_calls=campaigns.active_calls - (n - fits)))
@@ -577,24 +563,3 @@ class Dialer:
                 await settle.apply(s, now)
             await s.commit()
         return len(stale)
-
-
-async def enroll_company_contacts(s: AsyncSession, c: Campaign, now: datetime) -> int:
-    """Enroll every contact of the campaign's company not yet in it (INSERT … SELECT)."""
-    missing = (
-        select(Contact.id)
-        .where(Contact.team_id == c.team_id, Contact.company_id == c.company_id,
-               ~exists().where(and_(Enrollment.campaign_id == c.id,
-                                    Enrollment.contact_id == Contact.id)))
-        .limit(5000)
-    )
-    contact_ids = list(await s.scalars(missing))
-    if not contact_ids:
-        return 0
-    await s.execute(insert(Enrollment), [
-        {"id": ids.new_id("cc"), "team_id": c.team_id, "campaign_id": c.id,
-         "contact_id": cid, "status": "pending", "priority": 0, "attempts": 0,
-         "outcome_counts": {}, "answered": False, "created_at": now, "updated_at": now}
-        for cid in contact_ids
-    ])
-    return len(contact_ids)

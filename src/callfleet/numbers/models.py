@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sqlalchemy import ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -8,6 +10,8 @@ from callfleet.db.base import Base, JSONType, TeamOwned
 
 class PhoneNumber(TeamOwned, Base):
     __tablename__ = "phone_numbers"
+    id_prefix: ClassVar[str] = "pn"
+    label: ClassVar[str] = "Phone number"
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     phone_number: Mapped[str] = mapped_column(String(32))

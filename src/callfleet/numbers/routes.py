@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from callfleet.api.deps import Auth, Paging, Q, ReadSession, WriteSession, get_settings_dep
-from callfleet.api.errors import ApiError
 from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import ErrorOut, OkOut, errors
 from callfleet.carriers.base import Carrier
+from callfleet.errors import ApiError
 from callfleet.numbers import service as svc
 from callfleet.numbers.schemas import (
     ImportIn,

@@ -15,13 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import ApiError, bad_request, conflict
 from callfleet.campaigns.models import Campaign
 from callfleet.carriers.base import AvailableNumber, Carrier
 from callfleet.crm import fields as F
 from callfleet.db.base import iso, utcnow
+from callfleet.errors import ApiError, bad_request, conflict
 from callfleet.numbers.models import PhoneNumber
-from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.teams.principal import Principal, TeamScope
 
 STATUSES = ("purchasing", "active", "suspended", "error")
 # How many offers a purchase re-search asks for: enough to cover a whole simulated area.
@@ -94,14 +94,15 @@ def describe(number: str) -> tuple[str | None, str, str | None, str]:
 
 async def _existing(session: AsyncSession, p: Principal, number: str) -> None:
     """A number belongs to at most one team, once: 409 when anyone holds it already."""
+    # Across teams on purpose: a number is unique in the whole deployment.
     row = (
         await session.execute(
-            select(PhoneNumber.id, PhoneNumber.team_id).where(PhoneNumber.phone_number == number)
+            select(PhoneNumber.id).where(PhoneNumber.phone_number == number)
         )
     ).first()
     if row is None:
         return
-    if row.team_id == p.team_id:
+    if await session.scalar(p.scope.select(PhoneNumber.id).where(PhoneNumber.id == row.id)):
         raise conflict(f"{number} is already one of this team's numbers ({row.id})")
     raise conflict(f"{number} is not available: it is already in use")
 
@@ -117,8 +118,8 @@ async def _insert(session: AsyncSession, n: PhoneNumber) -> None:
 
 async def running_campaigns(session: AsyncSession, team_id: str) -> list[Campaign]:
     rows = await session.scalars(
-        select(Campaign).where(Campaign.team_id == team_id, Campaign.status == "running",
-                               Campaign.deleted_at.is_(None))
+        TeamScope(team_id).select(Campaign).where(Campaign.status == "running",
+                                                  Campaign.deleted_at.is_(None))
     )
     return list(rows)
 
@@ -208,7 +209,7 @@ async def import_number(
 
 
 async def get_number(session: AsyncSession, p: Principal, number_id: str) -> dict[str, Any]:
-    n = await get_owned(session, PhoneNumber, number_id, p, prefix="pn", label="Phone number")
+    n = await p.scope.get(session, PhoneNumber, number_id)
     return number_out(n)
 
 
@@ -216,7 +217,7 @@ async def list_numbers(
     session: AsyncSession, p: Principal, *, status: str | None, assistant_id: str | None,
     limit: int, offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(PhoneNumber, p)
+    stmt = p.scope.select(PhoneNumber)
     if status:
         if status not in STATUSES:
             raise bad_request("status must be one of " + ", ".join(STATUSES), "status")
@@ -234,8 +235,7 @@ async def list_numbers(
 async def update_number(
     session: AsyncSession, p: Principal, number_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
-    n = await get_owned(session, PhoneNumber, number_id, p, prefix="pn", label="Phone number",
-                        for_update=True)
+    n = await p.scope.get(session, PhoneNumber, number_id, for_update=True)
     if "friendly_name" in data:
         n.friendly_name = _clean(data["friendly_name"], "friendlyName", 200)
     if "status" in data:
@@ -256,8 +256,7 @@ async def release_number(
     """Delete the number; release it at the carrier when the active carrier is its provider.
 
     409 while a running campaign dials from it (pause or cancel the campaign first)."""
-    n = await get_owned(session, PhoneNumber, number_id, p, prefix="pn", label="Phone number",
-                        for_update=True)
+    n = await p.scope.get(session, PhoneNumber, number_id, for_update=True)
     using = campaign_using(await running_campaigns(session, p.team_id), n.id)
     if using is not None:
         raise ApiError(

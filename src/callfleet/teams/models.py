@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -33,6 +33,8 @@ class ApiKey(Base):
     """A team's bearer token. Only the SHA-256 of the token is stored."""
 
     __tablename__ = "api_keys"
+    id_prefix: ClassVar[str] = "key"
+    label: ClassVar[str] = "API key"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from callfleet.api.deps import Auth, Paging, ReadSession, WriteSession
-from callfleet.api.errors import not_found
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import CamelIn, errors
-from callfleet.conversation.runtime import forget_team as forget_team_llm
+from callfleet.errors import not_found
 from callfleet.teams import service as svc
+from callfleet.teams.llm_settings import forget_team as forget_team_llm
 
 router = APIRouter(prefix="/api", tags=["teams"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -12,12 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.deps import hash_key
-from callfleet.api.errors import bad_request, conflict
 from callfleet.db.base import iso, utcnow
+from callfleet.dialer import rules
+from callfleet.errors import bad_request, conflict
 from callfleet.secrets import secret_box
 from callfleet.teams.models import ApiKey, Team
-from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.teams.principal import Principal
 
 SCOPES = ("read", "write")
 _ALPHABET = string.ascii_letters + string.digits
@@ -52,8 +53,6 @@ async def update_team(
     """Rename the team or change its dialing settings. Legal hours may only narrow the
     operator's legal hours (``CALLFLEET_LEGAL_HOURS_START/END``), never widen them; ``null``
     returns a setting to the default."""
-    from callfleet.dialer import rules
-
     team = await session.get(Team, team_id)
     assert team is not None
     if name is not None:
@@ -99,6 +98,11 @@ async def update_team(
     team.updated_at = utcnow()
     await session.flush()
     return team
+
+
+def hash_key(token: str) -> str:
+    """API keys are 190-bit random tokens, so a plain SHA-256 is a safe at-rest form."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def key_out(k: ApiKey, token: str | None = None) -> dict[str, Any]:
@@ -192,15 +196,14 @@ async def create_key(
 async def list_keys(
     session: AsyncSession, p: Principal, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(ApiKey, p)
+    stmt = p.scope.select(ApiKey)
     total = int(await session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
     rows = await session.scalars(stmt.order_by(ApiKey.id).limit(limit).offset(offset))
     return [key_out(k) for k in rows], total
 
 
 async def revoke_key(session: AsyncSession, p: Principal, key_id: str) -> dict[str, Any]:
-    key = await get_owned(session, ApiKey, key_id, p, prefix="key", label="API key",
-                          for_update=True)
+    key = await p.scope.get(session, ApiKey, key_id, for_update=True)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     await session.flush()

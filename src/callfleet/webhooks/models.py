@@ -1,55 +1,22 @@
-"""Events and webhooks (SPEC 7): the outbox every change writes to, the team's endpoints, and
-one delivery row per endpoint and event (its retry state, lease and attempt log)."""
+"""Webhooks (SPEC 7): the team's endpoints and one delivery row per endpoint and event (its
+retry state, lease and attempt log). The events themselves are ``webhooks.outbox``'s."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Boolean, FetchedValue, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callfleet.db.base import Base, JSONType, UTCDateTime
-
-
-class OutboxEvent(Base):
-    """One event of SPEC 7, written in the same transaction as the change it describes.
-
-    The row's ``id`` is the stable event id receivers deduplicate on."""
-
-    __tablename__ = "outbox_events"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(40))
-    type: Mapped[str] = mapped_column(String(60))
-    # The call/campaign/contact the event is about (deliveries keep this order per subject).
-    subject_id: Mapped[str | None] = mapped_column(String(40))
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Set once the event has been fanned out to the team's matching endpoints.
-    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Commit order, assigned by the database (a sequence on PostgreSQL, the rowid through a
-    # trigger on SQLite; migration 0005). ULID ids are not enough: two events written in the
-    # same millisecond (call.hangup and call.completed) have random relative order.
-    seq: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
-
-    __table_args__ = (
-        Index("ix_outbox_events_dispatched_at_id", "dispatched_at", "id"),
-        Index("ix_outbox_events_team_id_id", "team_id", "id"),
-        Index("ix_outbox_events_undispatched_seq", "seq",
-              postgresql_where=text("dispatched_at IS NULL"),
-              sqlite_where=text("dispatched_at IS NULL")),
-        Index("ix_outbox_events_undispatched_subject", "subject_id", "seq",
-              postgresql_where=text("dispatched_at IS NULL"),
-              sqlite_where=text("dispatched_at IS NULL")),
-    )
-    # The emitter never reads ``seq`` back: no RETURNING round trip per event.
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": False}
 
 
 class WebhookEndpoint(Base):
     """A URL of the team's that receives signed deliveries of the event types it lists."""
 
     __tablename__ = "webhook_endpoints"
+    id_prefix: ClassVar[str] = "wh"
+    label: ClassVar[str] = "Webhook"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     team_id: Mapped[str] = mapped_column(String(40))
@@ -80,6 +47,8 @@ class WebhookDelivery(Base):
     ``delivered`` (a 2xx was received) or ``failed`` (retries exhausted)."""
 
     __tablename__ = "webhook_deliveries"
+    id_prefix: ClassVar[str] = "whd"
+    label: ClassVar[str] = "Delivery"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     team_id: Mapped[str] = mapped_column(String(40))

@@ -10,8 +10,6 @@ from pydantic import BaseModel, Field, field_validator
 from callfleet.api.schemas import CamelIn
 from callfleet.webhooks.outbox import EVENT_TYPES
 
-TEST_EVENT = "webhook.test"
-
 
 def check_url(value: str | None) -> str | None:
     if value is None:

@@ -72,9 +72,9 @@ from callfleet.db.session import Database
 from callfleet.wakeup import IdleWait, due_in_seconds
 from callfleet.webhooks import metrics
 from callfleet.webhooks.http import KeepAliveTransport
-from callfleet.webhooks.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from callfleet.webhooks.models import WebhookDelivery, WebhookEndpoint
+from callfleet.webhooks.outbox import TEST_EVENT, OutboxEvent
 from callfleet.webhooks.retry import RetryPolicy
-from callfleet.webhooks.schemas import TEST_EVENT
 from callfleet.webhooks.secrets import SecretBox, SecretKeyError, secret_box
 from callfleet.webhooks.service import matches
 from callfleet.webhooks.signing import SIGNATURE_HEADER, event_body, signature_header

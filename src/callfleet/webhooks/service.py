@@ -1,7 +1,7 @@
 """Webhook endpoints, their delivery log, manual retries and test events.
 
-Services never commit; the route owns the transaction. Every read goes through ``scoped`` /
-``get_owned`` (teams/principal.py), so another team's endpoint or delivery is a 403.
+Services never commit; the route owns the transaction. Every read goes through the team
+scope (teams/principal.py), so another team's endpoint or delivery is a 403.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from sqlalchemy import delete, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
-from callfleet.api.errors import bad_request, conflict, not_found
 from callfleet.db.base import iso, utcnow
-from callfleet.teams.principal import Principal, get_owned, scoped
+from callfleet.errors import bad_request, conflict, not_found
+from callfleet.teams.principal import Principal
 from callfleet.wakeup import notify
 from callfleet.webhooks import secrets as sec
 from callfleet.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
-from callfleet.webhooks.schemas import TEST_EVENT
+from callfleet.webhooks.outbox import TEST_EVENT
 from callfleet.webhooks.signing import event_body
 
 MAX_ENDPOINTS_PER_TEAM = 100
@@ -59,8 +59,7 @@ def matches(events: list[str] | None, event_type: str) -> bool:
 
 async def _get(s: AsyncSession, p: Principal, endpoint_id: str,
                for_update: bool = False) -> WebhookEndpoint:
-    return await get_owned(s, WebhookEndpoint, endpoint_id, p, prefix="wh", label="Webhook",
-                           for_update=for_update)
+    return await p.scope.get(s, WebhookEndpoint, endpoint_id, for_update=for_update)
 
 
 async def create_endpoint(s: AsyncSession, p: Principal, data: dict[str, Any],
@@ -70,7 +69,7 @@ async def create_endpoint(s: AsyncSession, p: Principal, data: dict[str, Any],
     for name in ("events", "enabled"):
         if name in data and data[name] is None:
             raise bad_request(f"{name} must not be null", name)
-    count = await s.scalar(scoped(WebhookEndpoint, p).with_only_columns(func.count()))
+    count = await s.scalar(p.scope.count(WebhookEndpoint))
     if int(count or 0) >= MAX_ENDPOINTS_PER_TEAM:
         raise conflict(f"A team may have at most {MAX_ENDPOINTS_PER_TEAM} webhook endpoints")
     secret = data.get("secret") or sec.generate_secret()
@@ -89,7 +88,7 @@ async def create_endpoint(s: AsyncSession, p: Principal, data: dict[str, Any],
 
 async def list_endpoints(s: AsyncSession, p: Principal, limit: int,
                          offset: int) -> tuple[list[dict[str, Any]], int]:
-    stmt = scoped(WebhookEndpoint, p)
+    stmt = p.scope.select(WebhookEndpoint)
     total = int(await s.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0)
     rows = await s.scalars(stmt.order_by(WebhookEndpoint.id).limit(limit).offset(offset))
     return [endpoint_out(e) for e in rows], total
@@ -135,7 +134,7 @@ async def list_deliveries(
     event_type: str | None, limit: int, offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     ep = await _get(s, p, endpoint_id)
-    stmt = scoped(WebhookDelivery, p).where(WebhookDelivery.endpoint_id == ep.id)
+    stmt = p.scope.select(WebhookDelivery).where(WebhookDelivery.endpoint_id == ep.id)
     if status:
         if status not in DELIVERY_STATUSES:
             raise bad_request("status must be one of " + ", ".join(DELIVERY_STATUSES),
@@ -157,8 +156,7 @@ async def retry_delivery(s: AsyncSession, p: Principal, endpoint_id: str, delive
     normal schedule only while the 24 h window since the event is still open. A pending one
     is moved forward to now; one being sent right now is a 409."""
     ep = await _get(s, p, endpoint_id)
-    d = await get_owned(s, WebhookDelivery, delivery_id, p, prefix="whd", label="Delivery",
-                        for_update=True)
+    d = await p.scope.get(s, WebhookDelivery, delivery_id, for_update=True)
     if d.endpoint_id != ep.id:
         raise not_found("Delivery")
     if d.status == "sending" and d.next_attempt_at is not None and d.next_attempt_at > now:

@@ -4,7 +4,7 @@ Numbers for sale are in reserved fictional ranges (NANP 555-01XX, Ofcom's 020 79
 drama range). Any valid destination can be dialed; what happens is a deterministic function
 of the number (and the attempt), or a profile set per number (``SimProfile``). Each call's
 timeline is stored in ``sim_calls``; ``pump`` delivers due events to callfleet through
-``calls.events.handle_carrier_event`` — the same entry point a real carrier's callbacks use.
+``dialer.outcomes.CallEvents.handle_many`` — the same entry point a real carrier's callbacks use.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from callfleet.carriers.sim.models import SimCall, SimProfile
 from callfleet.clock import Clock
 from callfleet.db.base import UTCDateTime
 from callfleet.db.session import Database
+from callfleet.numbers.models import PhoneNumber
 from callfleet.wakeup import notify
 
 BEHAVIOURS = ("answer", "no_answer", "busy", "voicemail", "decline", "failed", "invalid")
@@ -88,8 +89,6 @@ class SimCarrier:
     async def search_numbers(
         self, country_code: str, area_code: str | None, number_type: str, limit: int
     ) -> list[AvailableNumber]:
-        from callfleet.numbers.models import PhoneNumber
-
         table = TOLL_FREE if number_type == "toll-free" else FICTIONAL
         spec = table.get(country_code.upper())
         if spec is None:

@@ -55,14 +55,3 @@ class SimProfile(Base):
     behaviours: Mapped[list[str]] = mapped_column(JSONType, default=list)  # one per attempt
     persona: Mapped[str | None] = mapped_column(String(30))
     ring_seconds: Mapped[int | None] = mapped_column(Integer)
-
-
-class ClockAnchor(Base):
-    """Shared simulation clock: every process maps real time to the same simulated time."""
-
-    __tablename__ = "clock_anchor"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    scale: Mapped[float] = mapped_column(default=1.0)
-    real_anchor: Mapped[datetime] = mapped_column(UTCDateTime)
-    sim_anchor: Mapped[datetime] = mapped_column(UTCDateTime)

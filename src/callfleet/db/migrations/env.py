@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from callfleet.db.models import Base
+from callfleet.db.base import Base
 
 connection = context.config.attributes["connection"]
 

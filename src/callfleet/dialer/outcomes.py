@@ -1,5 +1,22 @@
-"""A call's life after the dial: carrier events move it along its timeline, and its end
-decides the enrollment's fate (SPEC 4 "after an attempt") in one transaction.
+"""What happens when a call is placed, answered and ended: the runtime that calls down into
+each domain, in one readable place.
+
+Carrier events move a call along its timeline (``calls.timeline``); an answer hands the call
+to the conversation (``conversation.runtime``); its end (:func:`finish_call`), in ONE
+transaction, in this order:
+
+1. the call row: status, outcome, reason, duration, lease released;
+2. its timeline: ``call.hangup`` and ``call.completed`` (with their outbox events);
+3. the post-call analysis is queued (``conversation.analysis.queue``), exactly once;
+4. the contact: an opt-out sets do-not-call and queues the number for the team DNC list, an
+   answer moves a new lead to ``contacted`` (``contact.updated``);
+5. the enrollment: the retry rules (``dialer.rules.after_attempt``) decide its next status,
+   through the enrollment transition rule;
+6. per batch (:class:`Settlement`): the DNC rows, the concurrency slots given back, and the
+   campaigns checked for completion (``campaigns.lifecycle.maybe_complete``).
+
+Many endings share a transaction and a Settlement, so a batch writes each table with one
+statement per shape and locks a hot campaign row once (docs/decisions/0011).
 
 Every carrier event may arrive more than once (the simulated network and real carriers
 deliver at least once), so each step checks the call's state and does nothing twice.
@@ -13,79 +30,33 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
-from callfleet import ids
-from callfleet.calls.models import Call, CallEvent
+from callfleet.assistants.models import Assistant
+from callfleet.calls.models import Call
+from callfleet.calls.timeline import add_event
+from callfleet.campaigns.lifecycle import maybe_complete
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.policy import retry_policy
-from callfleet.campaigns.service import emit_campaign_event
 from callfleet.carriers.base import Carrier, CarrierEvent
-from callfleet.compliance.models import DncEntry
+from callfleet.compliance.service import DncRow, add_many_to_dnc
 from callfleet.conversation import runtime
-from callfleet.conversation.analysis import mark_for_analysis
+from callfleet.conversation.analysis.queue import mark_for_analysis
 from callfleet.conversation.runtime import Hangup
-from callfleet.crm.models import Contact
-from callfleet.crm.service import emit_contact_updated
+from callfleet.crm.events import emit_contact_updated
+from callfleet.crm.models import Company, Contact
 from callfleet.db.base import utcnow
 from callfleet.db.session import Database
-from callfleet.db.staging import stage
 from callfleet.dialer import rules
 from callfleet.teams.models import Team
-from callfleet.webhooks.outbox import emit
 
 log = structlog.get_logger("callfleet.calls")
 
-CARRIER_REASONS = {
-    "busy": "busy", "no_answer": "no_answer", "declined": "declined", "failed": "failed",
-    "invalid_number": "invalid_number",
-}
+# Carrier end reasons that are an outcome of their own (``carrier_<reason>``).
+CARRIER_REASONS = frozenset({"busy", "no_answer", "declined", "failed", "invalid_number"})
 
-
-
-def add_event(session: AsyncSession, call: Call, kind: str, at: datetime,
-              data: dict[str, Any] | None = None) -> None:
-    """Record a step of the call's timeline and, in the same transaction, its event for
-    webhooks (SPEC 7). Both rows are staged (``db.staging``): a batch of calls pays one
-    INSERT per table, not one ORM object per step."""
-    from callfleet.calls.service import call_out  # (calls.service imports this module)
-
-    stage(session, _CALL_EVENTS, {"id": ids.new_id("evt"), "call_id": call.id, "type": kind,
-                                  "at": at, "data": data or {}})
-    emit(session, call.team_id, kind, {"call": call_out(call), **(data or {})}, at,
-         subject_id=call.id)
-
-
-_CALL_EVENTS = CallEvent.__table__
-
-
-async def maybe_complete(session: AsyncSession, campaign_id: str, now: datetime) -> bool:
-    """A running campaign with nothing pending or calling is completed (unless evergreen)."""
-    busy = await session.scalar(
-        select(exists().where(
-            Enrollment.campaign_id == campaign_id,
-            Enrollment.status.in_(("pending", "calling")),
-        ))
-    )
-    if busy:
-        return False
-    res = await session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == "running",
-               Campaign.no_auto_complete.is_(False))
-        .values(status="completed", completed_at=now, updated_at=now,
-                status_reason="every contact reached a final status")
-    )
-    if not res.rowcount:  # type: ignore[attr-defined]
-        return False
-    campaign = await session.get(Campaign, campaign_id, populate_existing=True)
-    if campaign is not None:
-        emit_campaign_event(session, campaign, "campaign.completed", now)
-    return True
 
 
 @dataclass
@@ -97,8 +68,8 @@ class Settlement:
     campaign_slots: Counter[str] = field(default_factory=Counter)
     team_slots: Counter[str] = field(default_factory=Counter)
     campaigns: set[str] = field(default_factory=set)
-    # Numbers to add to team DNC lists: (team_id, phone, reason, source, at).
-    dnc: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)
+    # Numbers to add to team DNC lists.
+    dnc: list[DncRow] = field(default_factory=list)
 
     async def apply(self, session: AsyncSession, at: datetime) -> None:
         if self.dnc:
@@ -132,9 +103,6 @@ async def load_call_context(session: AsyncSession, calls: list[Call]) -> list[An
     without a query. Use with ``session.no_autoflush``: the batch's changes then reach the
     database in one flush, one executemany per table and statement shape. Keep the returned
     list while the batch runs (the session's identity map holds rows only weakly)."""
-    from callfleet.assistants.models import Assistant
-    from callfleet.crm.models import Company
-
     def ids_of(rows: list[Any], attr: str) -> list[str]:
         return sorted({v for c in rows if (v := getattr(c, attr)) is not None})
 
@@ -212,28 +180,6 @@ async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
         emit_contact_updated(session, contact, at, ["lead_status"])
 
 
-async def add_to_dnc(session: AsyncSession, team_id: str, phone: str, reason: str,
-                     source: str, at: datetime) -> None:
-    await add_many_to_dnc(session, [(team_id, phone, reason, source, at)])
-
-
-async def add_many_to_dnc(session: AsyncSession,
-                          entries: list[tuple[str, str, str, str, datetime]]) -> None:
-    """One statement, no savepoint (a savepoint would flush the caller's whole batch); an
-    existing entry for a number wins. Entries: (team_id, phone, reason, source, at)."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for team_id, phone, reason, source, at in entries:
-        rows.setdefault((team_id, phone), {
-            "id": ids.new_id("dnc"), "team_id": team_id, "phone_number": phone,
-            "reason": reason, "source": source, "created_at": at})
-    dialect = session.bind.dialect.name
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert_(DncEntry).values([rows[k] for k in sorted(rows)])
-        .on_conflict_do_nothing(index_elements=["team_id", "phone_number"])
-    )
-
-
 async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
                                at: datetime) -> bool:
     """Apply the retry rules; True when the enrollment reached a final status."""
@@ -245,7 +191,11 @@ async def _apply_to_enrollment(session: AsyncSession, call: Call, outcome: str,
     counts[outcome] = counts.get(outcome, 0) + 1
     result = rules.after_attempt(outcome, enr.attempts, counts, retry_policy(campaign), at)
     status = result.enrollment_status
+    rules.check_enrollment_transition(enr.status, status)
     if status == "pending" and campaign.status == "cancelled":
+        # The campaign was cancelled while this call was in progress: the retry it would
+        # have had is cancelled instead (calling -> pending -> cancelled).
+        rules.check_enrollment_transition(status, "cancelled")
         status = "cancelled"
     enr.status = status
     enr.outcome_counts = counts
@@ -336,7 +286,7 @@ class CallEvents:
         reason = event.data.get("reason", "completed")
         meta = call.call_metadata or {}
         if reason in CARRIER_REASONS:
-            return CARRIER_REASONS[reason], f"carrier_{reason}"
+            return reason, f"carrier_{reason}"
         if meta.get("voicemail"):
             return "voicemail", "voicemail"
         if call.answered_at is not None:
