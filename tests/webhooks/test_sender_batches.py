@@ -109,6 +109,17 @@ async def test_order_per_subject_and_concurrency_per_endpoint(
     assert max(finished[fast["url"]]) < max(finished[slow["url"]]) - 1.0
 
 
+def test_an_endpoint_holds_a_deeper_queue_the_faster_it_answers(database: DbHandle) -> None:
+    sender = WebhookSender(database.db, FixedClock(datetime.now(UTC)), make_settings(
+        database.url, webhook_endpoint_concurrency=4, webhook_lease_seconds=30,
+        webhook_timeout_seconds=5))
+    sender._held.update({"fast": 31, "fast_full": 32, "slow": 4, "slow_ok": 3, "new": 4})
+    sender._answer_seconds.update({"fast": 0.002, "fast_full": 0.002, "slow": 4.0,
+                                   "slow_ok": 4.0})
+    # fast: 8 per lane (32); slow: 30 s / (4 x 4 s) = 1 per lane (4); unknown: 1 per lane
+    assert sender._saturated() == {"fast_full", "slow", "new"}
+
+
 SENDER_PROCESS = """
 import asyncio, sys
 from callfleet.clock import Clock

@@ -92,9 +92,10 @@ USER_AGENT = f"callfleet/{__version__}"
 # the oldest has waited FLUSH_SECONDS: batches for the database, little added lag.
 FLUSH_RESULTS = 32
 FLUSH_SECONDS = 0.01
-# An endpoint whose deliveries in flight (sending or waiting for a lane) reach this many
-# times its concurrency gets no more until some finish.
-HELD_PER_LANE = 4
+# Deliveries held for one endpoint (sending, or waiting for one of its lanes): up to this
+# many per lane while its answers are fast, fewer as they slow down, so that a delivery
+# waiting for a lane is sent long before its lease runs out (_saturated).
+HELD_PER_LANE = 8
 SECRET_CACHE = 1000  # decrypted endpoint secrets kept in memory
 
 
@@ -179,6 +180,7 @@ class WebhookSender:
         self._first_result_at = 0.0  # loop time of the oldest result not yet recorded
         self._inflight: set[asyncio.Task[None]] = set()
         self._held: Counter[str] = Counter()  # deliveries in flight per endpoint
+        self._answer_seconds: dict[str, float] = {}  # per endpoint, a moving average
         self._lanes: dict[str, asyncio.Semaphore] = {}
         self._secrets: dict[str, str] = {}  # encrypted -> clear, for the endpoints in use
         self._progress = asyncio.Event()  # enough results to record, or nothing in flight
@@ -341,10 +343,19 @@ class WebhookSender:
         return dispatched, jobs
 
     def _saturated(self) -> set[str]:
-        """Endpoints holding enough deliveries already (their lanes are busy): claiming
-        more for them would only let leases run down while they wait."""
-        limit = HELD_PER_LANE * self.per_endpoint
-        return {ep for ep, n in self._held.items() if n >= limit}
+        """Endpoints holding enough deliveries already: claiming more for them would only
+        let leases run down while they wait for a lane. A lane may queue as many
+        deliveries as fit in a quarter of the lease at the endpoint's recent answer time
+        (at most HELD_PER_LANE; one while that time is unknown)."""
+        lease = max(self.settings.webhook_lease_seconds, 2 * self.timeout)
+        full: set[str] = set()
+        for ep, n in self._held.items():
+            seconds = self._answer_seconds.get(ep)
+            depth = 1 if seconds is None else max(1, min(
+                HELD_PER_LANE, int(lease / (4 * max(seconds, 0.001)))))
+            if n >= depth * self.per_endpoint:
+                full.add(ep)
+        return full
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -359,6 +370,12 @@ class WebhookSender:
             self._held[job.endpoint_id] -= 1
             if self._held[job.endpoint_id] <= 0:
                 del self._held[job.endpoint_id]
+        # The endpoint's recent answer time (moving average), for _saturated.
+        seconds = result.duration_ms / 1000
+        if len(self._answer_seconds) > 10_000:
+            self._answer_seconds.clear()
+        before = self._answer_seconds.get(job.endpoint_id, seconds)
+        self._answer_seconds[job.endpoint_id] = 0.8 * before + 0.2 * seconds
         # Appended after the await: ``flush`` swaps the list while the request is out.
         if not self._results:
             self._first_result_at = self._loop_time()
