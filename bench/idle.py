@@ -61,6 +61,8 @@ from typing import Any
 
 import httpx
 
+from webhooks import read_request  # bench/webhooks.py
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -120,13 +122,7 @@ class Receiver:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                body = await reader.readexactly(length)
+                _, body = await read_request(reader)
                 at = time.time()
                 event = json.loads(body)
                 self.got.append(Got(at, event["type"], event["data"]))

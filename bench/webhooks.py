@@ -80,23 +80,22 @@ TYPES = ("call.initiated", "call.ringing", "call.answered", "call.hangup", "call
 
 # ---------------------------------------------------------------- the receiver process
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 request with a Content-Length: its headers (lower-case names) and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (
+        line.partition(b":") for line in head.split(b"\r\n")[1:] if line)}
+    return headers, await reader.readexactly(int(headers.get(b"content-length", b"0")))
+
+
 async def _receiver(port: int, out: str) -> None:
     got: list[tuple[str, float]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length, event_id = 0, ""
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    key = name.strip().lower()
-                    if key == b"content-length":
-                        length = int(value)
-                    elif key == b"callfleet-event-id":
-                        event_id = value.strip().decode()
-                await reader.readexactly(length)
-                got.append((event_id, time.time()))
+                headers, _ = await read_request(reader)
+                got.append((headers.get(b"callfleet-event-id", b"").decode(), time.time()))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):

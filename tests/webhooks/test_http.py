@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from callfleet.webhooks.http import KeepAliveTransport
+from tests.webhooks.helpers import read_request
 
 Answer = Callable[[bytes], bytes]  # request head -> raw response (b"" = close silently)
 
@@ -48,13 +49,8 @@ class Server:
         self.most_open = max(self.most_open, self.open_now)
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                self.bodies.append(await reader.readexactly(length))
+                head, _, body = await read_request(reader)
+                self.bodies.append(body)
                 self.heads.append(head)
                 if self.delay:
                     await asyncio.sleep(self.delay)

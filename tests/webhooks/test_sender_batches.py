@@ -28,7 +28,13 @@ from callfleet.webhooks.outbox import OutboxEvent
 from callfleet.webhooks.secrets import SecretBox
 from callfleet.webhooks.sender import WebhookSender
 from tests.conftest import DbHandle, TeamCtx, make_settings
-from tests.webhooks.helpers import Receiver, create_webhook, drain, emit_events
+from tests.webhooks.helpers import (
+    Receiver,
+    create_webhook,
+    drain,
+    emit_events,
+    read_request,
+)
 
 TYPES = ("call.initiated", "call.ringing", "call.answered", "call.completed")
 
@@ -152,10 +158,7 @@ class HookServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                fields = {k.strip().lower(): v.strip() for k, _, v in (
-                    line.partition(b":") for line in head.split(b"\r\n")[1:] if line)}
-                await reader.readexactly(int(fields[b"content-length"]))
+                _, fields, _ = await read_request(reader)
                 self.got.append((fields[b"callfleet-event-id"].decode(),
                                  int(fields[b"callfleet-delivery-attempt"])))
                 await asyncio.sleep(0.05)
