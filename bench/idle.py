@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -417,6 +418,7 @@ async def run_config(config: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await dep.stop()
         rx.server.close()
+    shutil.rmtree(dep.workdir, ignore_errors=True)  # (kept, with the logs, after a failure)
     out["load_after"] = load1()
     return out
 

@@ -38,6 +38,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -159,7 +160,7 @@ async def fresh_db(backend: str) -> tuple[Database, str, Any]:
     if backend == "sqlite":
         tmp = tempfile.mkdtemp(prefix="wh-bench-")
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        cleanup = None
+        cleanup = tmp
     else:
         name = f"callfleet_whbench_{uuid.uuid4().hex[:8]}"
         await _admin(f'CREATE DATABASE "{name}"')
@@ -169,6 +170,14 @@ async def fresh_db(backend: str) -> tuple[Database, str, Any]:
     db = open_database(url)
     await migrate(db)
     return db, url, cleanup
+
+
+async def drop_db(cleanup: str) -> None:
+    """Remove what ``fresh_db`` made: the SQLite directory or the PostgreSQL database."""
+    if cleanup.startswith("/"):
+        shutil.rmtree(cleanup, ignore_errors=True)
+    else:
+        await _admin(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
 
 
 async def seed(db: Database, box: SecretBox, receiver_url: str) -> str:
@@ -288,8 +297,7 @@ async def phase_backlog(backend: str, events: int, settings: Settings,
     finally:
         got = rx.finish()
         await db.dispose()
-        if cleanup:
-            await _admin(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+        await drop_db(cleanup)
     last = max(got.values())
     return {"events": events, "received": len(got), "seconds": round(last - t0, 2),
             "events_per_second": round(len(got) / (last - t0), 1),
@@ -329,8 +337,7 @@ async def phase_paced(backend: str, events: int, rate: float, settings: Settings
     finally:
         got = rx.finish()
         await db.dispose()
-        if cleanup:
-            await _admin(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+        await drop_db(cleanup)
     lags = [got[e] - created[e] for e in created if e in got]
     return {"events": events, "rate_per_second": rate, "received": len(got),
             "lag_seconds": {"p50": round(pct(lags, 0.50), 3), "p95": round(pct(lags, 0.95), 3),
