@@ -178,6 +178,8 @@ class Deployment:
             "CALLFLEET_SIM_INVALID_PERCENT": "0", "CALLFLEET_LEGAL_HOURS_START": "00:00",
             "CALLFLEET_LEGAL_HOURS_END": "23:59", "CALLFLEET_LOG_LEVEL": "WARNING",
             "CALLFLEET_RATE_LIMIT_PER_MINUTE": "0",
+            # The receiver is on loopback (the outbound URL policy refuses it otherwise).
+            "CALLFLEET_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
         })
         if args.src:
             self.env["PYTHONPATH"] = str(args.src)

@@ -393,6 +393,8 @@ def run(coro: Any) -> Any:
 
 
 def main() -> None:
+    # The receiver is on loopback (the outbound URL policy refuses it otherwise).
+    os.environ.setdefault("CALLFLEET_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
     ap.add_argument("--events", type=int, default=10_000, help="backlog phase events")

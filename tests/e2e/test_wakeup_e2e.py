@@ -115,6 +115,7 @@ async def test_idle_loops_wake_on_api_writes(
         "CALLFLEET_SIM_INSTANT": "true", "CALLFLEET_SIM_MIX": "answer=100",
         "CALLFLEET_SIM_INVALID_PERCENT": "0", "CALLFLEET_LEGAL_HOURS_START": "00:00",
         "CALLFLEET_LEGAL_HOURS_END": "23:59", "CALLFLEET_LOG_LEVEL": "WARNING",
+        "CALLFLEET_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver is on loopback
     })
     split = dep.backend == "postgres"
     worker: subprocess.Popen[bytes] | None = None
