@@ -1,23 +1,32 @@
 #!/usr/bin/env python
-"""Webhook benchmark: events per second delivered to a local receiver, and the lag from an
-event's creation (its outbox commit) to its receipt.
+"""Webhook benchmark: events per second delivered to a local receiver, beside a bare async
+POST loop to the same receiver in the same run, and the lag from an event's creation (its
+outbox commit) to its receipt.
 
-    .venv/bin/python bench/webhooks.py --backend all                 # both databases (~2 min)
+    .venv/bin/python bench/webhooks.py --backend all                 # both databases (~3 min)
     .venv/bin/python bench/webhooks.py --backend sqlite --events 2000 --paced 1000 --rate 50
+    .venv/bin/python bench/webhooks.py --src /path/to/other/src ...  # another version's sender
 
-Two phases per backend, each on a fresh database with one team and one endpoint (``*``):
+Three phases per backend, the last two each on a fresh database with one team and one
+endpoint (``*``):
 
+* bare: ``--events`` POSTs of the same bodies and headers to the same receiver, with no
+  database: ``--endpoint-concurrency`` requests at once through the client the sender builds
+  (``WebhookSender._new_client``), and again through a default ``httpx.AsyncClient`` with as
+  many connections. What one node can POST at all; the sender's rate is quoted against it.
 * backlog: ``--events`` events (5 per subject, like a call's initiated..completed, so the
   per-subject order rule is exercised) are committed to the outbox first; then one
   ``WebhookSender.run`` loop starts and the time until the receiver has every event gives
-  events/s (the fan-out, claim, send and record path at full speed).
+  events/s (the fan-out, claim, send and record path at full speed), and the CPU time of
+  this process per delivery.
 * paced: the sender runs while ``--paced`` events are emitted at ``--rate`` per second in
   small transactions (every 20 ms); lag = receipt time at the receiver - the event's
   ``created_at`` (both wall clock, same machine), reported as p50/p95/p99/max.
 
 The receiver is a separate process (a minimal asyncio HTTP/1.1 keep-alive server) that
 answers 200 at once and records (event id, receipt time); it checks nothing, so it is not
-the bottleneck. The sender runs in this process with the default settings (32 in flight).
+the bottleneck. The sender runs in this process with the default settings, on uvloop
+(as ``callfleet serve`` and ``callfleet worker`` run).
 Results: bench/results/webhooks-<backend>.json, with ``uptime`` load before and after (the
 machine may be shared).
 """
@@ -29,6 +38,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -44,7 +54,10 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
-sys.path.insert(0, str(ROOT / "src"))
+# --src PATH: measure another version's sender (its src/ directory) with this script.
+SRC = (Path(sys.argv[sys.argv.index("--src") + 1]).resolve() if "--src" in sys.argv
+       else ROOT / "src")
+sys.path.insert(0, str(SRC))
 
 from sqlalchemy import func, select
 
@@ -60,6 +73,7 @@ from callfleet.webhooks.models import WebhookDelivery
 from callfleet.webhooks.outbox import emit
 from callfleet.webhooks.secrets import SecretBox
 from callfleet.webhooks.sender import WebhookSender
+from callfleet.webhooks.signing import event_body
 
 PG_ADMIN = os.environ.get("CALLFLEET_TEST_POSTGRES_URL",
                           "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -69,27 +83,26 @@ TYPES = ("call.initiated", "call.ringing", "call.answered", "call.hangup", "call
 
 # ---------------------------------------------------------------- the receiver process
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 request with a Content-Length: its headers (lower-case names) and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (
+        line.partition(b":") for line in head.split(b"\r\n")[1:] if line)}
+    return headers, await reader.readexactly(int(headers.get(b"content-length", b"0")))
+
+
 async def _receiver(port: int, out: str) -> None:
     got: list[tuple[str, float]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length, event_id = 0, ""
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    key = name.strip().lower()
-                    if key == b"content-length":
-                        length = int(value)
-                    elif key == b"callfleet-event-id":
-                        event_id = value.strip().decode()
-                await reader.readexactly(length)
-                got.append((event_id, time.time()))
+                headers, _ = await read_request(reader)
+                got.append((headers.get(b"callfleet-event-id", b"").decode(), time.time()))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # (cancelled: the receiver stops with connections open)
         finally:
             writer.close()
 
@@ -149,7 +162,7 @@ async def fresh_db(backend: str) -> tuple[Database, str, Any]:
     if backend == "sqlite":
         tmp = tempfile.mkdtemp(prefix="wh-bench-")
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        cleanup = None
+        cleanup = tmp
     else:
         name = f"callfleet_whbench_{uuid.uuid4().hex[:8]}"
         await _admin(f'CREATE DATABASE "{name}"')
@@ -159,6 +172,14 @@ async def fresh_db(backend: str) -> tuple[Database, str, Any]:
     db = open_database(url)
     await migrate(db)
     return db, url, cleanup
+
+
+async def drop_db(cleanup: str) -> None:
+    """Remove what ``fresh_db`` made: the SQLite directory or the PostgreSQL database."""
+    if cleanup.startswith("/"):
+        shutil.rmtree(cleanup, ignore_errors=True)
+    else:
+        await _admin(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
 
 
 async def seed(db: Database, box: SecretBox, receiver_url: str) -> str:
@@ -204,6 +225,61 @@ async def delivered(db: Database) -> int:
                                   .where(WebhookDelivery.status == "delivered")) or 0)
 
 
+def _sender_client(settings: Settings, box: SecretBox) -> Any:
+    """The client the sender builds (older versions: its ``client`` property)."""
+    sender = WebhookSender(None, Clock(1.0), settings, box=box)  # type: ignore[arg-type]
+    make = getattr(sender, "_new_client", None)
+    return make() if make is not None else sender.client
+
+
+async def _post_all(client: Any, url: str, events: int, concurrency: int) -> None:
+    bodies = [event_body(f"evt_bare{i:08d}", TYPES[i % len(TYPES)], datetime.now(UTC),
+                         {"call": {"id": f"call_bare{i // len(TYPES):08d}", "n": i}}).encode()
+              for i in range(events)]
+    todo = list(range(events - 1, -1, -1))
+
+    async def worker() -> None:
+        while todo:
+            i = todo.pop()
+            headers = {"Content-Type": "application/json", "User-Agent": "bench",
+                       "Callfleet-Signature": "t=0,v1=0" * 8,
+                       "Callfleet-Event-Id": f"evt_bare{i:08d}",
+                       "Callfleet-Event-Type": TYPES[i % len(TYPES)],
+                       "Callfleet-Delivery-Id": f"whd_bare{i:08d}",
+                       "Callfleet-Delivery-Attempt": "1"}
+            async with client.stream("POST", url, content=bodies[i], headers=headers) as r:
+                async for _ in r.aiter_bytes():
+                    pass
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def phase_bare(events: int, settings: Settings, box: SecretBox) -> dict[str, Any]:
+    """POST the bodies the sender would send, with no database: the sender's own client,
+    then a default httpx client, each with the endpoint's concurrency."""
+    import httpx
+
+    concurrency = getattr(settings, "webhook_endpoint_concurrency",
+                          settings.webhook_max_in_flight)
+    out: dict[str, Any] = {"concurrency": concurrency}
+    for name in ("sender_client", "default_httpx"):
+        rx = Receiver()
+        client = (_sender_client(settings, box) if name == "sender_client" else
+                  httpx.AsyncClient(limits=httpx.Limits(
+                      max_connections=concurrency, max_keepalive_connections=concurrency)))
+        cpu0, t0 = time.process_time(), time.time()
+        try:
+            await _post_all(client, rx.url, events, concurrency)
+        finally:
+            await client.aclose()
+            got = rx.finish()
+        cpu = time.process_time() - cpu0
+        last = max(got.values())
+        out[name] = {"requests": len(got), "per_second": round(len(got) / (last - t0), 1),
+                     "cpu_ms_per_request": round(cpu * 1000 / events, 3)}
+    return out
+
+
 async def phase_backlog(backend: str, events: int, settings: Settings,
                         box: SecretBox) -> dict[str, Any]:
     db, _url, cleanup = await fresh_db(backend)
@@ -212,7 +288,7 @@ async def phase_backlog(backend: str, events: int, settings: Settings,
         team_id = await seed(db, box, rx.url)
         for start in range(0, events, 1000):
             await emit_batch(db, team_id, start, min(1000, events - start))
-        t0 = time.time()
+        t0, cpu0 = time.time(), time.process_time()
 
         async def done() -> None:
             while await delivered(db) < events:
@@ -220,15 +296,16 @@ async def phase_backlog(backend: str, events: int, settings: Settings,
 
         await run_sender_until(db, settings, box, done)
         elapsed = time.time() - t0
+        cpu = time.process_time() - cpu0
     finally:
         got = rx.finish()
         await db.dispose()
-        if cleanup:
-            await _admin(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+        await drop_db(cleanup)
     last = max(got.values())
     return {"events": events, "received": len(got), "seconds": round(last - t0, 2),
             "events_per_second": round(len(got) / (last - t0), 1),
-            "wall_seconds_until_all_recorded": round(elapsed, 2)}
+            "wall_seconds_until_all_recorded": round(elapsed, 2),
+            "cpu_ms_per_delivery": round(cpu * 1000 / events, 3)}
 
 
 async def phase_paced(backend: str, events: int, rate: float, settings: Settings,
@@ -252,7 +329,10 @@ async def phase_paced(backend: str, events: int, rate: float, settings: Settings
                 await asyncio.sleep(0.1)
 
         await run_sender_until(db, settings, box, done)
-        from callfleet.webhooks.outbox import OutboxEvent
+        try:
+            from callfleet.webhooks.outbox import OutboxEvent
+        except ImportError:  # a version before the table moved (--src)
+            from callfleet.webhooks.models import OutboxEvent  # type: ignore[attr-defined,no-redef]
 
         async with db.session(write=False) as s:
             for event_id, at in await s.execute(select(OutboxEvent.id, OutboxEvent.created_at)):
@@ -260,8 +340,7 @@ async def phase_paced(backend: str, events: int, rate: float, settings: Settings
     finally:
         got = rx.finish()
         await db.dispose()
-        if cleanup:
-            await _admin(f'DROP DATABASE IF EXISTS "{cleanup}" WITH (FORCE)')
+        await drop_db(cleanup)
     lags = [got[e] - created[e] for e in created if e in got]
     return {"events": events, "rate_per_second": rate, "received": len(got),
             "lag_seconds": {"p50": round(pct(lags, 0.50), 3), "p95": round(pct(lags, 0.95), 3),
@@ -282,15 +361,24 @@ async def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
     box = SecretBox([Fernet.generate_key()])
     # The receiver is on loopback, which tenant URLs may reach only when allowed.
-    settings = Settings(webhook_tick_seconds=0.05, outbound_allowed_networks=RECEIVER_NETWORK)
+    settings = Settings(outbound_allowed_networks=RECEIVER_NETWORK,
+                        **({"webhook_tick_seconds": args.tick} if args.tick else {}))
     before = uptime()
+    bare = await phase_bare(args.events, settings, box)
+    print(f"bare POST loop: {bare}", flush=True)
     backlog = await phase_backlog(backend, args.events, settings, box)
+    backlog["ratio_to_bare_sender_client"] = round(
+        backlog["events_per_second"] / bare["sender_client"]["per_second"], 3)
+    backlog["ratio_to_bare_default_httpx"] = round(
+        backlog["events_per_second"] / bare["default_httpx"]["per_second"], 3)
     print(f"{backend} backlog: {backlog}", flush=True)
     paced = await phase_paced(backend, args.paced, args.rate, settings, box)
     print(f"{backend} paced: {paced}", flush=True)
     return {
-        "backend": backend, "backlog": backlog, "paced": paced,
+        "backend": backend, "src": str(SRC), "bare": bare, "backlog": backlog, "paced": paced,
         "settings": {"max_in_flight": settings.webhook_max_in_flight,
+                     "endpoint_concurrency": getattr(settings, "webhook_endpoint_concurrency",
+                                                     None),
                      "tick_seconds": settings.webhook_tick_seconds,
                      "batch": settings.webhook_batch},
         "uptime_before": before, "uptime_after": uptime(),
@@ -300,25 +388,44 @@ async def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run(coro: Any) -> Any:
+    """On uvloop when installed, as ``callfleet serve`` and ``callfleet worker`` run."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def main() -> None:
+    # The receiver is on loopback (the outbound URL policy refuses it otherwise).
+    os.environ.setdefault("CALLFLEET_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
     ap.add_argument("--events", type=int, default=10_000, help="backlog phase events")
     ap.add_argument("--paced", type=int, default=3_000, help="paced phase events")
-    ap.add_argument("--rate", type=float, default=100.0,
+    ap.add_argument("--rate", type=float, default=200.0,
                     help="paced events per second (keep it below the backlog rate)")
+    ap.add_argument("--tick", type=float, default=None,
+                    help="CALLFLEET_WEBHOOK_TICK_SECONDS for the sender (default: the "
+                         "product's)")
+    ap.add_argument("--src", type=Path, default=None,
+                    help="the src/ directory of the callfleet version to measure")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results file (one backend); default bench/results/webhooks-"
+                         "<backend>.json")
     ap.add_argument("--receiver", nargs=2, metavar=("PORT", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.receiver:
-        asyncio.run(_receiver(int(args.receiver[0]), args.receiver[1]))
+        run(_receiver(int(args.receiver[0]), args.receiver[1]))
         return
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     RESULTS_DIR.mkdir(exist_ok=True)
     for backend in backends:
-        result = asyncio.run(bench(backend, args))
-        path = RESULTS_DIR / f"webhooks-{backend}.json"
+        result = run(bench(backend, args))
+        path = args.out or RESULTS_DIR / f"webhooks-{backend}.json"
         path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

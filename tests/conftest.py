@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,10 +64,13 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("callfleet")
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncIterator[DbHandle]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_root / 'test.db'}"
+@asynccontextmanager
+async def fresh_database(backend: str, directory: Path, pool_size: int
+                         ) -> AsyncIterator[DbHandle]:
+    """A migrated database of its own: a file in ``directory``, or a PostgreSQL database
+    created on ``CALLFLEET_TEST_POSTGRES_URL``'s server and dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / 'test.db'}"
         db = open_database(url)
         await migrate(db)
         yield DbHandle("sqlite", url, db)
@@ -76,11 +80,28 @@ async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncItera
     name = f"callfleet_test_{uuid.uuid4().hex[:10]}"
     await _admin(PG_URL, f'CREATE DATABASE "{name}"')
     url = make_url(asyncpg_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
-    db = open_database(url, pool_size=10)
-    await migrate(db)
-    yield DbHandle("postgres", url, db)
-    await db.dispose()
-    await _admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    db = open_database(url, pool_size=pool_size)
+    try:
+        await migrate(db)
+        yield DbHandle("postgres", url, db)
+    finally:
+        await db.dispose()
+        await _admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncIterator[DbHandle]:
+    async with fresh_database(request.param, tmp_root, pool_size=10) as handle:
+        yield handle
+
+
+@pytest.fixture(params=BACKENDS)
+async def own_database(request: pytest.FixtureRequest, tmp_path: Path
+                       ) -> AsyncIterator[DbHandle]:
+    """A fresh database for one test, for code that works across every team (a background
+    loop, a due-time query) and must not see other tests' rows."""
+    async with fresh_database(request.param, tmp_path, pool_size=5) as handle:
+        yield handle
 
 
 def make_settings(url: str, **overrides: Any) -> Settings:

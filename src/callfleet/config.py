@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     legal_hours_start: str = "08:00"
     legal_hours_end: str = "21:00"
     dialer_tick_seconds: float = Field(default=0.2, description="Real seconds between passes.")
+    idle_max_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait of an idle background loop (dialer, "
+        "webhooks, conversations, analysis) between passes; new work wakes it at once and "
+        "work due at a known time is picked up on time (docs/decisions/0020).")
     dialer_batch: int = Field(default=200, description="Enrollments claimed per pass.")
     dialer_pace_seconds: float = Field(
         default=0.05, description="Real seconds to wait after a pass that did less than a "
@@ -123,7 +127,11 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         default=5.0, description="Real seconds a webhook receiver has to answer one delivery."
     )
-    webhook_max_in_flight: int = Field(default=32, description="Deliveries sent at once.")
+    webhook_max_in_flight: int = Field(
+        default=256, ge=1, description="Deliveries a sender process has in flight at once.")
+    webhook_endpoint_concurrency: int = Field(
+        default=16, ge=1, description="Deliveries sent at once to one endpoint (and kept-alive "
+        "connections to one origin).")
     webhook_retry_base_seconds: float = Field(
         default=10.0, description="First retry delay (simulated seconds; x3 per attempt)."
     )

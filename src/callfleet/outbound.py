@@ -296,18 +296,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Any = None) -> httpcore.AsyncNetworkStream:
-        addresses = await self._resolve(host, port, timeout)
-        permitted: list[str] = []
-        reason = ""
-        for address in addresses:
-            why = refusal(ipaddress.ip_address(address.split("%", 1)[0]), self.policy.allowed)
-            if why is None:
-                permitted.append(address)
-            elif not reason:
-                literal = address.split("%", 1)[0] == host.split("%", 1)[0]
-                reason = f"{host} is {why}" if literal else f"{host} resolves to {address}, {why}"
-        if not permitted:
-            raise OutboundAddressRefused(reason or f"{host} has no address")
+        try:
+            with anyio.fail_after(timeout):
+                permitted = await self.policy.permitted_addresses(host, port)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         error: Exception | None = None
         for address in permitted:
             try:
@@ -318,15 +313,6 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 error = exc
         assert error is not None
         raise error
-
-    async def _resolve(self, host: str, port: int, timeout: float | None) -> list[str]:
-        try:
-            with anyio.fail_after(timeout):
-                return await (self.policy.resolver or resolve_host)(host, port)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Any = None) -> httpcore.AsyncNetworkStream:
@@ -367,6 +353,23 @@ class OutboundPolicy:
 
     def check_url(self, url: str) -> str:
         return check_url(url, allowed=self.allowed)
+
+    async def permitted_addresses(self, host: str, port: int) -> list[str]:
+        """Resolve ``host`` and keep the addresses the policy allows; raises
+        :class:`OutboundAddressRefused` when none is (what every connection goes to)."""
+        addresses = await (self.resolver or resolve_host)(host, port)
+        permitted: list[str] = []
+        reason = ""
+        for address in addresses:
+            why = refusal(ipaddress.ip_address(address.split("%", 1)[0]), self.allowed)
+            if why is None:
+                permitted.append(address)
+            elif not reason:
+                literal = address.split("%", 1)[0] == host.split("%", 1)[0]
+                reason = f"{host} is {why}" if literal else f"{host} resolves to {address}, {why}"
+        if not permitted:
+            raise OutboundAddressRefused(reason or f"{host} has no address")
+        return permitted
 
     def client(self, **httpx_kwargs: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` that connects only where the policy allows. It follows

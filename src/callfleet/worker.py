@@ -1,7 +1,8 @@
 """Everything a worker runs in the background, in ``callfleet serve`` (unless --no-worker) and
 in ``callfleet worker``: the dialer and the other loops that drive work stored in the
-database. Each loop polls its own tables and stops when ``stop`` is set; any number of
-processes may run them side by side on PostgreSQL."""
+database. Each loop works on its own tables, waits when idle until new work wakes it
+(``callfleet.wakeup``) and stops when ``stop`` is set; any number of processes may run them
+side by side on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from callfleet.config import Settings
 from callfleet.conversation.worker import run_intelligence
 from callfleet.db.session import Database
 from callfleet.dialer.engine import Dialer
+from callfleet.wakeup import listening
 from callfleet.webhooks.sender import WebhookSender
 
 
@@ -20,4 +22,5 @@ async def run_background(settings: Settings, db: Database, dialer: Dialer,
     secrets.configure(settings)
     loops = [dialer.run(stop), WebhookSender(db, dialer.clock, settings).run(stop)]
     loops.append(run_intelligence(settings, db, dialer, stop))
-    await asyncio.gather(*loops)
+    async with listening(db):  # PostgreSQL: wake-ups from other processes
+        await asyncio.gather(*loops)

@@ -111,3 +111,12 @@ def reference_verify(secret: str, header: str, body: bytes, now: float,
         return False
     expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     return any(hmac.compare_digest(expected, v) for v in fields["v1"])
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 request with a Content-Length, for the tests' raw servers: its head,
+    headers (lower-case names) and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (
+        line.partition(b":") for line in head.split(b"\r\n")[1:] if line)}
+    return head, headers, await reader.readexactly(int(headers.get(b"content-length", b"0")))

@@ -368,7 +368,8 @@ async def test_the_run_loop_records_every_attempt(
     rx = Receiver()
     rx.scripts[wh["url"]] = [500, 500, 500]
     rx.latency = lambda r: 0.03 * orjson.loads(r.body)["data"]["i"]  # answers staggered
-    sender = make_sender(app, database, rx, webhook_tick_seconds=0.01)
+    # (the test moves the clock, which wakes nobody: a short idle wait)
+    sender = make_sender(app, database, rx, webhook_tick_seconds=0.01, idle_max_seconds=0.05)
     await emit_events(database, team.id, app.state.clock.now(),
                       *[("contact.updated", f"cont_run{i}", {"i": i}) for i in range(5)])
     stop = asyncio.Event()

@@ -33,6 +33,7 @@ from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.db.base import utcnow
 from callfleet.dialer import rules
 from callfleet.errors import bad_request, conflict
+from callfleet.wakeup import notify
 
 log = structlog.get_logger("callfleet.campaigns")
 
@@ -55,6 +56,7 @@ def _change(session: AsyncSession, c: Campaign, target: str, now: datetime,
     c.status = target
     c.status_reason = status_reason
     c.updated_at = utcnow()
+    notify(session, "dialer")
     if target == "running" and c.started_at is None:
         c.started_at = now
     if target == "cancelled":
@@ -91,6 +93,7 @@ def reschedule(session: AsyncSession, c: Campaign, now: datetime) -> None:
     when its start is in the future, else ``draft``. Other statuses keep theirs."""
     if c.status not in ("draft", "scheduled"):
         return
+    notify(session, "dialer")  # the start may have moved
     target = ("scheduled" if c.scheduled_start_at is not None and c.scheduled_start_at > now
               else "draft")
     if target != c.status:

@@ -31,6 +31,7 @@ from callfleet.errors import ApiError, bad_request, conflict, not_found
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import Team
 from callfleet.teams.principal import Principal
+from callfleet.wakeup import notify
 
 DELETED_FILTERS = ("exclude", "include", "only")
 AUDIENCES = ("manual", "all_eligible")
@@ -278,6 +279,7 @@ async def create_campaign(session: AsyncSession, p: Principal, data: dict[str, A
     c.scheduled_start_at = _aware(data.get("scheduled_start_at"))
     lifecycle.reschedule(session, c, now)
     session.add(c)
+    notify(session, "dialer")  # a scheduled start, or enrollments of all_eligible
     await session.flush()
     if c.audience == "all_eligible":
         await enrollments.enroll_company_contacts(session, c, now)
@@ -365,6 +367,7 @@ async def update_campaign(session: AsyncSession, p: Principal, campaign_id: str,
             c.scheduled_start_at = _aware(changes["scheduled_start_at"])
             lifecycle.reschedule(session, c, now)
         c.updated_at = utcnow()
+        notify(session, "dialer")  # windows, limits or the schedule may have changed
     if data.get("status") is not None and data["status"] != c.status:
         await lifecycle.transition(session, c, data["status"], now)
     await session.flush()
@@ -429,6 +432,7 @@ async def add_contacts(session: AsyncSession, p: Principal, campaign_id: str,
             added += 1
     if rows_to_add:
         await session.execute(insert(Enrollment), rows_to_add)
+        notify(session, "dialer")
     c.updated_at = now
     return {"success": True, "added": added, "skipped": skipped,
             "already_enrolled": len(existing)}

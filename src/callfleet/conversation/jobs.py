@@ -10,12 +10,14 @@ therefore committed together or not at all, and a worker that lost its lease wri
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet.conversation.models import CallJob
 from callfleet.db.session import Database
+from callfleet.wakeup import due_in_seconds, notify
 
 
 def add_job(session: AsyncSession, call_id: str, team_id: str, kind: str,
@@ -23,6 +25,7 @@ def add_job(session: AsyncSession, call_id: str, team_id: str, kind: str,
     """Queue work for a call in the caller's transaction."""
     session.add(CallJob(call_id=call_id, kind=kind, team_id=team_id, status="pending",
                         available_at=at, attempts=0, created_at=at))
+    notify(session, kind)
 
 
 def _due(kind: str, now: datetime):  # type: ignore[no-untyped-def]
@@ -55,6 +58,25 @@ async def claim(db: Database, kind: str, owner: str, now: datetime, lease: timed
             .returning(CallJob.call_id)))
         await s.commit()
     return claimed
+
+
+async def next_due(db: Database, kind: str) -> datetime | None:
+    """When the next job of ``kind`` becomes due: the earliest pending job's
+    ``available_at`` or running job's lease expiry (None: no job waits)."""
+    async with db.session(write=False) as s:
+        row = (await s.execute(select(
+            select(func.min(CallJob.available_at))
+            .where(CallJob.kind == kind, CallJob.status == "pending").scalar_subquery(),
+            select(func.min(CallJob.lease_expires_at))
+            .where(CallJob.kind == kind, CallJob.status == "running").scalar_subquery(),
+        ))).one()
+    times = [t for t in row if t is not None]
+    return min(times) if times else None
+
+
+async def due_in(db: Database, kind: str, clock: Any) -> float | None:
+    """Real seconds until the next job of ``kind`` is due (for the loop's idle wait)."""
+    return due_in_seconds(clock, await next_due(db, kind))
 
 
 async def renew(s: AsyncSession, call_id: str, kind: str, owner: str,

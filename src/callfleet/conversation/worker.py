@@ -40,6 +40,7 @@ from callfleet.conversation.models import CallJob
 from callfleet.conversation.personas import Callee
 from callfleet.db.session import Database
 from callfleet.outbound import allowed_networks, outbound_client
+from callfleet.wakeup import IdleWait
 
 log = structlog.get_logger("callfleet.conversation")
 
@@ -90,24 +91,40 @@ class ConversationWorker:
         return len(claimed)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep up to ``capacity`` conversations going at once."""
-        while not stop.is_set():
-            claimed: list[str] = []
-            try:
-                claimed = await jobs.claim(
-                    self.db, KIND, self.worker_id, self.clock.now(),
-                    self.clock.sim_delta(self.settings.conversation_lease_seconds),
-                    self.capacity - len(self.inflight))
-            except Exception:
-                log.exception("conversation_claim_failed")
-            for call_id in claimed:
-                task = asyncio.create_task(self.handle(call_id))
-                self.inflight.add(task)
-                task.add_done_callback(self.inflight.discard)
-            try:
-                await asyncio.wait_for(stop.wait(), self.settings.intelligence_tick_seconds)
-            except TimeoutError:
-                pass
+        """Keep up to ``capacity`` conversations going at once. Between claims: a tick;
+        when full, until one ends; when idle, the back-off of ``wakeup.IdleWait``."""
+        tick = self.settings.intelligence_tick_seconds
+        ended = asyncio.Event()
+
+        def done(task: asyncio.Task[None]) -> None:
+            self.inflight.discard(task)
+            ended.set()
+
+        with IdleWait(self.db, KIND, base=tick, cap=self.settings.idle_max_seconds) as idle:
+            while not stop.is_set():
+                idle.arm()
+                ended.clear()
+                room = self.capacity - len(self.inflight)
+                claimed: list[str] = []
+                try:
+                    if room > 0:
+                        claimed = await jobs.claim(
+                            self.db, KIND, self.worker_id, self.clock.now(),
+                            self.clock.sim_delta(self.settings.conversation_lease_seconds),
+                            room)
+                except Exception:
+                    log.exception("conversation_claim_failed")
+                for call_id in claimed:
+                    task = asyncio.create_task(self.handle(call_id))
+                    self.inflight.add(task)
+                    task.add_done_callback(done)
+                if claimed:
+                    idle.busy()
+                    await idle.sleep(stop, tick)
+                elif room <= 0:
+                    await idle.sleep(stop, self.settings.idle_max_seconds, also=ended)
+                else:
+                    await idle.idle(stop, lambda: jobs.due_in(self.db, KIND, self.clock))
         if self.inflight:
             await asyncio.gather(*self.inflight, return_exceptions=True)
 

@@ -53,14 +53,17 @@ from callfleet.db.base import UTCDateTime, utcnow
 from callfleet.db.session import Database
 from callfleet.db.staging import stage
 from callfleet.dialer import rules
+from callfleet.dialer.due import next_due
 from callfleet.dialer.outcomes import CallEvents, Settlement, finish_call, load_call_context
 from callfleet.numbers.models import PhoneNumber
 from callfleet.teams.models import Team
 from callfleet.teams.principal import TeamScope
+from callfleet.wakeup import IdleWait, due_in_seconds
 
 log = structlog.get_logger("callfleet.dialer")
 #: How often a dialer process deletes dial decisions past their retention.
 PURGE_EVERY_SECONDS = 3600.0
+AUDIENCE_SECONDS = 5.0  # how often running all_eligible campaigns look for new contacts
 
 
 @dataclass(frozen=True)
@@ -95,29 +98,42 @@ class Dialer:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("dialer_started", worker=self.worker_id)
-        while not stop.is_set():
-            try:
-                busy = await self.tick()
-            except Exception:
-                log.exception("dialer_pass_failed", worker=self.worker_id)
-                busy = 0
-            # Idle: wait a tick. A small pass: wait a little, so that the next pass finds a
-            # batch (each pass costs a dozen statements whatever its size; with several
-            # workers sharing a trickle, passes back to back would each take a few calls).
-            # A big pass: go on at once.
-            if not busy:
-                pause = self.settings.dialer_tick_seconds
-            elif busy < self.settings.dialer_batch // 4:
-                pause = self.settings.dialer_pace_seconds
-            else:
-                pause = 0.0
-            if pause > 0:
+        with IdleWait(self.db, "dialer", base=self.settings.dialer_tick_seconds,
+                      cap=self.settings.idle_max_seconds) as idle:
+            while not stop.is_set():
+                idle.arm()
                 try:
-                    await asyncio.wait_for(stop.wait(), pause)
-                except TimeoutError:
-                    pass
-            else:
-                await asyncio.sleep(0)
+                    busy = await self.tick()
+                except Exception:
+                    log.exception("dialer_pass_failed", worker=self.worker_id)
+                    busy = 0
+                # Idle: wait, longer after each idle pass, until woken by new work or the
+                # next due time (wakeup.IdleWait). A small pass: wait a little, so that the
+                # next pass finds a batch (each pass costs a dozen statements whatever its
+                # size; with several workers sharing a trickle, passes back to back would
+                # each take a few calls). A big pass: go on at once.
+                if not busy:
+                    await idle.idle(stop, self._due_in)
+                    continue
+                idle.busy()
+                if busy < self.settings.dialer_batch // 4:
+                    await idle.sleep(stop, self.settings.dialer_pace_seconds)
+                else:
+                    await asyncio.sleep(0)
+
+    async def _due_in(self) -> float | None:
+        """Real seconds until the dialer's next known work (dialer/due.py)."""
+        now = self.clock.now()
+        loop_time = asyncio.get_running_loop().time()
+        audience_at = now + self.clock.sim_delta(
+            max(0.0, AUDIENCE_SECONDS - (loop_time - self._last_audience)))
+        due = await next_due(self.db, now, audience_at)
+        next_event_at = getattr(self.carrier, "next_event_at", None)
+        if next_event_at is not None:
+            carrier_due = await next_event_at()
+            if carrier_due is not None and (due is None or carrier_due < due):
+                due = carrier_due
+        return due_in_seconds(self.clock, due)
 
     async def tick(self) -> int:
         """One pass; returns how much work it did (0 = idle). Carrier events go first so
@@ -126,7 +142,7 @@ class Dialer:
         work = await self.promote_scheduled(now)
         work += await self.reconcile(now)
         loop_time = asyncio.get_running_loop().time()
-        if loop_time - self._last_audience > 5.0:
+        if loop_time - self._last_audience > AUDIENCE_SECONDS:
             self._last_audience = loop_time
             work += await self.enroll_audiences(now)
         if loop_time - self._last_purge > PURGE_EVERY_SECONDS:

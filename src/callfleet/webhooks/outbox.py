@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from callfleet import ids
 from callfleet.db.base import Base, JSONType, UTCDateTime
 from callfleet.db.staging import stage
+from callfleet.wakeup import notify
 
 
 class OutboxEvent(Base):
@@ -71,6 +72,7 @@ def emit(session: AsyncSession, team_id: str, type: str, data: dict[str, Any], a
     stage(session, _TABLE, {"id": event_id, "team_id": team_id, "type": type,
                             "subject_id": subject_id, "data": data, "created_at": at,
                             "dispatched_at": None})
+    notify(session, "webhooks")
     return event_id
 
 

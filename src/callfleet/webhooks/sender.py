@@ -6,17 +6,25 @@ Each pass (``run`` loops; tests call ``tick``):
    LOCKED`` on PostgreSQL, so several workers share the work; SQLite has one writer), insert
    one delivery row per enabled endpoint whose ``events`` match, and mark the events
    dispatched, in one transaction. Events of teams without endpoints are marked at once.
-2. **claim** — take due deliveries (``pending`` and due, or ``sending`` whose lease ran out)
-   up to the free in-flight slots: status ``sending``, ``lease_owner`` = this worker,
-   ``next_attempt_at`` = lease expiry. A delivery is not taken while an earlier event of the
-   same subject (call, campaign, contact) is still pending for the same endpoint, or not yet
-   dispatched: per-subject order (docs/webhooks.md).
-3. **send** — signed POSTs through one ``httpx.AsyncClient``, at most
-   ``webhook_max_in_flight`` at once, each bounded by ``webhook_timeout_seconds`` in total.
-4. **record** — results are written in batches: 2xx = ``delivered``; anything else schedules
-   the next attempt (webhooks/retry.py) or, after the retry window, ``failed``. A result is
-   applied only by the lease owner; a sender killed mid-flight leaves ``sending`` rows that
-   any sender retries once their lease expires (at-least-once; receivers dedupe on the id).
+2. **record and claim** — in one transaction, write the results gathered since the last
+   pass (a batch: one read of the rows, one executemany) and take due deliveries (``pending``
+   and due, or ``sending`` whose lease ran out) up to the free in-flight slots: status
+   ``sending``, ``lease_owner`` = this worker, ``next_attempt_at`` = lease expiry. A delivery
+   is not taken while an earlier event of the same subject (call, campaign, contact) is
+   still pending for the same endpoint, or not yet dispatched: per-subject order
+   (docs/webhooks.md), which is also why deliveries sent at the same time never share a
+   subject and endpoint.
+3. **send** — signed POSTs, each in its own task: at most ``webhook_endpoint_concurrency`` at
+   once per endpoint (over kept-alive HTTP/1.1 connections, webhooks/http.py) and
+   ``webhook_max_in_flight`` in all, each bounded by ``webhook_timeout_seconds``.
+4. results: 2xx = ``delivered``; anything else schedules the next attempt
+   (webhooks/retry.py) or, after the retry window, ``failed``. A result is applied only by
+   the lease owner; a sender killed mid-flight leaves ``sending`` rows that any sender
+   retries once their lease expires (at-least-once; receivers dedupe on the id).
+
+The loop is driven by events: a wake-up when events are written (``callfleet.wakeup``),
+sends finishing, a short timer that gathers results into batches, the next due retry; an
+idle sender waits with a growing back-off (docs/decisions/0021-webhook-throughput.md).
 
 Times (next attempts, leases, retention) come from the injected clock, so tests move time
 instead of sleeping; HTTP timeouts and the signature timestamp are real time.
@@ -31,14 +39,28 @@ import random
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -47,8 +69,10 @@ from callfleet.clock import Clock
 from callfleet.config import Settings
 from callfleet.db.base import iso
 from callfleet.db.session import Database
-from callfleet.outbound import OutboundURLRejected, outbound_client
+from callfleet.outbound import OutboundPolicy, OutboundURLRejected
+from callfleet.wakeup import IdleWait, due_in_seconds
 from callfleet.webhooks import metrics
+from callfleet.webhooks.http import KeepAliveTransport
 from callfleet.webhooks.models import WebhookDelivery, WebhookEndpoint
 from callfleet.webhooks.outbox import TEST_EVENT, OutboxEvent
 from callfleet.webhooks.retry import RetryPolicy
@@ -64,6 +88,42 @@ ATTEMPT_LOG_MAX = 50
 UNFINISHED = ("waiting", "pending", "sending")
 SNIPPET_BYTES = 512
 PRUNE_BATCH = 5000
+USER_AGENT = f"callfleet/{__version__}"
+# Results are written when this many are gathered, when nothing else is in flight, or when
+# the oldest has waited FLUSH_SECONDS: batches for the database, little added lag.
+FLUSH_RESULTS = 32
+FLUSH_SECONDS = 0.01
+# Deliveries held for one endpoint (sending, or waiting for one of its lanes): up to this
+# many per lane while its answers are fast, fewer as they slow down, so that a delivery
+# waiting for a lane is sent long before its lease runs out (_saturated).
+HELD_PER_LANE = 8
+SECRET_CACHE = 1000  # decrypted endpoint secrets kept in memory
+
+
+def _promote_statement() -> Any:
+    D = WebhookDelivery
+    earlier = aliased(WebhookDelivery, name="earlier")
+    heads = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
+             .where(D.status == "waiting", D.subject_id.in_(bindparam("subjects",
+                                                                      expanding=True)))
+             .group_by(D.endpoint_id, D.subject_id))
+    blocked = exists().where(
+        earlier.endpoint_id == D.endpoint_id, earlier.subject_id == D.subject_id,
+        earlier.event_seq < D.event_seq, earlier.status.in_(("pending", "sending")))
+    now = bindparam("now", type_=D.next_attempt_at.type)
+    return (update(D).where(D.status == "waiting",
+                            tuple_(D.endpoint_id, D.subject_id, D.event_seq).in_(heads),
+                            ~blocked)
+            .values(status="pending", next_attempt_at=now, updated_at=now)
+            .execution_options(synchronize_session=False))
+
+
+PROMOTE = _promote_statement()
+PENDING_EVENT = select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)).limit(1)
+DUE_DELIVERY = select(WebhookDelivery.id).where(
+    WebhookDelivery.status.in_(("pending", "sending")),
+    WebhookDelivery.next_attempt_at <= bindparam(
+        "now", type_=WebhookDelivery.next_attempt_at.type)).limit(1)
 
 
 def sender_name() -> str:
@@ -112,16 +172,26 @@ class WebhookSender:
                                   settings.webhook_retry_window_seconds)
         self.timeout = settings.webhook_timeout_seconds
         self.max_in_flight = max(1, settings.webhook_max_in_flight)
+        self.per_endpoint = max(1, settings.webhook_endpoint_concurrency)
         self._transport = transport
         self._box = box
         self._rng = rng or random.Random()
         self._client: httpx.AsyncClient | None = None
         self._results: list[Result] = []
+        self._first_result_at = 0.0  # loop time of the oldest result not yet recorded
         self._inflight: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
-        self._last_prune = 0.0
+        self._held: Counter[str] = Counter()  # deliveries in flight per endpoint
+        self._answer_seconds: dict[str, float] = {}  # per endpoint, a moving average
+        self._lanes: dict[str, asyncio.Semaphore] = {}
+        self._secrets: dict[str, str] = {}  # encrypted -> clear, for the endpoints in use
+        self._progress = asyncio.Event()  # enough results to record, or nothing in flight
+        self._claim_more = True  # something may have become claimable since the last claim
+        self._dispatch_more = True
         self._last_dispatch = 0.0
+        self._last_claim = 0.0
+        self._last_prune = 0.0
         self._last_gauges = 0.0
+        self._quiet_gauges = False  # the last gauges read nothing and nothing happened since
 
     # ------------------------------------------------------------ plumbing
 
@@ -134,15 +204,19 @@ class WebhookSender:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            # Endpoint URLs are tenant-set: every connection passes the outbound policy
-            # (no redirects; the address actually resolved is checked: callfleet.outbound).
-            self._client = outbound_client(
-                self.settings, transport=self._transport, follow_redirects=False,
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=self.max_in_flight,
-                                    max_keepalive_connections=self.max_in_flight),
-            )
+            self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> httpx.AsyncClient:
+        """The HTTP client every delivery goes through (built here and nowhere else).
+        Endpoint URLs are tenant-set: every new connection goes only to an address the
+        outbound policy allows, checked on the address actually resolved (callfleet.outbound);
+        no redirect is followed and no proxy from the environment is used."""
+        policy = OutboundPolicy.from_settings(self.settings)
+        return httpx.AsyncClient(
+            transport=self._transport or KeepAliveTransport(
+                max_per_origin=self.per_endpoint, resolve=policy.permitted_addresses),
+            follow_redirects=False, trust_env=False, timeout=httpx.Timeout(self.timeout))
 
     @property
     def lease(self) -> timedelta:
@@ -155,67 +229,170 @@ class WebhookSender:
             await self._client.aclose()
             self._client = None
 
+    def _secret(self, encrypted: str) -> str:
+        secret = self._secrets.get(encrypted)
+        if secret is None:
+            secret = self.box.decrypt(encrypted)
+            if len(self._secrets) >= SECRET_CACHE:
+                self._secrets.clear()
+            self._secrets[encrypted] = secret
+        return secret
+
     # ------------------------------------------------------------ loop
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("webhook_sender_started", worker=self.worker_id)
-        try:
-            while not stop.is_set():
-                try:
-                    busy = await self._pass()
-                except Exception:
-                    log.exception("webhook_pass_failed", worker=self.worker_id)
-                    busy = 0
-                if busy:
-                    await asyncio.sleep(0)
-                    continue
-                self._wake.clear()
-                waiters = [asyncio.ensure_future(stop.wait()),
-                           asyncio.ensure_future(self._wake.wait())]
-                await asyncio.wait(waiters, timeout=self.settings.webhook_tick_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    w.cancel()
-        finally:
-            if self._inflight:  # let attempts under way finish (each is bounded)
-                await asyncio.wait(self._inflight, timeout=self.timeout + 1)
+        tick = self.settings.webhook_tick_seconds
+        with IdleWait(self.db, "webhooks", base=tick,
+                      cap=self.settings.idle_max_seconds) as idle:
             try:
-                await self.flush()
-            except Exception:
-                log.exception("webhook_flush_failed", worker=self.worker_id)
-            await self.aclose()
+                while not stop.is_set():
+                    woken = idle.arm()
+                    self._progress.clear()
+                    try:
+                        work = await self._pass(woken)
+                    except Exception:
+                        log.exception("webhook_pass_failed", worker=self.worker_id)
+                        await idle.sleep(stop, tick)
+                        continue
+                    if work:
+                        idle.busy()
+                    if self._results:  # gather more results, up to FLUSH_SECONDS
+                        left = FLUSH_SECONDS - (self._loop_time() - self._first_result_at)
+                        await idle.sleep(stop, max(0.0, left), wake=True, also=self._progress)
+                    elif self._inflight:  # requests out, nothing to write yet
+                        await idle.sleep(stop, tick, wake=True, also=self._progress)
+                    elif work:
+                        await asyncio.sleep(0)
+                    else:
+                        await idle.idle(stop, self._due_in)
+            finally:
+                if self._inflight:  # let attempts under way finish (each is bounded)
+                    await asyncio.wait(self._inflight, timeout=self.timeout + 1)
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("webhook_flush_failed", worker=self.worker_id)
+                await self.aclose()
 
-    async def _pass(self) -> int:
-        work = 0
-        loop_time = asyncio.get_running_loop().time()
-        # Fan-out is checked once per tick (at once again after a full batch): a pass runs
-        # every time a request finishes, and each check is a statement.
-        if loop_time - self._last_dispatch >= self.settings.webhook_tick_seconds:
-            n = await self.dispatch(self.clock.now())
-            self._last_dispatch = 0.0 if n >= self.settings.webhook_batch else loop_time
-            work += n
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _pass(self, woken: bool = False) -> int:
+        """Fan out when events may be waiting, record when enough results are gathered,
+        claim when slots are free, all in one transaction, and start the claimed sends.
+        Touches the database only when one of those is due (a pass runs after every batch
+        of finished sends)."""
+        tick = self.settings.webhook_tick_seconds
+        now_loop = self._loop_time()
+        dispatch = woken or self._dispatch_more or now_loop - self._last_dispatch >= tick
         free = self.max_in_flight - len(self._inflight)
-        results, self._results = self._results, []
+        flush = bool(self._results) and (
+            len(self._results) >= FLUSH_RESULTS or not self._inflight
+            or now_loop - self._first_result_at >= FLUSH_SECONDS)
+        # Claims ride along with a flush or a fan-out, or come when many slots are free:
+        # not a transaction for each slot that frees.
+        claim = free > 0 and (woken or self._claim_more or now_loop - self._last_claim >= tick
+                              ) and (flush or dispatch or not self._inflight
+                                     or free >= min(FLUSH_RESULTS, self.max_in_flight))
+        if not (dispatch or flush or claim):
+            return 0
+        results, self._results = (self._results, []) if flush else ([], self._results)
+        limit = free if claim else 0
         try:
-            jobs = await self.record_and_claim(results, self.clock.now(), free)
+            # Woken, or more is known to wait: no need to look before taking the lock.
+            dispatched, jobs = await self._step(
+                self.clock.now(), dispatch=dispatch, results=results, limit=limit,
+                skip=self._saturated(), look=not (woken or self._dispatch_more or results))
         except Exception:
             self._results = results + self._results  # keep them for the next pass
             raise
+        if dispatch:
+            self._last_dispatch = now_loop
+            self._dispatch_more = dispatched >= self.settings.webhook_batch
+        if claim:
+            self._last_claim = now_loop
+            self._claim_more = len(jobs) >= limit
+        if results or dispatched:
+            # Finished deliveries may have freed their successors; new ones may be due.
+            self._claim_more = True
+            self._quiet_gauges = False
         for job in jobs:
+            self._held[job.endpoint_id] += 1
             task = asyncio.create_task(self._send_and_keep(job))
             self._inflight.add(task)
             task.add_done_callback(self._done)
         await self.maintenance()
-        return work + len(results) + len(jobs)
+        return dispatched + len(results) + len(jobs)
+
+    async def _step(self, now: datetime, *, dispatch: bool, results: list[Result],
+                    limit: int, skip: set[str], look: bool) -> tuple[int, list[Job]]:
+        """One write transaction: fan out, record ``results``, claim up to ``limit``.
+        With ``look``, a read first checks there is something to fan out or claim (an idle
+        pass takes no write lock)."""
+        if look and not results:
+            async with self.db.session(write=False) as s:
+                if dispatch and await s.scalar(PENDING_EVENT) is None:
+                    dispatch = False
+                if limit and not dispatch and await s.scalar(
+                        DUE_DELIVERY, {"now": now}) is None:
+                    limit = 0
+            if not (dispatch or limit):
+                return 0, []
+        async with self.db.session() as s:
+            dispatched = await self._dispatch(s, now) if dispatch else 0
+            if results:
+                await self._apply(s, results)
+            jobs = await self._claim(s, now, limit, skip) if limit > 0 else []
+            await s.commit()
+        return dispatched, jobs
+
+    def _saturated(self) -> set[str]:
+        """Endpoints holding enough deliveries already: claiming more for them would only
+        let leases run down while they wait for a lane. A lane may queue as many
+        deliveries as fit in a quarter of the lease at the endpoint's recent answer time
+        (at most HELD_PER_LANE; one while that time is unknown)."""
+        lease = max(self.settings.webhook_lease_seconds, 2 * self.timeout)
+        full: set[str] = set()
+        for ep, n in self._held.items():
+            seconds = self._answer_seconds.get(ep)
+            depth = 1 if seconds is None else max(1, min(
+                HELD_PER_LANE, int(lease / (4 * max(seconds, 0.001)))))
+            if n >= depth * self.per_endpoint:
+                full.add(ep)
+        return full
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._wake.set()
+        n = len(self._results)
+        if n == 1 or n >= FLUSH_RESULTS or not self._inflight:  # (1: start the flush timer)
+            self._progress.set()
 
     async def _send_and_keep(self, job: Job) -> None:
-        result = await self.send(job)
+        try:
+            result = await self.send(job)
+        finally:
+            self._held[job.endpoint_id] -= 1
+            if self._held[job.endpoint_id] <= 0:
+                del self._held[job.endpoint_id]
+        # The endpoint's recent answer time (moving average), for _saturated.
+        seconds = result.duration_ms / 1000
+        if len(self._answer_seconds) > 10_000:
+            self._answer_seconds.clear()
+        before = self._answer_seconds.get(job.endpoint_id, seconds)
+        self._answer_seconds[job.endpoint_id] = 0.8 * before + 0.2 * seconds
         # Appended after the await: ``flush`` swaps the list while the request is out.
+        if not self._results:
+            self._first_result_at = self._loop_time()
         self._results.append(result)
+
+    async def _due_in(self) -> float | None:
+        """Real seconds until the next delivery is due (a retry, or a lease running out)."""
+        async with self.db.session(write=False) as s:
+            due = await s.scalar(select(func.min(WebhookDelivery.next_attempt_at)).where(
+                WebhookDelivery.status.in_(("pending", "sending"))))
+        return due_in_seconds(self.clock, due)
 
     async def tick(self) -> int:
         """One complete pass, waiting for its sends: dispatch, claim, send, record."""
@@ -226,11 +403,15 @@ class WebhookSender:
         return work + len(jobs)
 
     async def maintenance(self, *, force: bool = False) -> None:
-        loop_time = asyncio.get_running_loop().time()
-        if force or loop_time - self._last_gauges >= 5.0:
+        """Gauges and the ``waiting`` safety net every 5 s while there is work (once a
+        minute when idle); retention once a minute."""
+        loop_time = self._loop_time()
+        every = 60.0 if self._quiet_gauges else 5.0
+        if force or loop_time - self._last_gauges >= every:
             self._last_gauges = loop_time
-            await self.update_gauges()
+            backlog = await self.update_gauges()
             await self.unstick(self.clock.now())
+            self._quiet_gauges = backlog == (0, 0)
         if force or loop_time - self._last_prune >= 60.0:
             self._last_prune = loop_time
             await self.prune(self.clock.now())
@@ -239,71 +420,77 @@ class WebhookSender:
 
     async def dispatch(self, now: datetime) -> int:
         """Fan out up to ``webhook_batch`` outbox events; returns how many were taken."""
-        pending = select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)).limit(1)
-        async with self.db.session(write=False) as s:
-            if await s.scalar(pending) is None:
-                return 0  # idle passes take no write lock
-        async with self.db.session() as s:
-            # Columns only: the payloads are read below for the events an endpoint wants
-            # (most teams have none, and most events match no endpoint's filter).
-            O = OutboxEvent
-            stmt = (select(O.id, O.team_id, O.type, O.subject_id, O.seq, O.created_at)
-                    .where(O.dispatched_at.is_(None))
-                    .order_by(O.seq).limit(max(1, self.settings.webhook_batch)))
-            if not self.db.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
-            events = list(await s.execute(stmt))
-            if not events:
-                return 0
-            endpoints: dict[str, list[tuple[str, list[str]]]] = {}
-            for ep_id, team_id, types in await s.execute(
-                select(WebhookEndpoint.id, WebhookEndpoint.team_id, WebhookEndpoint.events)
-                .where(WebhookEndpoint.team_id.in_({e.team_id for e in events}),
-                       WebhookEndpoint.enabled.is_(True))
-            ):
-                endpoints.setdefault(team_id, []).append((ep_id, types))
-            # A delivery behind an unfinished one of the same subject and endpoint starts
-            # as ``waiting`` (out of the claim scan) and is promoted when that one finishes.
-            subjects = {e.subject_id for e in events if e.subject_id}
-            # (endpoint, subject) -> the earliest unfinished delivery's event seq
-            busy: dict[tuple[str, str | None], int] = {}
-            if subjects and endpoints:
-                busy = {(ep, subj): seq for ep, subj, seq in await s.execute(
-                    select(WebhookDelivery.endpoint_id, WebhookDelivery.subject_id,
-                           func.min(WebhookDelivery.event_seq))
-                    .where(WebhookDelivery.subject_id.in_(subjects),
-                           WebhookDelivery.status.in_(UNFINISHED))
-                    .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.subject_id))}
-            targets = {e.id: [ep for ep, types in endpoints.get(e.team_id, ())
-                              if matches(types, e.type)] for e in events}
-            wanted = [event_id for event_id, eps in targets.items() if eps]
-            payloads: dict[str, Any] = dict(list(await s.execute(
-                select(O.id, O.data).where(O.id.in_(wanted))))) if wanted else {}
-            rows: list[dict[str, Any]] = []
-            for e in events:
-                body: str | None = None
-                for ep_id in targets[e.id]:
-                    body = body or event_body(e.id, e.type, e.created_at,
-                                              payloads.get(e.id) or {})
-                    key = (ep_id, e.subject_id)
-                    waiting = e.subject_id is not None and busy.get(key, 1 << 62) < (e.seq or 0)
-                    if e.subject_id is not None:
-                        busy[key] = min(busy.get(key, 1 << 62), e.seq or 0)
-                    rows.append({
-                        "id": ids.new_id("whd"), "team_id": e.team_id, "endpoint_id": ep_id,
-                        "event_id": e.id, "event_type": e.type, "subject_id": e.subject_id,
-                        "event_seq": e.seq or 0, "event_created_at": e.created_at,
-                        "payload": body, "status": "waiting" if waiting else "pending",
-                        "attempts": 0, "next_attempt_at": None if waiting else now,
-                        "attempt_log": [], "created_at": now, "updated_at": now,
-                    })
-            if rows:
-                await s.execute(insert(WebhookDelivery), rows)
-            await s.execute(
-                update(OutboxEvent).where(OutboxEvent.id.in_([e.id for e in events]))
-                .values(dispatched_at=now).execution_options(synchronize_session=False))
-            await s.commit()
+        return (await self._step(now, dispatch=True, results=[], limit=0, skip=set(),
+                                 look=True))[0]
+
+    async def _dispatch(self, s: AsyncSession, now: datetime) -> int:
+        """The fan-out, in the caller's transaction."""
+        events_sql, endpoints_sql, busy_sql, payloads_sql, done_sql = self._dispatch_sql
+        events = list(await s.execute(events_sql, {"limit": max(1, self.settings.webhook_batch)}))
+        if not events:
+            return 0
+        endpoints: dict[str, list[tuple[str, list[str]]]] = {}
+        for ep_id, team_id, types in await s.execute(
+                endpoints_sql, {"teams": sorted({e.team_id for e in events})}):
+            endpoints.setdefault(team_id, []).append((ep_id, types))
+        # A delivery behind an unfinished one of the same subject and endpoint starts
+        # as ``waiting`` (out of the claim scan) and is promoted when that one finishes.
+        subjects = {e.subject_id for e in events if e.subject_id}
+        # (endpoint, subject) -> the earliest unfinished delivery's event seq
+        busy: dict[tuple[str, str | None], int] = {}
+        if subjects and endpoints:
+            busy = {(ep, subj): seq for ep, subj, seq in await s.execute(
+                busy_sql, {"subjects": sorted(subjects)})}
+        targets = {e.id: [ep for ep, types in endpoints.get(e.team_id, ())
+                          if matches(types, e.type)] for e in events}
+        wanted = [event_id for event_id, eps in targets.items() if eps]
+        payloads: dict[str, Any] = dict(list(await s.execute(
+            payloads_sql, {"ids": wanted}))) if wanted else {}
+        rows: list[dict[str, Any]] = []
+        for e in events:
+            body: str | None = None
+            for ep_id in targets[e.id]:
+                body = body or event_body(e.id, e.type, e.created_at,
+                                          payloads.get(e.id) or {})
+                key = (ep_id, e.subject_id)
+                waiting = e.subject_id is not None and busy.get(key, 1 << 62) < (e.seq or 0)
+                if e.subject_id is not None:
+                    busy[key] = min(busy.get(key, 1 << 62), e.seq or 0)
+                rows.append({
+                    "id": ids.new_id("whd"), "team_id": e.team_id, "endpoint_id": ep_id,
+                    "event_id": e.id, "event_type": e.type, "subject_id": e.subject_id,
+                    "event_seq": e.seq or 0, "event_created_at": e.created_at,
+                    "payload": body, "status": "waiting" if waiting else "pending",
+                    "attempts": 0, "next_attempt_at": None if waiting else now,
+                    "attempt_log": [], "created_at": now, "updated_at": now,
+                })
+        if rows:
+            await s.execute(insert(WebhookDelivery), rows)
+        await s.execute(done_sql, {"ids": [e.id for e in events], "now": now})
         return len(events)
+
+    @cached_property
+    def _dispatch_sql(self) -> tuple[Any, Any, Any, Any, Any]:
+        """The fan-out's statements, built once."""
+        O, D, E = OutboxEvent, WebhookDelivery, WebhookEndpoint
+        # Columns only: the payloads are read for the events an endpoint wants (most
+        # teams have none, and most events match no endpoint's filter).
+        events = (select(O.id, O.team_id, O.type, O.subject_id, O.seq, O.created_at)
+                  .where(O.dispatched_at.is_(None))
+                  .order_by(O.seq).limit(bindparam("limit", type_=Integer)))
+        if not self.db.is_sqlite:
+            events = events.with_for_update(skip_locked=True)
+        endpoints = select(E.id, E.team_id, E.events).where(
+            E.team_id.in_(bindparam("teams", expanding=True)), E.enabled.is_(True))
+        busy = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
+                .where(D.subject_id.in_(bindparam("subjects", expanding=True)),
+                       D.status.in_(UNFINISHED))
+                .group_by(D.endpoint_id, D.subject_id))
+        payloads = select(O.id, O.data).where(O.id.in_(bindparam("ids", expanding=True)))
+        done = (update(O).where(O.id.in_(bindparam("ids", expanding=True)))
+                .values(dispatched_at=bindparam("now", type_=O.dispatched_at.type))
+                .execution_options(synchronize_session=False))
+        return events, endpoints, busy, payloads, done
 
     # ------------------------------------------------------------ 2. claim
 
@@ -313,27 +500,29 @@ class WebhookSender:
     async def record(self, results: Iterable[Result]) -> None:
         await self.record_and_claim(list(results), self.clock.now(), 0)
 
-    async def record_and_claim(self, results: list[Result], now: datetime,
-                               limit: int) -> list[Job]:
-        """Apply finished attempts and claim up to ``limit`` due deliveries, in one
-        transaction (an idle pass takes no write lock)."""
-        if not results:
-            if limit <= 0:
-                return []
-            due = and_(WebhookDelivery.status.in_(("pending", "sending")),
-                       WebhookDelivery.next_attempt_at <= now)
-            async with self.db.session(write=False) as s:
-                if await s.scalar(select(WebhookDelivery.id).where(due).limit(1)) is None:
-                    return []
-        async with self.db.session() as s:
-            if results:
-                await self._apply(s, results)
-            jobs = await self._claim(s, now, limit) if limit > 0 else []
-            await s.commit()
-        return jobs
+    async def record_and_claim(self, results: list[Result], now: datetime, limit: int,
+                               skip: set[str] | None = None) -> list[Job]:
+        """Apply finished attempts and claim up to ``limit`` due deliveries (none of the
+        endpoints in ``skip``), in one transaction (an idle pass takes no write lock)."""
+        return (await self._step(now, dispatch=False, results=results, limit=limit,
+                                 skip=skip or set(), look=True))[1]
 
-    async def _claim(self, s: AsyncSession, now: datetime, limit: int) -> list[Job]:
+    async def _claim(self, s: AsyncSession, now: datetime, limit: int,
+                     skip: set[str] | None = None) -> list[Job]:
+        select_due, take = self._claim_sql
+        rows = list(await s.execute(select_due, {"now": now, "limit": limit,
+                                                 "skip": sorted(skip or ())}))
+        if rows:
+            await s.execute(take, {"ids": [r.id for r in rows], "owner": self.worker_id,
+                                   "until": now + self.lease, "now": now})
+        return [Job(r.id, r.endpoint_id, r.url, r.secret_encrypted, r.payload, r.event_id,
+                    r.event_type, r.attempts + 1) for r in rows]
+
+    @cached_property
+    def _claim_sql(self) -> tuple[Any, Any]:
+        """The claim's SELECT and UPDATE, built once (their parameters are bound)."""
         D = WebhookDelivery
+        now = bindparam("now", type_=D.next_attempt_at.type)
         due = and_(D.status.in_(("pending", "sending")), D.next_attempt_at <= now)
         earlier = aliased(WebhookDelivery, name="earlier")
         earlier_pending = exists().where(
@@ -348,38 +537,45 @@ class WebhookSender:
             .join(WebhookEndpoint, WebhookEndpoint.id == D.endpoint_id)
             .where(due,
                    or_(WebhookEndpoint.enabled.is_(True), D.event_type == TEST_EVENT),
-                   or_(D.subject_id.is_(None), and_(~earlier_pending, ~earlier_undispatched)))
+                   or_(D.subject_id.is_(None), and_(~earlier_pending, ~earlier_undispatched)),
+                   D.endpoint_id.not_in(bindparam("skip", expanding=True)))
             .order_by(D.next_attempt_at, D.event_seq, D.id)
-            .limit(limit)
+            .limit(bindparam("limit", type_=Integer))
         )
         if not self.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=D)
-        rows = list(await s.execute(stmt))
-        if rows:
-            await s.execute(
-                update(D).where(D.id.in_([r.id for r in rows]))
-                .values(status="sending", lease_owner=self.worker_id,
-                        next_attempt_at=now + self.lease, attempts=D.attempts + 1,
-                        updated_at=now)
+        take = (update(D).where(D.id.in_(bindparam("ids", expanding=True)))
+                .values(status="sending", lease_owner=bindparam("owner"),
+                        next_attempt_at=bindparam("until", type_=D.next_attempt_at.type),
+                        attempts=D.attempts + 1,
+                        updated_at=bindparam("now", type_=D.updated_at.type))
                 .execution_options(synchronize_session=False))
-        return [Job(r.id, r.endpoint_id, r.url, r.secret_encrypted, r.payload, r.event_id,
-                    r.event_type, r.attempts + 1) for r in rows]
+        return stmt, take
 
     # ------------------------------------------------------------ 3. send
 
     async def send(self, job: Job) -> Result:
+        """One attempt, when the endpoint has a free lane (``webhook_endpoint_concurrency``);
+        the timeout counts from there."""
+        lane = self._lanes.get(job.endpoint_id)
+        if lane is None:
+            lane = self._lanes[job.endpoint_id] = asyncio.Semaphore(self.per_endpoint)
+        async with lane:
+            return await self._attempt(job)
+
+    async def _attempt(self, job: Job) -> Result:
         start = time.perf_counter()
         status: int | None = None
         error: str | None = None
         snippet: str | None = None
         outcome = "network"
         try:
-            secret = self.box.decrypt(job.secret_encrypted)
             body = job.payload.encode()
             headers = {
                 "Content-Type": "application/json",
-                "User-Agent": f"callfleet/{__version__}",
-                SIGNATURE_HEADER: signature_header(secret, int(time.time()), body),
+                "User-Agent": USER_AGENT,
+                SIGNATURE_HEADER: signature_header(self._secret(job.secret_encrypted),
+                                                   int(time.time()), body),
                 "Callfleet-Event-Id": job.event_id,
                 "Callfleet-Event-Type": job.event_type,
                 "Callfleet-Delivery-Id": job.delivery_id,
@@ -430,76 +626,96 @@ class WebhookSender:
         return len(results)
 
     async def _apply(self, s: AsyncSession, results: list[Result]) -> None:
-        stmt = select(WebhookDelivery).where(
-            WebhookDelivery.id.in_([r.delivery_id for r in results]))
-        if not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        rows = {d.id: d for d in await s.scalars(stmt)}
+        """Write a batch of results: one read of the rows (locked on PostgreSQL), then one
+        executemany for the rows this worker still leases and one for the late results
+        of lost leases (only logged)."""
+        read, write, write_log = self._record_sql
+        rows = {r.id: dict(r._mapping) for r in await s.execute(
+            read, {"ids": sorted({r.delivery_id for r in results})})}
+        changed: dict[str, dict[str, Any]] = {}
+        logged: dict[str, dict[str, Any]] = {}
+        finished: set[str] = set()
         for r in results:
             d = rows.get(r.delivery_id)
             if d is None:
                 continue  # the endpoint was deleted meanwhile
             entry = {"attempt": r.attempt, "at": iso(r.at), "status_code": r.status_code,
-                     "error": r.error, "duration_ms": r.duration_ms,
-                     "response": r.response}
-            d.attempt_log = [*(d.attempt_log or []), entry][-ATTEMPT_LOG_MAX:]
-            d.updated_at = r.at
-            if d.status != "sending" or d.lease_owner != self.worker_id:
+                     "error": r.error, "duration_ms": r.duration_ms, "response": r.response}
+            d["attempt_log"] = [*(d["attempt_log"] or []), entry][-ATTEMPT_LOG_MAX:]
+            if d["status"] != "sending" or d["lease_owner"] != self.worker_id:
                 # Our lease ran out and another sender (or a manual retry) took over:
                 # the attempt is logged, the state is theirs.
+                if d["id"] not in changed:
+                    logged[d["id"]] = {"did": d["id"], "log": d["attempt_log"],
+                                       "at": r.at}
+                else:
+                    changed[d["id"]].update(log=d["attempt_log"], at=r.at)
                 continue
-            d.last_status_code = r.status_code
-            d.lease_owner = None
+            row = {"did": d["id"], "log": d["attempt_log"], "at": r.at, "code": r.status_code,
+                   "owner": None, "error": None, "delivered": None, "next": None}
+            d["lease_owner"] = None
             if r.ok:
-                d.status = "delivered"
-                d.delivered_at = r.at
-                d.last_error = None
-                d.next_attempt_at = None
+                d["status"] = row["status"] = "delivered"
+                row["delivered"] = r.at
                 metrics.DELIVERIES.labels("delivered").inc()
-                metrics.LAG.observe(max(0.0, (r.at - d.event_created_at).total_seconds()))
-                continue
-            d.last_error = r.error
-            nxt = self.policy.next_attempt_at(d.created_at, r.at, d.attempts,
-                                              self._rng.random())
-            if nxt is None:
-                d.status = "failed"
-                d.next_attempt_at = None
-                metrics.DELIVERIES.labels("failed").inc()
-                log.warning("webhook_delivery_failed", delivery_id=d.id,
-                            webhook_id=d.endpoint_id, event_type=d.event_type,
-                            attempts=d.attempts, status_code=r.status_code, error=r.error)
+                metrics.LAG.observe(max(0.0, (r.at - d["event_created_at"]).total_seconds()))
             else:
-                d.status = "pending"
-                d.next_attempt_at = nxt
-                metrics.DELIVERIES.labels("retry").inc()
-                log.info("webhook_attempt_failed", delivery_id=d.id,
-                         webhook_id=d.endpoint_id, event_type=d.event_type,
-                         attempt=d.attempts, status_code=r.status_code, error=r.error,
-                         next_attempt_at=iso(nxt))
-        await s.flush()
-        finished = [d for d in rows.values()
-                    if d.subject_id is not None and d.status in ("delivered", "failed")]
+                row["error"] = r.error
+                nxt = self.policy.next_attempt_at(d["created_at"], r.at, d["attempts"],
+                                                  self._rng.random())
+                if nxt is None:
+                    d["status"] = row["status"] = "failed"
+                    metrics.DELIVERIES.labels("failed").inc()
+                    log.warning("webhook_delivery_failed", delivery_id=d["id"],
+                                webhook_id=d["endpoint_id"], event_type=d["event_type"],
+                                attempts=d["attempts"], status_code=r.status_code,
+                                error=r.error)
+                else:
+                    d["status"] = row["status"] = "pending"
+                    row["next"] = nxt
+                    metrics.DELIVERIES.labels("retry").inc()
+                    log.info("webhook_attempt_failed", delivery_id=d["id"],
+                             webhook_id=d["endpoint_id"], event_type=d["event_type"],
+                             attempt=d["attempts"], status_code=r.status_code,
+                             error=r.error, next_attempt_at=iso(nxt))
+            logged.pop(d["id"], None)
+            changed[d["id"]] = row
+            if d["subject_id"] is not None and d["status"] in ("delivered", "failed"):
+                finished.add(d["subject_id"])
+        if changed:
+            await s.execute(write, list(changed.values()))
+        if logged:
+            await s.execute(write_log, list(logged.values()))
         if finished:
-            await self._promote(s, {d.subject_id for d in finished if d.subject_id},
-                                min(r.at for r in results))
+            await self._promote(s, finished, min(r.at for r in results))
+
+    @cached_property
+    def _record_sql(self) -> tuple[Any, Any, Any]:
+        """The results' read and writes, built once."""
+        T = WebhookDelivery.__table__
+        c = T.c
+        read = (select(c.id, c.status, c.lease_owner, c.attempts, c.attempt_log,
+                       c.created_at, c.event_created_at, c.subject_id, c.endpoint_id,
+                       c.event_type)
+                .where(c.id.in_(bindparam("ids", expanding=True))))
+        if not self.db.is_sqlite:
+            read = read.order_by(c.id).with_for_update()
+        when = bindparam("at", type_=c.updated_at.type)
+        log_ = bindparam("log", type_=c.attempt_log.type)
+        write = (update(T).where(c.id == bindparam("did"))
+                 .values(status=bindparam("status"), lease_owner=bindparam("owner"),
+                         last_status_code=bindparam("code"), last_error=bindparam("error"),
+                         delivered_at=bindparam("delivered", type_=c.delivered_at.type),
+                         next_attempt_at=bindparam("next", type_=c.next_attempt_at.type),
+                         attempt_log=log_, updated_at=when))
+        write_log = (update(T).where(c.id == bindparam("did"))
+                     .values(attempt_log=log_, updated_at=when))
+        return read, write, write_log
 
     async def _promote(self, s: AsyncSession, subjects: set[str], now: datetime) -> int:
         """Make the first ``waiting`` delivery of each (endpoint, subject) ``pending`` when
         nothing earlier of that pair is unfinished (set-based: one statement)."""
-        D = WebhookDelivery
-        earlier = aliased(WebhookDelivery, name="earlier")
-        heads = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
-                 .where(D.status == "waiting", D.subject_id.in_(subjects))
-                 .group_by(D.endpoint_id, D.subject_id))
-        blocked = exists().where(
-            earlier.endpoint_id == D.endpoint_id, earlier.subject_id == D.subject_id,
-            earlier.event_seq < D.event_seq, earlier.status.in_(("pending", "sending")))
-        res = await s.execute(
-            update(D).where(D.status == "waiting",
-                            tuple_(D.endpoint_id, D.subject_id, D.event_seq).in_(heads),
-                            ~blocked)
-            .values(status="pending", next_attempt_at=now, updated_at=now)
-            .execution_options(synchronize_session=False))
+        res = await s.execute(PROMOTE, {"subjects": sorted(subjects), "now": now})
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
     async def unstick(self, now: datetime) -> int:

@@ -19,6 +19,7 @@ from callfleet.db.base import iso, utcnow
 from callfleet.errors import bad_request, conflict, not_found
 from callfleet.outbound import Network, check_url
 from callfleet.teams.principal import Principal
+from callfleet.wakeup import notify
 from callfleet.webhooks import secrets as sec
 from callfleet.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
 from callfleet.webhooks.outbox import TEST_EVENT
@@ -114,6 +115,8 @@ async def update_endpoint(s: AsyncSession, p: Principal, endpoint_id: str,
         ep.events = data["events"]
     if "enabled" in data:
         ep.enabled = bool(data["enabled"])
+        if ep.enabled:
+            notify(s, "webhooks")  # its waiting deliveries are due again
     if "description" in data:
         ep.description = data["description"]
     if "secret" in data:
@@ -167,6 +170,7 @@ async def retry_delivery(s: AsyncSession, p: Principal, endpoint_id: str, delive
     d.next_attempt_at = now
     d.lease_owner = None
     d.updated_at = now
+    notify(s, "webhooks")
     await s.flush()
     return delivery_out(d)
 
@@ -185,5 +189,6 @@ async def test_delivery(s: AsyncSession, p: Principal, endpoint_id: str,
         next_attempt_at=now, attempt_log=[], created_at=now, updated_at=now,
     )
     s.add(d)
+    notify(s, "webhooks")
     await s.flush()
     return delivery_out(d)

@@ -32,6 +32,7 @@ from callfleet.clock import Clock
 from callfleet.db.base import UTCDateTime
 from callfleet.db.session import Database
 from callfleet.numbers.models import PhoneNumber
+from callfleet.wakeup import notify
 
 BEHAVIOURS = ("answer", "no_answer", "busy", "voicemail", "decline", "failed", "invalid")
 PERSONAS = (
@@ -248,6 +249,7 @@ class SimCarrier:
             try:
                 if rows:
                     await s.execute(insert(t), rows)
+                    notify(s, "dialer")  # the network has events to deliver
                 await s.commit()
             except IntegrityError:
                 # A reference fenced by reconciliation meanwhile: fall back to one by one.
@@ -289,6 +291,7 @@ class SimCarrier:
                     .values(hangup_at=bindparam("hangup", type_=UTCDateTime),
                             next_event_at=bindparam("next", type_=UTCDateTime)),
                     list(changes.values()))
+                notify(s, "dialer")  # a call's end may have moved earlier
             await s.commit()
 
     async def call_status(self, call_ref: str) -> CarrierCallStatus | None:
@@ -332,6 +335,11 @@ class SimCarrier:
         return out
 
     # ------------------------------------------------------------ the network
+
+    async def next_event_at(self) -> datetime | None:
+        """When the network next has an event to deliver (for the dialer's idle waits)."""
+        async with self.db.session(write=False) as s:
+            return await s.scalar(select(func.min(SimCall.next_event_at)))
 
     async def pump(self, deliver: DeliverMany, limit: int = 500,
                    claim_seconds: float = 10.0) -> int:

@@ -32,6 +32,7 @@ from callfleet.crm.models import Contact
 from callfleet.crm.views import contact_out
 from callfleet.db.session import Database
 from callfleet.outbound import allowed_networks
+from callfleet.wakeup import IdleWait
 
 log = structlog.get_logger("callfleet.analysis")
 
@@ -186,21 +187,24 @@ class AnalysisWorker:
         return len(done)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            busy = 0
-            try:
-                busy = await self.tick()
-            except Exception:
-                log.exception("analysis_pass_failed")
-            # A full batch: on at once; a partial one: a short pause, so that the next
-            # claim takes a batch rather than the one call that ended meanwhile.
-            pause = (0.0 if busy >= self.capacity else self.settings.intelligence_tick_seconds
-                     if not busy else self.settings.intelligence_tick_seconds / 4)
-            if pause:
+        tick = self.settings.intelligence_tick_seconds
+        with IdleWait(self.db, KIND, base=tick, cap=self.settings.idle_max_seconds) as idle:
+            while not stop.is_set():
+                idle.arm()
+                busy = 0
                 try:
-                    await asyncio.wait_for(stop.wait(), pause)
-                except TimeoutError:
-                    pass
+                    busy = await self.tick()
+                except Exception:
+                    log.exception("analysis_pass_failed")
+                # A full batch: on at once; a partial one: a short pause, so that the next
+                # claim takes a batch rather than the one call that ended meanwhile; none:
+                # the back-off of wakeup.IdleWait.
+                if not busy:
+                    await idle.idle(stop, lambda: jobs.due_in(self.db, KIND, self.clock))
+                    continue
+                idle.busy()
+                if busy < self.capacity:
+                    await idle.sleep(stop, tick / 4)
 
     async def handle(self, call_id: str) -> bool:
         """Analyse one claimed call. True when this worker committed the results."""
