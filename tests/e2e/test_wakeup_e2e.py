@@ -139,6 +139,11 @@ async def test_idle_loops_wake_on_api_writes(
                 assert r.status_code == status, r.text
                 return dict(r.json())
 
+            # The test calls New York numbers at whatever hour it runs: informational calls, exempt
+            # from the telemarketing calling hours once the team's owner says so (docs/compliance.md).
+            await ok(http.patch("/api/compliance/settings",
+                                json={"timeRulesForAllPurposes": False}))
+
             def post(path: str, **body: Any) -> Any:
                 return http.post(path, json={"teamId": team_id, **body})
 

@@ -303,9 +303,11 @@ class CallEvents:
             return reason, f"carrier_{reason}"
         if meta.get("voicemail"):
             return "voicemail", "voicemail"
-        if meta.get("conversation") == "voice" and "conversation_outcome" not in meta:
-            # The carrier ended a live voice call its voice process never finished: the
-            # process died mid-call. The transcript so far stays on the call.
+        if (meta.get("conversation") == "voice" and "conversation_outcome" not in meta
+                and call.messages):
+            # The carrier ended a live voice call that a voice process was holding (it saved
+            # the conversation so far) but never finished: the process died mid-call. The
+            # transcript so far stays on the call.
             return "failed", "voice_process_lost"
         if call.answered_at is not None:
             return meta.get("conversation_outcome", "answered"), meta.get(
