@@ -146,5 +146,5 @@ def serializer_for(start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
                 recorder=recorder)
 
 
-SERIALIZERS: dict[str, type[TwilioMediaSerializer] | type[TelnyxMediaSerializer]] = {
+SERIALIZERS: dict[str, type[TwilioMediaSerializer | TelnyxMediaSerializer]] = {
     "twilio": TwilioMediaSerializer, "telnyx": TelnyxMediaSerializer}
