@@ -1,6 +1,7 @@
 """Twilio's callbacks: call status (``/carriers/twilio/status``), the asynchronous
-answering-machine verdict (``/carriers/twilio/amd``) and calls to a callfleet number
-(``/carriers/twilio/inbound``).
+answering-machine verdict (``/carriers/twilio/amd``, also handed to the call's live media
+session) and calls to a callfleet number (``/carriers/twilio/inbound``, answered by the
+number's assistant over a media stream).
 
 Each is checked against ``X-Twilio-Signature`` (``carriers.signatures``) over the URL Twilio
 requested, rebuilt from ``CALLFLEET_PUBLIC_URL``, before anything changes: a missing or bad
@@ -26,8 +27,9 @@ from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, targ
 from callfleet.carriers.calling import PublicUrlError, public_base
 from callfleet.carriers.metrics import CALLBACKS
 from callfleet.carriers.signatures import twilio_valid
-from callfleet.carriers.twilio.adapter import MAX_BRIEFING
+from callfleet.carriers.twilio.adapter import MAX_BRIEFING, twiml_stream
 from callfleet.carriers.twilio.events import events_from_amd, events_from_status
+from callfleet.dialer.inbound import open_inbound
 
 log = structlog.get_logger("callfleet.carriers.twilio")
 router = APIRouter(tags=["carrier callbacks"], include_in_schema=False)
@@ -95,12 +97,24 @@ async def twilio_amd(request: Request) -> Response:
 
 @router.post("/carriers/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
-    """A call to one of the deployment's Twilio numbers: until the voice runtime answers
-    inbound calls, a short message and a hang-up."""
+    """A call to one of the deployment's Twilio numbers: the number's assistant answers over
+    a media stream (``<Connect><Stream>`` to ``/voice/twilio/{call id}/{token}``); a number
+    without an assistant taking inbound calls (or a deployment without live voice) gets a
+    short message and a hang-up."""
     checked = await _verified(request)
     if isinstance(checked, JSON):
         return checked
-    return Response(NO_ASSISTANT, media_type=TWIML)
+    params, _ = checked
+    if getattr(request.app.state, "voice", None) is None:
+        return Response(NO_ASSISTANT, media_type=TWIML)
+    settings = request.app.state.settings
+    call = await open_inbound(request.app.state.carrier.db, "twilio", params.get("To"),
+                              params.get("From"), params.get("CallSid", ""),
+                              request.app.state.clock.now(), region=settings.default_region)
+    if call is None:
+        return Response(NO_ASSISTANT, media_type=TWIML)
+    return Response(twiml_stream(public_base(settings.public_url), call.call_id),
+                    media_type=TWIML)
 
 
 @router.post("/carriers/twilio/whisper")
