@@ -47,6 +47,15 @@ class Say:
 
 
 @dataclass(frozen=True)
+class Play:
+    """Play ``ulaw`` at once, whatever the assistant does (an answering machine's greeting
+    and beep: it does not wait for its turn)."""
+
+    text: str
+    ulaw: bytes
+
+
+@dataclass(frozen=True)
 class BargeIn:
     """Start saying ``text`` while the assistant talks, ``after_ms`` into its audio."""
 
@@ -75,7 +84,7 @@ class Hangup:
     mid_sentence_ms: int | None = None
 
 
-Step = Say | BargeIn | Wait | Dtmf | Hangup
+Step = Say | Play | BargeIn | Wait | Dtmf | Hangup
 Responder = Callable[[bytes], Awaitable[list[Step]]]
 
 
@@ -214,6 +223,7 @@ class CarrierMediaClient:
         self._dry_at: float | None = None  # when the playout queue last ran dry
         self._last_arrival = 0.0
         self._closed = asyncio.Event()
+        self._ending = False
         self._seq = 0
         self._chunk = 0
         self._t0 = 0.0
@@ -284,6 +294,11 @@ class CarrierMediaClient:
                 self.report.refused_status = exc.response.status_code
         self.report.ended_at = loop.time()
         return self.report
+
+    def end(self) -> None:
+        """The carrier ends the stream (the call was hung up or transferred through its
+        API): ``stop``, then the socket closes."""
+        self._ending = True
 
     async def _send_stop(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -357,6 +372,10 @@ class CarrierMediaClient:
         next_at = loop.time()
         while not self._closed.is_set():
             now = loop.time()
+            if self._ending:
+                self.report.closed_by = self.report.closed_by or "carrier"
+                await self._send_stop(ws)
+                return
             await self._play(ws, now)
             if not await self._advance_script(ws, now):
                 return
@@ -419,7 +438,10 @@ class CarrierMediaClient:
             self._respond(now)
             return True  # nothing to say (yet): wait for callfleet, or for the responder
         step = self.script[0]
-        if isinstance(step, Say):
+        if isinstance(step, Play):
+            self.script.pop(0)
+            self._speak(step.text, step.ulaw)
+        elif isinstance(step, Say):
             if self._assistant_idle(now):
                 self.script.pop(0)
                 self._speak(step.text, step.ulaw)

@@ -29,6 +29,7 @@ from callfleet.carriers.signatures import telnyx_valid
 from callfleet.carriers.telnyx.adapter import UNANSWERABLE
 from callfleet.carriers.telnyx.events import client_state_of, translate
 from callfleet.dialer.inbound import open_inbound
+from callfleet.voice.live import amd_verdict
 
 log = structlog.get_logger("callfleet.carriers.telnyx")
 router = APIRouter(tags=["carrier callbacks"], include_in_schema=False)
@@ -102,4 +103,6 @@ async def telnyx_webhook(request: Request) -> Response:
         events = [e for e in events if e.carrier_call_id == found.carrier_call_id]
     if events:
         await request.app.state.dialer.events.handle_many(events)
+        for event in events:  # a live media session learns the AMD verdict at once
+            amd_verdict(getattr(request.app.state, "voice", None), event)
     return Response(status_code=204)
