@@ -152,7 +152,12 @@ def test_campaign_and_inbound_calls_with_real_audio(tmp_path: Path, media_carrie
         got = {c["to_number"]: c["outcome"] for c in calls}
         assert got == {n: EXPECTED[b] for n, b in behaviours.items()}, (
             got, server.log()[-3000:])
-        dialed = {c["to"]: c for c in fake.get("/_fake/calls").json()["calls"]}
+
+        def streams_closed() -> list[dict[str, Any]] | None:
+            seen = fake.get("/_fake/calls").json()["calls"]
+            return None if any(c["talking"] for c in seen) else seen
+
+        dialed = {c["to"]: c for c in poll(streams_closed, "the streams to close", 30)}
         assert len(dialed) == 20  # none dialed twice
         for listed in calls:
             c = api.get(f"/api/calls/{listed['id']}").json()["call"]

@@ -156,8 +156,7 @@ class TelnyxCarrier(LaterHangups):
         ``voice.framing.TelnyxFraming`` accepts), the callee's track only."""
         return {"stream_url": stream_url(self.public_url, "telnyx", call_ref),
                 "stream_track": "inbound_track", "stream_bidirectional_mode": "rtp",
-                "stream_bidirectional_codec": "PCMU",
-                "stream_bidirectional_sampling_rate": 8000}
+                "stream_bidirectional_codec": "PCMU"}  # G.711 µ-law: 8 kHz by definition
 
     async def answer_inbound(self, carrier_call_id: str, call_ref: str) -> None:
         """Answer a call to one of our numbers with its audio streaming to the voice

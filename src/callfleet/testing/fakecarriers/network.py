@@ -860,6 +860,7 @@ def build_app(net: FakeNetwork) -> Starlette:
             return JSONResponse({"calls": [
                 {"carrier": c.carrier, "sid": c.sid, "to": c.to, "from": c.from_, "status":
                  c.status, "behaviour": c.behaviour, "hung_up_by_api": c.hung_up_by_api,
+                 "talking": c.media is not None and c.report is None,
                  "streamed": c.report is not None, "heard_seconds": round(
                      c.report.heard_seconds, 2) if c.report else None,
                  "closed_by": c.report.closed_by if c.report else None,
