@@ -28,6 +28,7 @@ pytest.importorskip("pipecat")
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("faster_whisper")
 
+from tests.conversation.fake_llm import FakeLLM
 from tests.e2e.test_carriers_e2e import poll
 from tests.e2e.test_server import Server, free_port
 from tests.test_cli import cli_env, one_json, run_cli
@@ -82,9 +83,29 @@ def _number(api: httpx.Client, fake: httpx.Client, team_id: str, provider: str,
     return str(r.json()["phone_number"]["id"])
 
 
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    """The transferring assistant's model: forwards the call to Sales once the callee
+    spoke."""
+    fake = FakeLLM().start()
+
+    def policy(body: dict[str, Any]) -> dict[str, Any]:
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return {"text": ""}
+        if any(m["role"] == "user" for m in body["messages"]):
+            return {"tool": "transfer_call", "args": {"department": "Sales"}}
+        return {"text": "Hello."}
+
+    fake.policy = policy
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
 @pytest.mark.parametrize("provider", ["twilio", "telnyx"])
 def test_campaign_and_inbound_calls_with_real_audio(tmp_path: Path, media_carriers: str,
-                                                     provider: str) -> None:
+                                                     llm: FakeLLM, provider: str) -> None:
     config = httpx.get(f"{media_carriers}/_fake/config").json()
     port = free_port()
     public = f"http://127.0.0.1:{port}"
@@ -99,7 +120,8 @@ def test_campaign_and_inbound_calls_with_real_audio(tmp_path: Path, media_carrie
         CALLFLEET_TELNYX_API_BASE_URL=f"{media_carriers}/v2",
         CALLFLEET_TWILIO_CALLS_PER_SECOND="20", CALLFLEET_TELNYX_CALLS_PER_SECOND="20",
         CALLFLEET_LEGAL_HOURS_START="00:00", CALLFLEET_LEGAL_HOURS_END="23:59",
-        CALLFLEET_RATE_LIMIT_PER_MINUTE="0", HF_HUB_OFFLINE="1")
+        CALLFLEET_RATE_LIMIT_PER_MINUTE="0", HF_HUB_OFFLINE="1",
+        CALLFLEET_OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32")
     team = one_json(run_cli(tmp_path, env, "team", "create", "--name", "Acme", "--json").stdout)
     server = Server(env, tmp_path, "127.0.0.1", port).start()
     try:
@@ -212,6 +234,34 @@ def test_campaign_and_inbound_calls_with_real_audio(tmp_path: Path, media_carrie
         # Analysed and written back like an outbound call.
         poll(lambda: all(api.get(f"/api/calls/{c['id']}").json()["call"].get("analysis")
                          for c in done), "the inbound calls' analysis", timeout=60)
+
+        # ---- a transfer: the assistant (a model with the transfer tool) forwards the call
+        # to Sales; the carrier moves it (Twilio: new TwiML with <Dial>; Telnyx: transfer),
+        # which ends the media stream while the call goes on with the transferee.
+        sales = "+12125559990"
+        closer = _assistant(api, tid, name="Closer", llmBaseUrl=llm.url,
+                            firstMessage="Hi, this is Alex from Acme.",
+                            callTransfer={"enabled": True, "departments": [
+                                {"name": "Sales", "mode": "cold", "phoneNumber": sales}]})
+        line = _number(api, fake, tid, provider,
+                       "+16465550183" if provider == "twilio" else "+16465550193")
+        api.put(f"/api/assistants/{closer}/phone-numbers",
+                json={"phoneNumberIds": [line]}).raise_for_status()
+        person = next(n for n, b in behaviours.items() if b == "answer")
+        r = api.post("/api/crm/calls", json={"assistantId": closer, "toNumber": person,
+                                             "contactId": contacts[0]})
+        assert r.status_code in (200, 201), r.text
+        moved_id = r.json()["call"]["id"]
+
+        def moved() -> dict[str, Any] | None:
+            call = api.get(f"/api/calls/{moved_id}").json()["call"]
+            return call if call["status"] == "ended" else None
+
+        call = poll(moved, "the transferred call to end", timeout=90)
+        assert call["ended_reason"] == "assistant_forwarded_call", call
+        seen = next(c for c in fake.get("/_fake/calls").json()["calls"]
+                    if c["sid"] == call["carrier_call_id"])
+        assert seen["transferred_to"] == sales and seen["streamed"], seen
 
         # ---- a number without an assistant: a short message, then the call ends
         bare = "+16465550182" if provider == "twilio" else "+16465550192"
