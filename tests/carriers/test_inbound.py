@@ -103,3 +103,27 @@ async def test_telnyx_inbound_call_is_answered_with_a_stream(
     row = await _call(database, call.sid)
     assert row.status == "ended"
     assert all(sent["status"] == 204 for sent in call.sent)
+
+
+async def test_a_twilio_inbound_call_whose_stream_never_opened_ends_by_status_callback(
+        carriers: Carriers, database: DbHandle, team: TeamCtx) -> None:
+    """The caller hung up before the stream opened: the number's status callback (set when
+    the number was bought) ends the call, found by its CallSid."""
+    c = carriers
+    desk = await assistant(database, team, inbound_enabled=True, type="inbound")
+    pn = await buy_number(c, team, "twilio", desk)
+    number = c.net.owned[pn["phone_number"]]
+    assert number.status_url == "https://callfleet.test/carriers/twilio/status"
+    sid = "CA" + "7" * 32
+    form = {"CallSid": sid, "To": pn["phone_number"], "From": new_phone(area=415),
+            "CallStatus": "ringing", "AccountSid": "AC" + "f" * 32, "Direction": "inbound"}
+    token = "fake-twilio-auth-token-0123456789"
+    r = await c.client.post("/carriers/twilio/inbound", data=form, headers={
+        "X-Twilio-Signature": c.net.twilio_sign(token, number.voice_url or "", form)})
+    assert r.status_code == 200 and "<Stream" in r.text
+    done = {**form, "CallStatus": "completed", "CallDuration": "0"}
+    r = await c.client.post("/carriers/twilio/status", data=done, headers={
+        "X-Twilio-Signature": c.net.twilio_sign(token, number.status_url, done)})
+    assert r.status_code == 204, r.text
+    row = await _call(database, sid)
+    assert row.status == "ended" and row.direction == "inbound"

@@ -23,11 +23,16 @@ from starlette.responses import Response
 from callfleet.api.responses import JSON
 from callfleet.carriers.accounts import TwilioAccount
 from callfleet.carriers.base import CarrierEvent
-from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, target
+from callfleet.carriers.callbacks import (
+    MAX_CALLBACK_BYTES,
+    carrier_call_target,
+    number_target,
+    target,
+)
 from callfleet.carriers.calling import PublicUrlError, public_base
 from callfleet.carriers.metrics import CALLBACKS
 from callfleet.carriers.signatures import twilio_valid
-from callfleet.carriers.twilio.adapter import MAX_BRIEFING, twiml_stream
+from callfleet.carriers.twilio.adapter import MAX_BRIEFING, STATUS_PATH, twiml_stream
 from callfleet.carriers.twilio.events import events_from_amd, events_from_status
 from callfleet.dialer.inbound import open_inbound
 from callfleet.voice.live import amd_verdict
@@ -60,7 +65,9 @@ async def _verified(request: Request) -> tuple[dict[str, str], str | None] | JSO
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     router = request.app.state.carrier
     found = (await target(router, "twilio", call_ref) if call_ref is not None
-             else await number_target(router, "twilio", params.get("To")))
+             else await carrier_call_target(router, "twilio", params.get("CallSid"))
+             if request.url.path == STATUS_PATH and params.get("Direction") == "inbound"
+             else None) or await number_target(router, "twilio", params.get("To"))
     account = found.account
     token = account.auth_token if isinstance(account, TwilioAccount) else ""
     if not twilio_valid(token, url, params, request.headers.get("x-twilio-signature")):

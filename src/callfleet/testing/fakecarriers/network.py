@@ -65,6 +65,7 @@ LINES = {
     "caller": ["Hello, I have a question about my order. Goodbye."],
 }
 MAX_TALK_SECONDS = 60.0
+STATUS_DELAY_SECONDS = 1.0
 TWILIO_SID = "AC" + "f" * 32
 TWILIO_TOKEN = "fake-twilio-auth-token-0123456789"
 TELNYX_KEY = "KEYfake0123456789"
@@ -111,6 +112,7 @@ class FakeNumber:
     phone_number: str
     carrier: str
     voice_url: str | None = None
+    status_url: str | None = None  # Twilio: the number's StatusCallback (inbound calls)
     connection_id: str | None = None
 
 
@@ -310,7 +312,7 @@ class FakeNetwork:
         form: dict[str, Any] = {
             "AccountSid": call.params.get("_account", TWILIO_SID), "CallSid": call.sid,
             "CallStatus": status, "To": call.to, "From": call.from_, "Direction":
-            "outbound-api", "ApiVersion": "2010-04-01", "Timestamp": _rfc2822(at),
+            "inbound" if call.params.get("_direction") == "inbound" else "outbound-api", "ApiVersion": "2010-04-01", "Timestamp": _rfc2822(at),
             "SequenceNumber": str(len(call.queue) + len(call.sent))}
         if status == "completed":
             start = call.answered_at or self.clock()
@@ -384,6 +386,9 @@ class FakeNetwork:
         call = FakeCall("twilio", "CA" + uuid.uuid4().hex, to, from_, behaviour,
                         {"_account": TWILIO_SID, "_direction": "inbound"},
                         created_at=self.clock())
+        if number is not None and number.status_url:  # it reports the call's end
+            call.params.update(StatusCallback=number.status_url,
+                               StatusCallbackEvent=["completed"])
         self.calls[call.sid] = call
         url = number.voice_url if number is not None else None
         if not url:
@@ -484,6 +489,10 @@ class FakeNetwork:
         try:
             call.report = await client.run()
         finally:
+            if call.report is not None and call.report.closed_by == "callee":
+                # A carrier's "completed" follows the stream's end by a moment, never
+                # before it (as the simulated network's audio mode does).
+                await asyncio.sleep(STATUS_DELAY_SECONDS)
             if call.status not in ("completed", "busy", "no-answer", "failed", "canceled") \
                     and not call.hung_up_by_api and call.transferred_to is None:
                 # The stream is over (the callee hung up, or callfleet closed it and no
@@ -689,6 +698,7 @@ def build_app(net: FakeNetwork) -> Starlette:
             return _twilio_error(400, 21422, "PhoneNumber is not available")
         n = net.own("twilio", number)
         n.voice_url = params.get("VoiceUrl")
+        n.status_url = params.get("StatusCallback")
         return JSONResponse({"sid": n.sid, "phone_number": number, "voice_url": n.voice_url},
                             201)
 
@@ -702,6 +712,7 @@ def build_app(net: FakeNetwork) -> Starlette:
             return Response(status_code=204)
         params = await form(request)
         n.voice_url = params.get("VoiceUrl", n.voice_url)
+        n.status_url = params.get("StatusCallback", n.status_url)
         return JSONResponse({"sid": n.sid, "phone_number": n.phone_number,
                              "voice_url": n.voice_url})
 
