@@ -259,9 +259,14 @@ def test_campaign_and_inbound_calls_with_real_audio(tmp_path: Path, media_carrie
 
         call = poll(moved, "the transferred call to end", timeout=90)
         assert call["ended_reason"] == "assistant_forwarded_call", call
-        seen = next(c for c in fake.get("/_fake/calls").json()["calls"]
-                    if c["sid"] == call["carrier_call_id"])
-        assert seen["transferred_to"] == sales and seen["streamed"], seen
+
+        def stream_ended() -> dict[str, Any] | None:
+            seen = next(c for c in fake.get("/_fake/calls").json()["calls"]
+                        if c["sid"] == call["carrier_call_id"])
+            return seen if seen["streamed"] else None
+
+        seen = poll(stream_ended, "the transferred call's stream to end", timeout=30)
+        assert seen["transferred_to"] == sales and seen["closed_by"] == "carrier", seen
 
         # ---- a number without an assistant: a short message, then the call ends
         bare = "+16465550182" if provider == "twilio" else "+16465550192"
