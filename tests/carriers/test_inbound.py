@@ -127,3 +127,22 @@ async def test_a_twilio_inbound_call_whose_stream_never_opened_ends_by_status_ca
     assert r.status_code == 204, r.text
     row = await _call(database, sid)
     assert row.status == "ended" and row.direction == "inbound"
+
+
+async def test_a_failed_telnyx_stream_hangs_the_call_up(
+        carriers: Carriers, database: DbHandle, team: TeamCtx) -> None:
+    """Telnyx keeps a call up when its media stream fails (Twilio ends it): callfleet hangs
+    up through the adapter rather than leave the callee in silence."""
+    c = carriers
+    desk = await assistant(database, team, inbound_enabled=True, type="inbound")
+    pn = await buy_number(c, team, "telnyx", desk)
+    call = c.net.telnyx_inbound(pn["phone_number"], new_phone(area=305),
+                                "https://callfleet.test/carriers/telnyx/webhook")
+    await c.net.deliver(call.sid)  # initiated -> answered with a stream
+    failed = c.net.telnyx_event(call, "call.streaming.failed",
+                                failure_reason="connection refused")
+    status = await c.net.send(call, "call.streaming.failed", call.params["webhook_url"], failed)
+    assert status == 204
+    assert [a["action"] for a in call.params["_actions"]][-1] == "hangup"
+    await c.net.deliver(call.sid)
+    assert (await _call(database, call.sid)).status == "ended"

@@ -105,4 +105,12 @@ async def telnyx_webhook(request: Request) -> Response:
         await request.app.state.dialer.events.handle_many(events)
         for event in events:  # a live media session learns the AMD verdict at once
             amd_verdict(getattr(request.app.state, "voice", None), event)
+    ccid = str(payload.get("call_control_id") or "")
+    if parsed["data"].get("event_type") == "call.streaming.failed" and ccid and (
+            found.carrier_call_id in (None, ccid)):
+        # The call's audio cannot reach the assistant; unlike Twilio, Telnyx keeps the call
+        # up without its stream (silence until the time limit): hang up.
+        log.warning("media_stream_failed", call_id=found.call_id,
+                    reason=str(payload.get("failure_reason") or "")[:200])
+        await router.hangup_many([(ccid, 0.0)])
     return Response(status_code=204)

@@ -332,6 +332,10 @@ class FakeNetwork:
                 "start_time": _iso(call.created_at), **payload}},
             "meta": {"attempt": 1, "delivered_to": call.params.get("webhook_url")}}
 
+    def telnyx_event(self, call: FakeCall, kind: str, **payload: Any) -> dict[str, Any]:
+        """A Telnyx webhook body of ``kind`` about ``call`` (for a test to send)."""
+        return self._telnyx_event(call, kind, self.clock(), **payload)
+
     def _progress(self, call: FakeCall, step: str) -> None:
         at = self.clock()
         if call.carrier == "twilio":
