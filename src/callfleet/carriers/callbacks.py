@@ -43,6 +43,22 @@ async def target(router: CarrierRouter, provider: str, call_ref: str | None
     return CallbackTarget(None, None, deployment_account(router.settings, provider))
 
 
+async def carrier_call_target(router: CarrierRouter, provider: str,
+                              carrier_call_id: str | None) -> CallbackTarget | None:
+    """The call the carrier knows as ``carrier_call_id`` (an inbound call's status callback,
+    sent to the number's URL without callfleet's call id), None when there is none."""
+    if not carrier_call_id or len(carrier_call_id) > 100:
+        return None
+    async with router.db.session(write=False) as s:
+        row = (await s.execute(
+            select(Call.id, Call.team_id, Call.carrier_call_id)
+            .where(Call.carrier == provider, Call.carrier_call_id == carrier_call_id))).first()
+        if row is None:
+            return None
+        account = await router.account(s, row.team_id, provider)
+        return CallbackTarget(row.id, row.carrier_call_id, account)
+
+
 async def number_target(router: CarrierRouter, provider: str, phone_number: str | None
                         ) -> CallbackTarget:
     """For a call *to* one of the deployment's numbers (inbound): the account that owns the

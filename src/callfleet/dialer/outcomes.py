@@ -173,8 +173,9 @@ async def _apply_to_contact(session: AsyncSession, call: Call, outcome: str,
         contact.consent_revoked_at = at
         contact.consent_revocation_channel = "call"
         contact.updated_at = utcnow()
-        settle.dnc.append((call.team_id, call.to_number, "opted out during a call", "call",
-                           at))
+        # The other party's number: the callee, or on an inbound call the caller.
+        party = call.from_number if call.direction == "inbound" else call.to_number
+        settle.dnc.append((call.team_id, party, "opted out during a call", "call", at))
         emit_contact_updated(session, contact, at, ["do_not_call", "lead_status"])
     elif outcome == "answered" and contact.lead_status == "new":
         contact.lead_status = "contacted"

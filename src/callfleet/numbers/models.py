@@ -26,6 +26,9 @@ class PhoneNumber(TeamOwned, Base):
     monthly_price: Mapped[float | None] = mapped_column(Numeric(10, 2))
     provider_ref: Mapped[str | None] = mapped_column(String(200))
     capabilities: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Where a caller who is not yet a contact is created when this number is called
+    # (inbound; migration 0026). None: the team's "Inbound callers" company.
+    company_id: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (
         Index("ix_phone_numbers_team_id_id", "team_id", "id"),

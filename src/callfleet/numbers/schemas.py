@@ -56,6 +56,10 @@ class PhoneNumberPatchIn(CamelIn):
     team_id: str | None = Field(default=None, max_length=64)
     friendly_name: str | None = Field(default=None, max_length=200)
     status: SettableStatus | None = None
+    company_id: str | None = Field(
+        default=None, max_length=64,
+        description="The company unknown inbound callers of this number are created in "
+                    "(default: the team's 'Inbound callers' company).")
 
 
 # ---- responses ----
@@ -88,6 +92,7 @@ class PhoneNumberOut(BaseModel):
     number_type: str
     monthly_price: float | None
     capabilities: list[str]
+    company_id: str | None = None
     created_at: str
     updated_at: str
 

@@ -19,6 +19,7 @@ from callfleet import ids
 from callfleet.campaigns.models import Campaign
 from callfleet.carriers.base import AvailableNumber, Carrier, CarrierResolver
 from callfleet.crm import fields as F
+from callfleet.crm.models import Company
 from callfleet.db.base import iso, utcnow
 from callfleet.errors import ApiError, bad_request, conflict
 from callfleet.numbers.models import PhoneNumber
@@ -47,6 +48,7 @@ def number_out(n: PhoneNumber) -> dict[str, Any]:
         "number_type": n.number_type,
         "monthly_price": float(price) if isinstance(price, (Decimal, int, float)) else None,
         "capabilities": list(n.capabilities or []),
+        "company_id": n.company_id,
         "created_at": iso(n.created_at),
         "updated_at": iso(n.updated_at),
     }
@@ -256,6 +258,11 @@ async def update_number(
         if n.status in ("purchasing", "error") and status != n.status:
             raise conflict(f"A number in status {n.status} cannot be set to {status}")
         n.status = status
+    if "company_id" in data:
+        company_id = data["company_id"]
+        if company_id is not None:
+            await p.scope.get(session, Company, company_id)  # 404 / 403
+        n.company_id = company_id
     n.updated_at = utcnow()
     await session.flush()
     return number_out(n)

@@ -81,6 +81,9 @@ class CallControl:
         self.last_clear_at: float | None = None
         self.tool_calls: list[dict[str, Any]] = []
         self.transfer: dict[str, Any] | None = None
+        # The carrier's answering-machine verdict, once it arrived (``machine_verdict``).
+        self.amd: dict[str, Any] | None = None
+        self.verdict_listeners: list[Any] = []  # called with the verdict dict
         self._marks: dict[str, Sentence] = {}
         self._n_marks = 0
         self._pending_audio_ms = 0.0  # audio queued since the last sentence mark
@@ -265,6 +268,24 @@ class CallControl:
         self.ended_reason = self.hangup.reason if self.hangup else reason
         self.outcome = self.hangup.outcome if self.hangup and self.hangup.outcome else outcome
         self.event("ended", at, reason=self.ended_reason)
+
+    # ------------------------------------------------------------ the carrier's AMD
+
+    def machine_verdict(self, answered_by: str, amd: str | None, at: float) -> None:
+        """The carrier's answering-machine detection finished mid-call (``answered_by``
+        ``machine``, ``human`` or ``unknown``; ``amd`` its own result). Kept, recorded as an
+        event, and passed to whoever listens (the session's voicemail handling): a machine
+        must not be pitched to. A repeated verdict changes nothing."""
+        if self.amd is not None:
+            return
+        self.amd = {"answered_by": answered_by, "amd": amd, "time": self.rel(at)}
+        self.event("carrier_amd", at, answered_by=answered_by, amd=amd)
+        for listener in list(self.verdict_listeners):
+            listener(self.amd)
+
+    @property
+    def machine(self) -> bool:
+        return bool(self.amd and self.amd["answered_by"] == "machine")
 
     # ------------------------------------------------------------ latency
 

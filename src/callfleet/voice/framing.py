@@ -1,9 +1,9 @@
 """Carrier media-stream framing: how a carrier opens a stream and how marks and clears look.
 
 A small interface so that the media endpoint serves any carrier whose stream is "JSON over a
-WebSocket, µ-law frames, mark/clear" (Twilio Media Streams today; Telnyx comes with the
-carrier adapters and only needs another ``Framing``). Pure: the pipecat serializer that
-uses it is in ``voice.serializers``.
+WebSocket, µ-law frames, mark/clear": Twilio Media Streams (``TwilioFraming``) and Telnyx's
+bidirectional RTP media streaming (``TelnyxFraming``, PCMU 8 kHz). Pure: the pipecat
+serializers that use them are in ``voice.serializers``.
 """
 
 from __future__ import annotations
@@ -101,4 +101,50 @@ class TwilioFraming:
         return {"event": "clear", "streamSid": stream_id}
 
 
-FRAMINGS: dict[str, Framing] = {"twilio": TwilioFraming()}
+class TelnyxFraming(TwilioFraming):
+    """Telnyx media streaming (Call Control ``stream_url`` with
+    ``stream_bidirectional_mode=rtp``, codec PCMU): ``connected``, then ``start`` with
+    ``stream_id`` beside it and ``call_control_id``, ``client_state`` and ``media_format``
+    (``encoding: PCMU``, ``sample_rate: 8000``) in it; ``media`` frames whose
+    ``media.payload`` is base64 µ-law; ``dtmf``, ``mark``, ``stop``. Towards Telnyx:
+    ``media`` (``{"media": {"payload"}}``), ``mark`` and ``clear`` (``{"event": "clear"}``),
+    which carry no stream id (one stream per WebSocket)."""
+
+    name = "telnyx"
+
+    def start(self, message: dict[str, Any]) -> StreamStart | None:
+        event = message.get("event")
+        if event == "connected":
+            return None
+        if event != "start":
+            raise HandshakeError(f"expected the stream's start, got {str(event)[:40]!r}")
+        body = message.get("start")
+        if not isinstance(body, dict):
+            raise HandshakeError("start is missing")
+        stream_id = _text(message.get("stream_id") or body.get("stream_id"), "stream_id")
+        fmt = body.get("media_format") or {}
+        if not isinstance(fmt, dict):
+            raise HandshakeError("media_format is invalid")
+        encoding = str(fmt.get("encoding", "PCMU")).upper()
+        rate = fmt.get("sample_rate", 8000)
+        if encoding != "PCMU" or rate not in (8000, "8000"):
+            raise HandshakeError(f"unsupported media format {encoding[:20]} at {rate} Hz: "
+                                 "dial with stream_bidirectional_codec PCMU at 8000 Hz")
+        params: dict[str, str] = {}
+        for key in ("client_state", "from", "to"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                params[key] = value[:MAX_PARAMETER_CHARS]
+        ccid = body.get("call_control_id")
+        return StreamStart("telnyx", stream_id,
+                           ccid[:200] if isinstance(ccid, str) and ccid else None, None,
+                           params, "audio/x-mulaw", 8000)
+
+    def mark(self, stream_id: str, name: str) -> dict[str, Any]:
+        return {"event": "mark", "mark": {"name": name}}
+
+    def clear(self, stream_id: str) -> dict[str, Any]:
+        return {"event": "clear"}
+
+
+FRAMINGS: dict[str, Framing] = {"twilio": TwilioFraming(), "telnyx": TelnyxFraming()}

@@ -1,5 +1,6 @@
 """The carrier's side of a media stream: connects to callfleet's media WebSocket exactly as a
-carrier does (Twilio Media Streams framing), speaks a scripted callee and listens.
+carrier does (Twilio Media Streams or Telnyx media streaming framing), speaks a scripted
+callee and listens.
 
 Used by the tests, the latency benchmark and the simulated network's audio mode. It behaves
 like the carrier's media edge:
@@ -46,6 +47,15 @@ class Say:
 
 
 @dataclass(frozen=True)
+class Play:
+    """Play ``ulaw`` at once, whatever the assistant does (an answering machine's greeting
+    and beep: it does not wait for its turn)."""
+
+    text: str
+    ulaw: bytes
+
+
+@dataclass(frozen=True)
 class BargeIn:
     """Start saying ``text`` while the assistant talks, ``after_ms`` into its audio."""
 
@@ -74,7 +84,7 @@ class Hangup:
     mid_sentence_ms: int | None = None
 
 
-Step = Say | BargeIn | Wait | Dtmf | Hangup
+Step = Say | Play | BargeIn | Wait | Dtmf | Hangup
 Responder = Callable[[bytes], Awaitable[list[Step]]]
 
 
@@ -169,15 +179,22 @@ class _Queued:
 
 
 class CarrierMediaClient:
-    """One call's media stream, carrier side (Twilio Media Streams framing)."""
+    """One call's media stream, carrier side, in ``framing`` ``twilio`` (Media Streams:
+    ``streamSid``, ``customParameters``) or ``telnyx`` (``stream_id``, ``call_control_id``
+    and ``client_state`` in the start, ``sequence_number``)."""
 
-    def __init__(self, url: str, script: list[Step], *,
+    def __init__(self, url: str, script: list[Step], *, framing: str = "twilio",
+                 call_id: str | None = None, client_state: str | None = None,
                  custom_parameters: dict[str, str] | None = None,
                  quiet_ms: int = 400, max_seconds: float = 60.0,
                  headers: dict[str, str] | None = None,
                  on_event: Callable[[str, float], None] | None = None,
                  responder: Responder | None = None) -> None:
+        if framing not in ("twilio", "telnyx"):
+            raise ValueError(f"unknown media framing {framing!r}")
         self.url = url
+        self.framing = framing
+        self.client_state = client_state
         self.script = list(script)
         self.custom_parameters = dict(custom_parameters or {})
         self.quiet_ms = quiet_ms
@@ -189,8 +206,10 @@ class CarrierMediaClient:
         self.responder = responder
         self._turn_audio = bytearray()
         self._responding: asyncio.Task[list[Step]] | None = None
-        self.stream_sid = "MZ" + secrets.token_hex(16)
-        self.call_sid = "CA" + secrets.token_hex(16)
+        self.stream_sid = ("MZ" + secrets.token_hex(16) if framing == "twilio"
+                           else secrets.token_hex(16))
+        self.call_sid = call_id or ("CA" + secrets.token_hex(16) if framing == "twilio"
+                                    else "v3:" + secrets.token_hex(16))
         self.account_sid = "AC" + secrets.token_hex(16)
         self.report = CallReport()
         self._queue = _Queued()
@@ -204,6 +223,7 @@ class CarrierMediaClient:
         self._dry_at: float | None = None  # when the playout queue last ran dry
         self._last_arrival = 0.0
         self._closed = asyncio.Event()
+        self._ending = False
         self._seq = 0
         self._chunk = 0
         self._t0 = 0.0
@@ -213,8 +233,34 @@ class CarrierMediaClient:
 
     def _msg(self, event: str, **body: Any) -> str:
         self._seq += 1
+        if self.framing == "telnyx":
+            return json.dumps({"event": event, "sequence_number": str(self._seq),
+                               "stream_id": self.stream_sid, **body})
         return json.dumps({"event": event, "sequenceNumber": str(self._seq),
                            "streamSid": self.stream_sid, **body})
+
+    def _opening(self) -> list[str]:
+        """The stream's first two messages in the carrier's framing."""
+        if self.framing == "telnyx":
+            start: dict[str, Any] = {
+                "call_control_id": self.call_sid,
+                "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}
+            if self.client_state:
+                start["client_state"] = self.client_state
+            return [json.dumps({"event": "connected", "version": "1.0.0"}),
+                    self._msg("start", start=start)]
+        return [json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
+                self._msg("start", start={
+                    "streamSid": self.stream_sid, "accountSid": self.account_sid,
+                    "callSid": self.call_sid, "tracks": ["inbound"],
+                    "customParameters": self.custom_parameters,
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                                    "channels": 1}})]
+
+    def _stop_body(self) -> dict[str, Any]:
+        if self.framing == "telnyx":
+            return {"call_control_id": self.call_sid}
+        return {"accountSid": self.account_sid, "callSid": self.call_sid}
 
     async def run(self) -> CallReport:
         loop = asyncio.get_running_loop()
@@ -223,14 +269,8 @@ class CarrierMediaClient:
                                open_timeout=10, max_size=2**20) as ws:
                 self._ws = ws
                 self._t0 = self.report.connected_at = loop.time()
-                await ws.send(json.dumps({"event": "connected", "protocol": "Call",
-                                          "version": "1.0.0"}))
-                await ws.send(self._msg("start", start={
-                    "streamSid": self.stream_sid, "accountSid": self.account_sid,
-                    "callSid": self.call_sid, "tracks": ["inbound"],
-                    "customParameters": self.custom_parameters,
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
-                                    "channels": 1}}))
+                for opening in self._opening():
+                    await ws.send(opening)
                 receiver = asyncio.create_task(self._receive(ws))
                 try:
                     await asyncio.wait_for(self._clock(ws), self.max_seconds)
@@ -255,10 +295,14 @@ class CarrierMediaClient:
         self.report.ended_at = loop.time()
         return self.report
 
+    def end(self) -> None:
+        """The carrier ends the stream (the call was hung up or transferred through its
+        API): ``stop``, then the socket closes."""
+        self._ending = True
+
     async def _send_stop(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(self._msg("stop", stop={"accountSid": self.account_sid,
-                                                  "callSid": self.call_sid}))
+            await ws.send(self._msg("stop", stop=self._stop_body()))
             await ws.close()
 
     async def _receive(self, ws: ClientConnection) -> None:
@@ -328,6 +372,10 @@ class CarrierMediaClient:
         next_at = loop.time()
         while not self._closed.is_set():
             now = loop.time()
+            if self._ending:
+                self.report.closed_by = self.report.closed_by or "carrier"
+                await self._send_stop(ws)
+                return
             await self._play(ws, now)
             if not await self._advance_script(ws, now):
                 return
@@ -390,7 +438,10 @@ class CarrierMediaClient:
             self._respond(now)
             return True  # nothing to say (yet): wait for callfleet, or for the responder
         step = self.script[0]
-        if isinstance(step, Say):
+        if isinstance(step, Play):
+            self.script.pop(0)
+            self._speak(step.text, step.ulaw)
+        elif isinstance(step, Say):
             if self._assistant_idle(now):
                 self.script.pop(0)
                 self._speak(step.text, step.ulaw)
@@ -409,8 +460,9 @@ class CarrierMediaClient:
         elif isinstance(step, Dtmf):
             self.script.pop(0)
             for digit in step.digits:
-                await ws.send(self._msg("dtmf", dtmf={"track": "inbound_track",
-                                                      "digit": digit}))
+                dtmf = ({"digit": digit} if self.framing == "telnyx"
+                        else {"track": "inbound_track", "digit": digit})
+                await ws.send(self._msg("dtmf", dtmf=dtmf))
         elif isinstance(step, Hangup):
             due = (self._assistant_heard_ms >= step.mid_sentence_ms
                    and now - self._last_assistant_audio < 0.1

@@ -140,11 +140,31 @@ class DatabasePlanner:
             if record.get("transfer"):
                 meta["transfer"] = record["transfer"]
             call.call_metadata = meta
-            await finish_call(s, call, record.get("outcome") or "answered",
-                              record.get("ended_reason") or "customer_ended_call", now)
+            outcome = record.get("outcome") or "answered"
+            reason = record.get("ended_reason") or "customer_ended_call"
+            if meta.get("voicemail") and outcome != "opted_out":
+                # The carrier's answering-machine detection said a machine answered
+                # (dialer.media.on_machine): a voicemail, whatever the stream carried.
+                outcome, reason = "voicemail", "voicemail"
+            await finish_call(s, call, outcome, reason, now)
             await s.commit()
         if carrier_call_id:
+            await self._hang_up_or_transfer(call_id, carrier_call_id, record.get("transfer"))
+
+    async def _hang_up_or_transfer(self, call_id: str, carrier_call_id: str,
+                                   transfer: dict[str, Any] | None) -> None:
+        """The assistant forwarded the call to a department with a number: the carrier
+        transfers it (warm: the transferee hears the briefing first), else hangs up."""
+        to = (transfer or {}).get("phone_number")
+        move = getattr(self.carrier, "transfer", None)
+        if to and move is not None:
             try:
-                await self.carrier.hangup(carrier_call_id, 0.0)
+                await move(carrier_call_id, to, briefing=(transfer or {}).get("brief")
+                           if (transfer or {}).get("mode") == "warm" else None)
+                return
             except Exception:
-                log.exception("carrier_hangup_failed", call_id=call_id)
+                log.warning("carrier_transfer_failed", call_id=call_id, exc_info=True)
+        try:
+            await self.carrier.hangup(carrier_call_id, 0.0)
+        except Exception:
+            log.exception("carrier_hangup_failed", call_id=call_id)

@@ -3,7 +3,7 @@
 
 pipecat's ``TwilioFrameSerializer`` hangs up through Twilio's REST API as soon as the last
 audio byte is *sent* (``auto_hang_up``), which cut goodbyes short, and its Telnyx sibling
-hard-codes the carrier's API host; here the session hangs up, after the carrier confirmed
+hard-codes the carrier's API host (``api.telnyx.com``); here the session hangs up, after the carrier confirmed
 playout (``voice.control``), so both are off.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from pipecat.frames.frames import AudioRawFrame, Frame, InputAudioRawFrame, InterruptionFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.serializers.telnyx import TelnyxFrameSerializer
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from callfleet.voice import audio
@@ -32,18 +33,25 @@ def _now() -> float:
     return asyncio.get_running_loop().time()
 
 
-class TwilioMediaSerializer(TwilioFrameSerializer):
-    """Twilio Media Streams, 8 kHz µ-law on the wire, the pipeline's rate inside."""
+class _CarrierStream:
+    """What both carriers' serializers add to pipecat's: marks and clears reported to the
+    call's control, the stream's ``stop``, the recording, and a cheap µ-law decoder."""
 
-    def __init__(self, start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                 on_stop: OnStop, recorder: Recorder | None = None) -> None:
-        super().__init__(start.stream_id, start.call_sid, start.account_sid,
-                         params=TwilioFrameSerializer.InputParams(auto_hang_up=False))
+    on_mark: OnMark
+    on_clear: OnClear
+    on_stop: OnStop
+    recorder: Recorder | None
+    _in_rate: int
+    _ratecv_state: Any
+    _sample_rate: int
+
+    def _hooks(self, on_mark: OnMark, on_clear: OnClear, on_stop: OnStop,
+               recorder: Recorder | None) -> None:
         self.on_mark = on_mark
         self.on_clear = on_clear
         self.on_stop = on_stop
         self._in_rate = audio.CARRIER_RATE
-        self._ratecv_state: Any = None
+        self._ratecv_state = None
         self.recorder = recorder
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
@@ -54,10 +62,10 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         elif self.recorder is not None and isinstance(frame, AudioRawFrame) \
                 and frame.sample_rate == audio.CARRIER_RATE:
             self.recorder.assistant_audio(frame.audio, _now())
-        return await super().serialize(frame)
+        return await super().serialize(frame)  # type: ignore[misc,no-any-return]
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
-        await super().setup(setup)
+        await super().setup(setup)  # type: ignore[misc]
         self._in_rate = self._sample_rate
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
@@ -78,13 +86,17 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         if event == "stop":
             self.on_stop(_now())
             return None
-        return await super().deserialize(data)
+        return await super().deserialize(data)  # type: ignore[misc,no-any-return]
 
     def _media(self, message: dict[str, Any]) -> Frame | None:
         """µ-law 8 kHz to 16-bit PCM at the pipeline's input rate. Upsampling needs no
         anti-aliasing filter, so the C linear interpolator does it at a fraction of the
         cost of pipecat's stream resampler (this runs 50 times a second per call)."""
-        payload = (message.get("media") or {}).get("payload")
+        media = message.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if isinstance(media, dict) and media.get("track") not in (None, "inbound",
+                                                                  "inbound_track"):
+            return None  # Telnyx "both_tracks": only the callee's side is input
         if not isinstance(payload, str) or not payload:
             return None
         try:
@@ -99,10 +111,40 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self._in_rate)
 
 
+class TwilioMediaSerializer(_CarrierStream, TwilioFrameSerializer):
+    """Twilio Media Streams, 8 kHz µ-law on the wire, the pipeline's rate inside."""
+
+    def __init__(self, start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
+                 on_stop: OnStop, recorder: Recorder | None = None) -> None:
+        TwilioFrameSerializer.__init__(
+            self, start.stream_id, start.call_sid, start.account_sid,
+            params=TwilioFrameSerializer.InputParams(auto_hang_up=False))
+        self._hooks(on_mark, on_clear, on_stop, recorder)
+
+
+class TelnyxMediaSerializer(_CarrierStream, TelnyxFrameSerializer):
+    """Telnyx bidirectional RTP streaming, PCMU 8 kHz on the wire. pipecat's own hang-up is
+    off: it posts to a hard-coded ``api.telnyx.com``, which would bypass
+    ``CALLFLEET_TELNYX_API_BASE_URL`` and the team's own account; callfleet hangs up through
+    its Telnyx adapter (``carriers.router``) once the goodbye has played."""
+
+    def __init__(self, start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
+                 on_stop: OnStop, recorder: Recorder | None = None) -> None:
+        TelnyxFrameSerializer.__init__(
+            self, start.stream_id, "PCMU", "PCMU", start.call_sid, None,
+            params=TelnyxFrameSerializer.InputParams(auto_hang_up=False))
+        self._hooks(on_mark, on_clear, on_stop, recorder)
+
+
 def serializer_for(start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
                    on_stop: OnStop, recorder: Recorder | None = None
-                   ) -> TwilioMediaSerializer:
-    if start.carrier != "twilio":
+                   ) -> TwilioMediaSerializer | TelnyxMediaSerializer:
+    kind = SERIALIZERS.get(start.carrier)
+    if kind is None:
         raise ValueError(f"no media serializer for carrier {start.carrier!r}")
-    return TwilioMediaSerializer(start, on_mark=on_mark, on_clear=on_clear, on_stop=on_stop,
-                                 recorder=recorder)
+    return kind(start, on_mark=on_mark, on_clear=on_clear, on_stop=on_stop,
+                recorder=recorder)
+
+
+SERIALIZERS: dict[str, type[TwilioMediaSerializer | TelnyxMediaSerializer]] = {
+    "twilio": TwilioMediaSerializer, "telnyx": TelnyxMediaSerializer}

@@ -118,9 +118,7 @@ class TelnyxCarrier(LaterHangups):
             "webhook_url": callback_url(self.public_url, WEBHOOK_PATH),
             "webhook_url_method": "POST", "timeout_secs": req.ring_timeout,
             "time_limit_secs": req.time_limit,
-            "stream_url": stream_url(self.public_url, "telnyx", req.call_ref),
-            "stream_track": "inbound_track", "stream_bidirectional_mode": "rtp",
-            "stream_bidirectional_codec": "PCMU",
+            **self._stream(req.call_ref),
         }
         if req.detect_machine:
             params["answering_machine_detection"] = "premium"
@@ -152,6 +150,25 @@ class TelnyxCarrier(LaterHangups):
             await self.client.calls.actions.transfer(carrier_call_id, **params)
         except telnyx.APIStatusError as exc:
             raise _number_error(exc, f"transfer the call to {to_number}") from None
+
+    def _stream(self, call_ref: str) -> dict[str, Any]:
+        """The media stream to the voice runtime: bidirectional RTP, PCMU at 8 kHz (what
+        ``voice.framing.TelnyxFraming`` accepts), the callee's track only."""
+        return {"stream_url": stream_url(self.public_url, "telnyx", call_ref),
+                "stream_track": "inbound_track", "stream_bidirectional_mode": "rtp",
+                "stream_bidirectional_codec": "PCMU"}  # G.711 µ-law: 8 kHz by definition
+
+    async def answer_inbound(self, carrier_call_id: str, call_ref: str) -> None:
+        """Answer a call to one of our numbers with its audio streaming to the voice
+        runtime; ``client_state`` = callfleet's call id from then on."""
+        try:
+            await self.client.calls.actions.answer(
+                carrier_call_id, client_state=encode_state(call_ref), command_id=call_ref,
+                webhook_url=callback_url(self.public_url, WEBHOOK_PATH),
+                **self._stream(call_ref))
+        except telnyx.APIStatusError as exc:
+            if exc.status_code not in (404, 422):  # the caller hung up meanwhile
+                raise
 
     async def decline_inbound(self, event_type: str, carrier_call_id: str) -> None:
         """A call to a number that cannot take it: answer, say so, hang up — one step per

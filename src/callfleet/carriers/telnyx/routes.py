@@ -5,8 +5,9 @@ account's public key and a five-minute tolerance (``carriers.signatures``) befor
 changes: a missing, bad or stale signature gets 401. callfleet's call id comes from the
 webhook's ``client_state``; the events are applied by ``dialer.outcomes.CallEvents``, which
 ignores what a call's state has already passed (duplicates, late and out-of-order webhooks).
-A call *to* a callfleet number is verified with the account that owns the number and, until
-the voice runtime answers inbound calls, declined politely (answer, a short message, hang-up).
+A call *to* a callfleet number is verified with the account that owns the number and answered
+with its audio streaming to the number's assistant (``dialer.inbound``); a number without one
+declines politely (answer, a short message, hang-up).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from callfleet.carriers.metrics import CALLBACKS
 from callfleet.carriers.signatures import telnyx_valid
 from callfleet.carriers.telnyx.adapter import UNANSWERABLE
 from callfleet.carriers.telnyx.events import client_state_of, translate
+from callfleet.dialer.inbound import open_inbound
+from callfleet.voice.live import amd_verdict
 
 log = structlog.get_logger("callfleet.carriers.telnyx")
 router = APIRouter(tags=["carrier callbacks"], include_in_schema=False)
@@ -77,8 +80,19 @@ async def telnyx_webhook(request: Request) -> Response:
                      "data.event_type and data.payload)"}, status_code=400)
     if inbound and found.account is not None:
         adapter = router.adapter(found.account)
-        await adapter.decline_inbound(str(parsed["data"].get("event_type")),
-                                      str(payload.get("call_control_id") or ""))
+        kind = str(parsed["data"].get("event_type"))
+        ccid = str(payload.get("call_control_id") or "")
+        if kind == "call.initiated" and call_ref is None \
+                and getattr(request.app.state, "voice", None) is not None:
+            settings = request.app.state.settings
+            call = await open_inbound(router.db, "telnyx", payload.get("to"),
+                                      payload.get("from"), ccid,
+                                      request.app.state.clock.now(),
+                                      region=settings.default_region)
+            if call is not None:
+                await adapter.answer_inbound(ccid, call.call_id)
+                return Response(status_code=204)
+        await adapter.decline_inbound(kind, ccid)
         return Response(status_code=204)
     if found.call_id is None:
         CALLBACKS.labels("telnyx", "ignored").inc()
@@ -89,4 +103,14 @@ async def telnyx_webhook(request: Request) -> Response:
         events = [e for e in events if e.carrier_call_id == found.carrier_call_id]
     if events:
         await request.app.state.dialer.events.handle_many(events)
+        for event in events:  # a live media session learns the AMD verdict at once
+            amd_verdict(getattr(request.app.state, "voice", None), event)
+    ccid = str(payload.get("call_control_id") or "")
+    if parsed["data"].get("event_type") == "call.streaming.failed" and ccid and (
+            found.carrier_call_id in (None, ccid)):
+        # The call's audio cannot reach the assistant; unlike Twilio, Telnyx keeps the call
+        # up without its stream (silence until the time limit): hang up.
+        log.warning("media_stream_failed", call_id=found.call_id,
+                    reason=str(payload.get("failure_reason") or "")[:200])
+        await router.hangup_many([(ccid, 0.0)])
     return Response(status_code=204)

@@ -286,7 +286,9 @@ class TwilioCarrier(LaterHangups):
         try:
             number = await self.client.incoming_phone_numbers.create_async(
                 phone_number=phone_number, voice_method="POST",
-                voice_url=callback_url(self.public_url, INBOUND_PATH))
+                voice_url=callback_url(self.public_url, INBOUND_PATH),
+                status_callback=callback_url(self.public_url, STATUS_PATH),
+                status_callback_method="POST")
         except TwilioRestException as exc:
             raise _number_error(exc, f"buy {phone_number}") from None
         return str(number.sid)
@@ -301,7 +303,9 @@ class TwilioCarrier(LaterHangups):
                 raise CarrierError(f"{phone_number} is not a number of this Twilio account",
                                    400, "phoneNumber")
             await self.client.incoming_phone_numbers(owned[0].sid).update_async(
-                voice_url=callback_url(self.public_url, INBOUND_PATH), voice_method="POST")
+                voice_url=callback_url(self.public_url, INBOUND_PATH), voice_method="POST",
+                status_callback=callback_url(self.public_url, STATUS_PATH),
+                status_callback_method="POST")
         except TwilioRestException as exc:
             raise _number_error(exc, f"find {phone_number}") from None
         return str(owned[0].sid)

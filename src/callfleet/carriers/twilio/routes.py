@@ -1,6 +1,7 @@
 """Twilio's callbacks: call status (``/carriers/twilio/status``), the asynchronous
-answering-machine verdict (``/carriers/twilio/amd``) and calls to a callfleet number
-(``/carriers/twilio/inbound``).
+answering-machine verdict (``/carriers/twilio/amd``, also handed to the call's live media
+session) and calls to a callfleet number (``/carriers/twilio/inbound``, answered by the
+number's assistant over a media stream).
 
 Each is checked against ``X-Twilio-Signature`` (``carriers.signatures``) over the URL Twilio
 requested, rebuilt from ``CALLFLEET_PUBLIC_URL``, before anything changes: a missing or bad
@@ -22,12 +23,19 @@ from starlette.responses import Response
 from callfleet.api.responses import JSON
 from callfleet.carriers.accounts import TwilioAccount
 from callfleet.carriers.base import CarrierEvent
-from callfleet.carriers.callbacks import MAX_CALLBACK_BYTES, number_target, target
+from callfleet.carriers.callbacks import (
+    MAX_CALLBACK_BYTES,
+    carrier_call_target,
+    number_target,
+    target,
+)
 from callfleet.carriers.calling import PublicUrlError, public_base
 from callfleet.carriers.metrics import CALLBACKS
 from callfleet.carriers.signatures import twilio_valid
-from callfleet.carriers.twilio.adapter import MAX_BRIEFING
+from callfleet.carriers.twilio.adapter import MAX_BRIEFING, STATUS_PATH, twiml_stream
 from callfleet.carriers.twilio.events import events_from_amd, events_from_status
+from callfleet.dialer.inbound import open_inbound
+from callfleet.voice.live import amd_verdict
 
 log = structlog.get_logger("callfleet.carriers.twilio")
 router = APIRouter(tags=["carrier callbacks"], include_in_schema=False)
@@ -57,7 +65,9 @@ async def _verified(request: Request) -> tuple[dict[str, str], str | None] | JSO
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     router = request.app.state.carrier
     found = (await target(router, "twilio", call_ref) if call_ref is not None
-             else await number_target(router, "twilio", params.get("To")))
+             else await carrier_call_target(router, "twilio", params.get("CallSid"))
+             if request.url.path == STATUS_PATH and params.get("Direction") == "inbound"
+             else None) or await number_target(router, "twilio", params.get("To"))
     account = found.account
     token = account.auth_token if isinstance(account, TwilioAccount) else ""
     if not twilio_valid(token, url, params, request.headers.get("x-twilio-signature")):
@@ -79,7 +89,10 @@ async def _apply(request: Request, translate: Translate) -> Response:
     params, call_id = checked
     if call_id is not None:
         now = request.app.state.clock.now()
-        await request.app.state.dialer.events.handle_many(translate(call_id, params, now))
+        events = translate(call_id, params, now)
+        await request.app.state.dialer.events.handle_many(events)
+        for event in events:  # a live media session learns the AMD verdict at once
+            amd_verdict(getattr(request.app.state, "voice", None), event)
     return Response(status_code=204)
 
 
@@ -95,12 +108,24 @@ async def twilio_amd(request: Request) -> Response:
 
 @router.post("/carriers/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
-    """A call to one of the deployment's Twilio numbers: until the voice runtime answers
-    inbound calls, a short message and a hang-up."""
+    """A call to one of the deployment's Twilio numbers: the number's assistant answers over
+    a media stream (``<Connect><Stream>`` to ``/voice/twilio/{call id}/{token}``); a number
+    without an assistant taking inbound calls (or a deployment without live voice) gets a
+    short message and a hang-up."""
     checked = await _verified(request)
     if isinstance(checked, JSON):
         return checked
-    return Response(NO_ASSISTANT, media_type=TWIML)
+    params, _ = checked
+    if getattr(request.app.state, "voice", None) is None:
+        return Response(NO_ASSISTANT, media_type=TWIML)
+    settings = request.app.state.settings
+    call = await open_inbound(request.app.state.carrier.db, "twilio", params.get("To"),
+                              params.get("From"), params.get("CallSid", ""),
+                              request.app.state.clock.now(), region=settings.default_region)
+    if call is None:
+        return Response(NO_ASSISTANT, media_type=TWIML)
+    return Response(twiml_stream(public_base(settings.public_url), call.call_id),
+                    media_type=TWIML)
 
 
 @router.post("/carriers/twilio/whisper")

@@ -17,8 +17,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--step", type=float, default=0.05,
                         help="Seconds between two callbacks of the calls in progress.")
+    parser.add_argument("--media", action="store_true",
+                        help="Answered calls talk over callfleet's media stream (needs "
+                             "callfleet[voice] for espeak-ng).")
     args = parser.parse_args()
-    net = FakeNetwork(auto=True, step_seconds=args.step)
+    net = FakeNetwork(auto=True, step_seconds=args.step, media=args.media)
     uvicorn.run(build_app(net), host=args.host, port=args.port, log_level="warning")
 
 

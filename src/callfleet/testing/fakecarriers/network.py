@@ -9,6 +9,15 @@ call (Twilio's ``/2010-04-01/...`` and pricing ``/v1/PhoneNumbers/...``, Telnyx'
 (``X-Twilio-Signature`` with the auth token; Ed25519 over ``timestamp|body`` with the
 network's own key pair, whose public half callfleet is configured with).
 
+With ``media`` on, a call answered by a behaviour that talks (:data:`TALKING`: a person, an
+answering machine, a person who opts out) also opens the call's media stream to callfleet in
+its carrier's framing (Twilio ``<Connect><Stream>`` from the dial's TwiML, Telnyx
+``stream_url``), speaks its lines (espeak-ng) and listens (``voice.mediaclient``: playout,
+``mark`` echoes, ``clear``); the call ends when the stream does, and a hang-up or transfer
+through the REST API stops the stream as the carrier would. Calls *to* a number
+(:meth:`FakeNetwork.twilio_inbound`, :meth:`FakeNetwork.telnyx_inbound`) stream the same way
+once callfleet answers them.
+
 Callbacks are queued per call and sent by :meth:`FakeNetwork.deliver` (tests step the
 network), or by a background loop every ``step_seconds`` when ``auto`` is on (a fake run
 as its own process, ``python -m callfleet.testing.fakecarriers``). ``/_fake/*`` lets a
@@ -21,6 +30,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
+import re
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -39,7 +51,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-BEHAVIOURS = ("answer", "busy", "no_answer", "voicemail", "decline", "failed", "invalid")
+from callfleet.voice import audio, espeak
+from callfleet.voice.mediaclient import CallReport, CarrierMediaClient, Play, Say, Step
+
+BEHAVIOURS = ("answer", "busy", "no_answer", "voicemail", "decline", "failed", "invalid",
+              "opt_out")
+# Behaviours whose answered call talks over the media stream, and what each says.
+TALKING = ("answer", "voicemail", "opt_out")
+LINES = {
+    "answer": ["Sorry, I am busy right now. Goodbye."],
+    "opt_out": ["Please take me off your list."],
+    "voicemail": ["Hi, you have reached Sam. Please leave a message after the tone."],
+    "caller": ["Hello, I have a question about my order. Goodbye."],
+}
+MAX_TALK_SECONDS = 60.0
+STATUS_DELAY_SECONDS = 1.0
 TWILIO_SID = "AC" + "f" * 32
 TWILIO_TOKEN = "fake-twilio-auth-token-0123456789"
 TELNYX_KEY = "KEYfake0123456789"
@@ -74,6 +100,10 @@ class FakeCall:
     talk_seconds: float = 3.0
     sent: list[dict[str, Any]] = field(default_factory=list)  # callbacks delivered
     queue: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    streams: bool = False  # answered: talks over the media stream (the network's ``media``)
+    media: CarrierMediaClient | None = None
+    report: CallReport | None = None  # what the media stream carried
+    transferred_to: str | None = None
 
 
 @dataclass
@@ -82,6 +112,7 @@ class FakeNumber:
     phone_number: str
     carrier: str
     voice_url: str | None = None
+    status_url: str | None = None  # Twilio: the number's StatusCallback (inbound calls)
     connection_id: str | None = None
 
 
@@ -89,7 +120,9 @@ class FakeNetwork:
     """Both carriers' state: accounts, numbers, calls, and the callbacks still to send."""
 
     def __init__(self, *, auto: bool = False, step_seconds: float = 0.05,
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None, media: bool = False) -> None:
+        self.media = media
+        self._talks: set[asyncio.Task[None]] = set()
         self.twilio_accounts: dict[str, str] = {TWILIO_SID: TWILIO_TOKEN}
         self.telnyx_keys: dict[str, str] = {TELNYX_KEY: TELNYX_CONNECTION}
         self.private_key = Ed25519PrivateKey.generate()
@@ -190,6 +223,8 @@ class FakeNetwork:
     async def send(self, call: FakeCall, kind: str, url: str, data: dict[str, Any]) -> int:
         """Post one callback of ``call`` signed as its carrier signs it; its HTTP status."""
         self._happened(call, kind, data)
+        if kind in ("in-progress", "call.answered") and call.streams and call.media is None:
+            self.talk(call)
         if call.carrier == "twilio":
             form = {k: str(v) for k, v in data.items()}
             token = self.twilio_accounts.get(call.params.get("_account", TWILIO_SID),
@@ -263,6 +298,9 @@ class FakeNetwork:
             self._amd(call, machine=True)
         elif self._wants_amd(call):
             self._amd(call, machine=False)
+        if self.media and b in TALKING and self.stream_of(call) is not None:
+            call.streams = True  # it ends when its stream does (``talk``)
+            return
         self._end(call, "completed", after=call.talk_seconds)
 
     def _wants_amd(self, call: FakeCall) -> bool:
@@ -274,7 +312,7 @@ class FakeNetwork:
         form: dict[str, Any] = {
             "AccountSid": call.params.get("_account", TWILIO_SID), "CallSid": call.sid,
             "CallStatus": status, "To": call.to, "From": call.from_, "Direction":
-            "outbound-api", "ApiVersion": "2010-04-01", "Timestamp": _rfc2822(at),
+            "inbound" if call.params.get("_direction") == "inbound" else "outbound-api", "ApiVersion": "2010-04-01", "Timestamp": _rfc2822(at),
             "SequenceNumber": str(len(call.queue) + len(call.sent))}
         if status == "completed":
             start = call.answered_at or self.clock()
@@ -293,6 +331,10 @@ class FakeNetwork:
                 "direction": call.params.get("_direction", "outgoing"),
                 "start_time": _iso(call.created_at), **payload}},
             "meta": {"attempt": 1, "delivered_to": call.params.get("webhook_url")}}
+
+    def telnyx_event(self, call: FakeCall, kind: str, **payload: Any) -> dict[str, Any]:
+        """A Telnyx webhook body of ``kind`` about ``call`` (for a test to send)."""
+        return self._telnyx_event(call, kind, self.clock(), **payload)
 
     def _progress(self, call: FakeCall, step: str) -> None:
         at = self.clock()
@@ -339,11 +381,54 @@ class FakeNetwork:
             call, "call.hangup", at, hangup_cause=cause, hangup_source="callee",
             end_time=_iso(at))))
 
+    async def twilio_inbound(self, to: str, from_: str, behaviour: str = "caller"
+                             ) -> FakeCall:
+        """Someone calls a Twilio number: its voice webhook is requested (signed); TwiML with
+        ``<Connect><Stream>`` puts the caller on the media stream (``behaviour``'s lines),
+        anything else is played (``<Say>`` kept in ``params["_said"]``) and ends the call."""
+        number = self.owned.get(to)
+        call = FakeCall("twilio", "CA" + uuid.uuid4().hex, to, from_, behaviour,
+                        {"_account": TWILIO_SID, "_direction": "inbound"},
+                        created_at=self.clock())
+        if number is not None and number.status_url:  # it reports the call's end
+            call.params.update(StatusCallback=number.status_url,
+                               StatusCallbackEvent=["completed"])
+        self.calls[call.sid] = call
+        url = number.voice_url if number is not None else None
+        if not url:
+            call.status = "failed"
+            return call
+        form = {"AccountSid": TWILIO_SID, "CallSid": call.sid, "From": from_, "To": to,
+                "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+        headers = {"X-Twilio-Signature": self.twilio_sign(TWILIO_TOKEN, url, form),
+                   "content-type": "application/x-www-form-urlencoded"}
+        client = self.http or httpx.AsyncClient(timeout=10.0)
+        try:
+            r = await client.post(url, headers=headers,
+                                  content=str(httpx.QueryParams(form)).encode())
+        finally:
+            if self.http is None:
+                await client.aclose()
+        call.sent.append({"kind": "inbound", "url": url, "data": form,
+                          "status": r.status_code, "headers": headers, "content": ""})
+        twiml = r.text if r.status_code == 200 else ""
+        if "<Stream" in twiml:
+            call.params["_answer_twiml"] = twiml
+            call.status, call.answered_at = "in-progress", self.clock()
+            call.streams = True
+            self.talk(call)
+        else:
+            call.params["_said"] = re.findall(r"<Say[^>]*>([^<]*)</Say>", twiml)
+            call.status, call.ended_at = "completed", self.clock()
+        return call
+
     def telnyx_inbound(self, to: str, from_: str, webhook_url: str,
-                       connection_id: str = TELNYX_CONNECTION) -> FakeCall:
+                       connection_id: str = TELNYX_CONNECTION, behaviour: str = "caller"
+                       ) -> FakeCall:
         """Someone calls a Telnyx number: ``call.initiated`` (incoming) is queued for the
-        connection's webhook; answer, speak and hang-up commands play out from there."""
-        call = FakeCall("telnyx", "v3:" + uuid.uuid4().hex, to, from_, "inbound",
+        connection's webhook; answer (with a stream: the caller talks over it), speak and
+        hang-up commands play out from there."""
+        call = FakeCall("telnyx", "v3:" + uuid.uuid4().hex, to, from_, behaviour,
                         {"webhook_url": webhook_url, "connection_id": connection_id,
                          "_direction": "incoming"}, created_at=self.clock())
         self.calls[call.sid] = call
@@ -355,14 +440,85 @@ class FakeNetwork:
         """The webhooks a Call Control command leads to (its ``client_state`` is kept)."""
         if body.get("client_state"):
             call.params["client_state"] = body["client_state"]
+        if action == "answer" and body.get("stream_url"):
+            call.params["stream_url"] = body["stream_url"]
+            call.streams = self.media
+        if action == "transfer":
+            self.transfer(call, str(body.get("to", "")))
+            return
+        if action == "speak":
+            call.params.setdefault("_said", []).append(body.get("payload"))
         follow = {"answer": "call.answered", "speak": "call.speak.ended"}.get(action)
         if follow:
             call.queue.append((follow, call.params["webhook_url"], self._telnyx_event(
                 call, follow, self.clock(), **({"status": "completed"}
                                                if action == "speak" else {}))))
 
+    # ------------------------------------------------------------ media streams
+
+    @staticmethod
+    def stream_of(call: FakeCall) -> tuple[str, dict[str, str]] | None:
+        """Where the call's audio goes: (WebSocket URL, Twilio ``<Parameter>``s)."""
+        if call.carrier == "telnyx":
+            url = call.params.get("stream_url")
+            return (url, {}) if isinstance(url, str) and url else None
+        twiml = call.params.get("Twiml") or call.params.get("_answer_twiml")
+        if not isinstance(twiml, str):
+            return None
+        found = re.search(r'<Stream[^>]*\surl="([^"]+)"', twiml)
+        if found is None:
+            return None
+        params = dict(re.findall(r'<Parameter name="([^"]*)" value="([^"]*)"', twiml))
+        return found.group(1).replace("&amp;", "&"), params
+
+    def talk(self, call: FakeCall) -> None:
+        """Open the call's media stream and talk (a task of the network)."""
+        task = asyncio.get_running_loop().create_task(self._talk(call))
+        self._talks.add(task)
+        task.add_done_callback(self._talks.discard)
+
+    async def _talk(self, call: FakeCall) -> None:
+        where = self.stream_of(call)
+        if where is None:
+            return
+        url, params = where
+        script = await asyncio.get_running_loop().run_in_executor(None, script_for,
+                                                                  call.behaviour)
+        client = call.media = CarrierMediaClient(
+            url, script, framing=call.carrier, call_id=call.sid,
+            client_state=call.params.get("client_state"), custom_parameters=params,
+            quiet_ms=500, max_seconds=MAX_TALK_SECONDS)
+        if call.behaviour == "voicemail":
+            client.quiet_ms = 10**6  # a machine records; it never takes a turn
+        try:
+            call.report = await client.run()
+        finally:
+            if call.report is not None and call.report.closed_by == "callee":
+                # A carrier's "completed" follows the stream's end by a moment, never
+                # before it (as the simulated network's audio mode does).
+                await asyncio.sleep(STATUS_DELAY_SECONDS)
+            if call.status not in ("completed", "busy", "no-answer", "failed", "canceled") \
+                    and not call.hung_up_by_api and call.transferred_to is None:
+                # The stream is over (the callee hung up, or callfleet closed it and no
+                # TwiML follows): so is the call.
+                call.hung_up_by_api = call.report is not None and \
+                    call.report.closed_by == "callfleet"
+                call.queue = [q for q in call.queue if q[0] not in ("completed", "call.hangup")]
+                self._end(call, "completed")
+
+    def transfer(self, call: FakeCall, to: str) -> None:
+        """The call goes to ``to``: its stream stops, the call goes on with the transferee
+        and ends after ``talk_seconds``."""
+        call.transferred_to = to
+        if call.media is not None:
+            call.media.end()
+        call.queue = [q for q in call.queue if q[0] not in ("completed", "call.hangup")]
+        self._end(call, "completed", after=call.talk_seconds)
+
     def hang_up(self, call: FakeCall) -> None:
         """callfleet hung up: the call ends now (what was still to happen does not)."""
+        if call.media is not None:
+            call.media.end()
         if call.status in ("completed", "busy", "no-answer", "failed", "canceled"):
             return
         call.hung_up_by_api = True
@@ -497,6 +653,9 @@ def build_app(net: FakeNetwork) -> Starlette:
                 net.hang_up(call)
             if params.get("Twiml") or params.get("Url"):
                 call.params.setdefault("_updates", []).append(params)
+                dial = re.search(r"<Number[^>]*>([^<]+)</Number>", str(params.get("Twiml")))
+                if dial is not None:
+                    net.transfer(call, dial.group(1))
         return JSONResponse(_twilio_call_json(call))
 
     @twilio_api
@@ -543,6 +702,7 @@ def build_app(net: FakeNetwork) -> Starlette:
             return _twilio_error(400, 21422, "PhoneNumber is not available")
         n = net.own("twilio", number)
         n.voice_url = params.get("VoiceUrl")
+        n.status_url = params.get("StatusCallback")
         return JSONResponse({"sid": n.sid, "phone_number": number, "voice_url": n.voice_url},
                             201)
 
@@ -556,6 +716,7 @@ def build_app(net: FakeNetwork) -> Starlette:
             return Response(status_code=204)
         params = await form(request)
         n.voice_url = params.get("VoiceUrl", n.voice_url)
+        n.status_url = params.get("StatusCallback", n.status_url)
         return JSONResponse({"sid": n.sid, "phone_number": n.phone_number,
                              "voice_url": n.voice_url})
 
@@ -702,10 +863,24 @@ def build_app(net: FakeNetwork) -> Starlette:
         elif what == "replay":
             return JSONResponse({"status": await net.replay(body["sid"],
                                                             body.get("index", -1))})
+        elif what == "inbound":
+            if body["carrier"] == "twilio":
+                call = await net.twilio_inbound(body["to"], body["from"],
+                                                body.get("behaviour", "caller"))
+            else:
+                call = net.telnyx_inbound(body["to"], body["from"], body["webhook_url"],
+                                          behaviour=body.get("behaviour", "caller"))
+            return JSONResponse({"sid": call.sid})
         elif what == "calls":
             return JSONResponse({"calls": [
                 {"carrier": c.carrier, "sid": c.sid, "to": c.to, "from": c.from_, "status":
                  c.status, "behaviour": c.behaviour, "hung_up_by_api": c.hung_up_by_api,
+                 "talking": c.media is not None and c.report is None,
+                 "streamed": c.report is not None, "heard_seconds": round(
+                     c.report.heard_seconds, 2) if c.report else None,
+                 "closed_by": c.report.closed_by if c.report else None,
+                 "marks": len(c.report.marks) if c.report else 0,
+                 "said": c.params.get("_said"), "transferred_to": c.transferred_to,
                  "queued": len(c.queue), "sent": [
                      {"kind": s["kind"], "status": s["status"]} for s in c.sent]}
                 for c in net.calls.values()], "dial_times": net.dial_times})
@@ -742,3 +917,21 @@ def build_app(net: FakeNetwork) -> Starlette:
         Route("/v2/balance", tx_balance),
         Route("/_fake/{what}", control, methods=["GET", "POST"]),
     ])
+
+
+def beep_ulaw(ms: int = 400, hz: float = 1000.0) -> bytes:
+    """An answering machine's beep."""
+    n = audio.CARRIER_RATE * ms // 1000
+    pcm = b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * hz * i /
+                                                          audio.CARRIER_RATE)))
+                   for i in range(n))
+    return audio.pcm_to_ulaw(pcm)
+
+
+def script_for(behaviour: str) -> list[Step]:
+    """What the callee of ``behaviour`` says (spoken by espeak-ng, short on purpose)."""
+    lines = LINES.get(behaviour, LINES["answer"])
+    if behaviour == "voicemail":
+        return [Play(lines[0], espeak.speak_ulaw(lines[0]) + audio.silence_ulaw(300)
+                     + beep_ulaw())]
+    return [Say(text, espeak.speak_ulaw(text)) for text in lines]
