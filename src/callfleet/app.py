@@ -160,6 +160,8 @@ def create_app(
                                 data_dir=settings.data_dir),
                 Admission(settings.voice_max_calls))
             voice.lag.start()
+            # The carrier's answering-machine verdict reaches the call's live session.
+            dialer.events.on_verdict = voice.amd_verdict
         stop = asyncio.Event()
         task = (asyncio.create_task(run_background(settings, database, dialer, stop))
                 if run_worker else None)

@@ -79,6 +79,10 @@ class CallControl:
         self.goodbye_confirmed: bool | None = None
         self.callee_spoke = False
         self.last_clear_at: float | None = None
+        # Outbound with voicemail detection: who answered (``voice.amd``) and, on a
+        # machine, whether a message was left.
+        self.answered_by: dict[str, Any] | None = None
+        self.voicemail_left: bool | None = None
         self.tool_calls: list[dict[str, Any]] = []
         self.transfer: dict[str, Any] | None = None
         self._marks: dict[str, Sentence] = {}
@@ -288,4 +292,6 @@ class CallControl:
             "goodbye_confirmed": self.goodbye_confirmed,
             "tool_calls": self.tool_calls,
             "transfer": self.transfer,
+            "answered_by": self.answered_by,
+            "voicemail_left": self.voicemail_left,
         }

@@ -46,6 +46,16 @@ class Say:
 
 
 @dataclass(frozen=True)
+class SayNow:
+    """Say ``text`` at once, without waiting for the assistant: a callee who speaks first
+    ("Hello?"), an answering machine's greeting, a call screener's question."""
+
+    text: str
+    ulaw: bytes
+    after_seconds: float = 0.0  # from the stream's start (a person picks up, then speaks)
+
+
+@dataclass(frozen=True)
 class BargeIn:
     """Start saying ``text`` while the assistant talks, ``after_ms`` into its audio."""
 
@@ -74,7 +84,7 @@ class Hangup:
     mid_sentence_ms: int | None = None
 
 
-Step = Say | BargeIn | Wait | Dtmf | Hangup
+Step = Say | SayNow | BargeIn | Wait | Dtmf | Hangup
 Responder = Callable[[bytes], Awaitable[list[Step]]]
 
 
@@ -392,6 +402,10 @@ class CarrierMediaClient:
         step = self.script[0]
         if isinstance(step, Say):
             if self._assistant_idle(now):
+                self.script.pop(0)
+                self._speak(step.text, step.ulaw)
+        elif isinstance(step, SayNow):
+            if now - self._t0 >= step.after_seconds:
                 self.script.pop(0)
                 self._speak(step.text, step.ulaw)
         elif isinstance(step, BargeIn):

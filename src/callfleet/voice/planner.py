@@ -67,6 +67,21 @@ def voice_settings(assistant: Any, team: dict[str, Any]) -> VoiceSettings:
         idle_prompt=opts["idle_prompt"], max_call_seconds=opts["max_call_seconds"])
 
 
+def screening_line(assistant: Any, contact: dict[str, Any] | None,
+                   company: dict[str, Any] | None) -> str:
+    """What the assistant tells a call screener: who is calling, for whom, and that it holds
+    (an automated caller says so: docs/decisions/0026)."""
+    who = getattr(assistant, "name", None) or "an assistant"
+    org = (company or {}).get("name")
+    first = (contact or {}).get("first_name")
+    line = f"Hi, this is {who}, an automated assistant, calling"
+    if first:
+        line += f" for {first}"
+    if org:
+        line += f" at {org}"
+    return line + ". I'll hold while you connect me."
+
+
 class DatabasePlanner:
     def __init__(self, db: Database, clock: Clock, carrier: Any, *,
                  tool_timeout: float = 5.0, data_dir: Path | None = None) -> None:
@@ -95,13 +110,31 @@ class DatabasePlanner:
                      "from_number": call.from_number,
                      "contact_name": (ctx.contact or {}).get("first_name")}
         record = bool(getattr(ctx.assistant, "recording_enabled", False))
+        machine = {
+            "detect_machine": call.direction == "outbound" and bool(
+                getattr(ctx.assistant, "voicemail_detection_enabled", False)),
+            "voicemail_action": (ctx.campaign.voicemail_action if ctx.campaign is not None
+                              and ctx.campaign.voicemail_action else
+                              getattr(ctx.assistant, "voicemail_action", None) or "hangup"),
+            "screening": screening_line(ctx.assistant, ctx.contact, ctx.company)}
         if config is not None and ctx.assistant is not None:
             return CallPlan(call_id, settings, ctx.lines, llm=config,
                             system_prompt=system_prompt(ctx.lines.system_prompt, ctx.assistant),
                             assistant=ctx.assistant, call_info=call_info,
-                            tool_timeout=self.tool_timeout, record=record)
+                            tool_timeout=self.tool_timeout, record=record, **machine)
         return CallPlan(call_id, settings, ctx.lines, policy=DeterministicPolicy(ctx.lines),
-                        assistant=ctx.assistant, call_info=call_info, record=record)
+                        assistant=ctx.assistant, call_info=call_info, record=record, **machine)
+
+    async def amd_verdict(self, call_id: str) -> str | None:
+        """The carrier's answering-machine verdict recorded on the call by the carrier-event
+        path (``dialer.media``): ``machine``, ``human`` or None (none yet)."""
+        async with self.db.session(write=False) as s:
+            meta = await s.scalar(select(Call.call_metadata).where(Call.id == call_id))
+        if not meta:
+            return None
+        if meta.get("voicemail"):
+            return "machine"
+        return "human" if meta.get("amd") is not None else None
 
     async def progress(self, call_id: str, record: dict[str, Any]) -> None:
         """Write the conversation so far onto the call (only while it is in progress)."""
@@ -133,14 +166,24 @@ class DatabasePlanner:
             meta = dict(call.call_metadata or {})
             meta["voice"] = {k: record.get(k) for k in (
                 "latency", "dtmf", "events", "goodbye_confirmed")}
-            meta.update(conversation_outcome=record.get("outcome") or "answered",
+            outcome = record.get("outcome") or "answered"
+            answered_by = record.get("answered_by")
+            if answered_by:
+                meta["answered_by"] = answered_by
+            if (answered_by or {}).get("answered_by") == "machine" or meta.get("voicemail"):
+                # Never a conversation with a person: the retry rules see a voicemail, and
+                # whether a message was left.
+                outcome = "voicemail"
+                meta.update(voicemail=True,
+                            voicemail_left=bool(record.get("voicemail_left")))
+            meta.update(conversation_outcome=outcome,
                         conversation_ended_reason=record.get("ended_reason"))
             if record.get("tool_calls"):
                 meta["tool_calls"] = record["tool_calls"]
             if record.get("transfer"):
                 meta["transfer"] = record["transfer"]
             call.call_metadata = meta
-            await finish_call(s, call, record.get("outcome") or "answered",
+            await finish_call(s, call, outcome,
                               record.get("ended_reason") or "customer_ended_call", now)
             await s.commit()
         if carrier_call_id:

@@ -43,6 +43,13 @@ class VoiceService:
     lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     sessions: dict[str, MediaSession] = field(default_factory=dict)
 
+    def amd_verdict(self, call_id: str, kind: str) -> bool:
+        """The carrier's answering-machine verdict (``machine`` or ``human``) for a call
+        whose pipeline runs in this process; False when it does not run here (its session
+        then reads the verdict from the call's row) or the verdict changed nothing."""
+        session = self.sessions.get(call_id)
+        return session.carrier_verdict(kind) if session is not None else False
+
 
 @router.websocket("/voice/{carrier}/{call_id}/{token}")
 async def media_stream(websocket: WebSocket, carrier: str, call_id: str, token: str) -> None:

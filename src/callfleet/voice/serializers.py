@@ -36,7 +36,8 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
     """Twilio Media Streams, 8 kHz µ-law on the wire, the pipeline's rate inside."""
 
     def __init__(self, start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                 on_stop: OnStop, recorder: Recorder | None = None) -> None:
+                 on_stop: OnStop, recorder: Recorder | None = None,
+                 on_audio: Callable[[bytes], None] | None = None) -> None:
         super().__init__(start.stream_id, start.call_sid, start.account_sid,
                          params=TwilioFrameSerializer.InputParams(auto_hang_up=False))
         self.on_mark = on_mark
@@ -45,6 +46,7 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
         self._in_rate = audio.CARRIER_RATE
         self._ratecv_state: Any = None
         self.recorder = recorder
+        self.on_audio = on_audio  # the callee's 8 kHz PCM (the voicemail beep detector)
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if isinstance(frame, InterruptionFrame):
@@ -93,6 +95,8 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
             return None
         if self.recorder is not None:
             self.recorder.callee_audio(pcm)
+        if self.on_audio is not None:
+            self.on_audio(pcm)
         if self._in_rate != audio.CARRIER_RATE:
             pcm, self._ratecv_state = audio.resample_stream(
                 pcm, audio.CARRIER_RATE, self._in_rate, self._ratecv_state)
@@ -100,9 +104,9 @@ class TwilioMediaSerializer(TwilioFrameSerializer):
 
 
 def serializer_for(start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                   on_stop: OnStop, recorder: Recorder | None = None
-                   ) -> TwilioMediaSerializer:
+                   on_stop: OnStop, recorder: Recorder | None = None,
+                   on_audio: Callable[[bytes], None] | None = None) -> TwilioMediaSerializer:
     if start.carrier != "twilio":
         raise ValueError(f"no media serializer for carrier {start.carrier!r}")
     return TwilioMediaSerializer(start, on_mark=on_mark, on_clear=on_clear, on_stop=on_stop,
-                                 recorder=recorder)
+                                 recorder=recorder, on_audio=on_audio)
