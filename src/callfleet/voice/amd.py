@@ -32,7 +32,7 @@ HUMAN = "human"
 MACHINE = "machine"
 SCREENER = "screener"
 
-INITIAL_SILENCE_SECONDS = 3.0  # no word from the callee: a person waiting for us
+INITIAL_SILENCE_SECONDS = 2.0  # no word from the callee: a person waiting for us
 MACHINE_GREETING_SECONDS = 3.5  # unbroken speech this long is a recorded greeting
 RUN_GAP_SECONDS = 0.8  # pauses shorter than this do not break a run of speech
 GREETING_END_SILENCE_SECONDS = 1.5  # a machine quiet this long, without a beep: speak

@@ -72,6 +72,13 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """Stay silent for ``seconds`` whatever the assistant does (a caller on hold)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Dtmf:
     digits: str
 
@@ -84,7 +91,7 @@ class Hangup:
     mid_sentence_ms: int | None = None
 
 
-Step = Say | SayNow | BargeIn | Wait | Dtmf | Hangup
+Step = Say | SayNow | BargeIn | Wait | Pause | Dtmf | Hangup
 Responder = Callable[[bytes], Awaitable[list[Step]]]
 
 
@@ -417,6 +424,8 @@ class CarrierMediaClient:
         elif isinstance(step, Wait):
             if self._assistant_idle(now):
                 self.script[0] = _WaitUntil(now + step.seconds)
+        elif isinstance(step, Pause):
+            self.script[0] = _WaitUntil(now + step.seconds)
         elif isinstance(step, _WaitUntil):
             if now >= step.until:
                 self.script.pop(0)
