@@ -48,6 +48,7 @@ try:  # live voice needs the optional extra callfleet[voice] (pipecat); without 
     from callfleet.voice import simcallee
     from callfleet.voice.planner import DatabasePlanner
     from callfleet.voice.runtime import Admission
+    from callfleet.voice.slotlease import SlotLease
 except ImportError:  # pragma: no cover - depends on the install
     voice_routes = None  # type: ignore[assignment]
 
@@ -160,6 +161,9 @@ def create_app(
                                 data_dir=settings.data_dir),
                 Admission(settings.voice_max_calls))
             voice.lag.start()
+            # This process's voice slots, offered to every dialer (calls.slots).
+            lease = SlotLease(database, dialer.clock, voice.admission)
+            await lease.start()
             # The carrier's answering-machine verdict reaches the call's live session.
             dialer.events.on_verdict = voice.amd_verdict
         stop = asyncio.Event()
@@ -170,6 +174,7 @@ def create_app(
         finally:
             if voice is not None:
                 await voice.lag.stop()
+                await lease.stop()
             stop.set()
             if task is not None:
                 await task

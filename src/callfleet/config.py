@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         "(ws:// or wss:// scheme and host of a voice process, or of a load balancer).")
     voice_max_calls: int = Field(
         default=8, ge=1, description="Voice calls one process runs at once (bench/voice.py).")
+    voice_slots: bool = Field(
+        default=True, description="The dialer reserves a slot on a live voice process before "
+        "it places a live voice call (a real carrier's, or the simulated network's in audio "
+        "mode), and leaves the contact due when every process is full (docs/decisions/0040).")
     voice_drain_seconds: float = Field(
         default=900.0, description="On SIGTERM a voice process waits this long for its calls.")
     sim_instant: bool = Field(

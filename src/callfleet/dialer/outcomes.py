@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from callfleet.assistants.models import Assistant
+from callfleet.calls import slots
 from callfleet.calls.models import Call
 from callfleet.calls.timeline import add_event
 from callfleet.campaigns.lifecycle import maybe_complete
@@ -71,6 +72,8 @@ class Settlement:
     campaigns: set[str] = field(default_factory=set)
     # Numbers to add to team DNC lists.
     dnc: list[DncRow] = field(default_factory=list)
+    # Voice slots to give back, per voice process (live voice calls only).
+    voice_slots: Counter[str] = field(default_factory=Counter)
 
     async def apply(self, session: AsyncSession, at: datetime) -> None:
         if self.dnc:
@@ -90,6 +93,9 @@ class Settlement:
                         if session.bind.dialect.name == "sqlite"
                         else func.greatest(Team.active_calls - n, 0))
             )
+        if self.voice_slots:
+            await slots.release(session, self.voice_slots)
+            self.voice_slots.clear()
         for campaign_id in sorted(self.campaigns):
             await maybe_complete(session, campaign_id, at)
         self.campaign_slots.clear()
@@ -151,6 +157,8 @@ async def finish_call(
     if call.campaign_id is not None:
         settle.campaign_slots[call.campaign_id] += 1
         settle.team_slots[call.team_id] += 1
+    if call.voice_process_id is not None:
+        settle.voice_slots[call.voice_process_id] += 1
     if call.contact_id is not None:
         await _apply_to_contact(session, call, outcome, at, settle)
     if (call.enrollment_id is not None and call.campaign_id is not None
