@@ -38,6 +38,7 @@ from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
 from callfleet.dialer.engine import Dialer
 from callfleet.numbers.routes import router as numbers_router
+from callfleet.recordings import recording_store
 from callfleet.teams.routes import router as teams_router
 from callfleet.web.install import install as install_web
 from callfleet.webhooks.routes import router as webhooks_router
@@ -158,7 +159,8 @@ def create_app(
             voice = app.state.voice = voice_routes.VoiceService(
                 DatabasePlanner(database, dialer.clock, dialer.carrier,
                                 tool_timeout=settings.tool_timeout_seconds,
-                                data_dir=settings.data_dir),
+                                data_dir=settings.data_dir,
+                                recordings=app.state.recordings),
                 Admission(settings.voice_max_calls))
             voice.lag.start()
             # This process's voice slots, offered to every dialer (calls.slots).
@@ -190,6 +192,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.recordings = recording_store(settings)  # local files or an S3 bucket
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     if db is not None:

@@ -20,13 +20,13 @@ from sqlalchemy import select, update
 
 from callfleet.assistants.voice import options_out
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
-from callfleet.calls.recordings import save_recording
 from callfleet.clock import Clock
 from callfleet.conversation import runtime
 from callfleet.conversation.policy import DeterministicPolicy
 from callfleet.conversation.worker import system_prompt
 from callfleet.db.session import Database
 from callfleet.dialer.outcomes import finish_call
+from callfleet.recordings import LocalStore, RecordingStore
 from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
 from callfleet.voice.framing import StreamStart
@@ -84,12 +84,14 @@ def screening_line(assistant: Any, contact: dict[str, Any] | None,
 
 class DatabasePlanner:
     def __init__(self, db: Database, clock: Clock, carrier: Any, *,
-                 tool_timeout: float = 5.0, data_dir: Path | None = None) -> None:
+                 tool_timeout: float = 5.0, data_dir: Path | None = None,
+                 recordings: RecordingStore | None = None) -> None:
         self.db = db
         self.clock = clock
         self.carrier = carrier
         self.tool_timeout = tool_timeout
         self.data_dir = data_dir or Path(".callfleet")
+        self.recordings = recordings or LocalStore(self.data_dir)
 
     async def plan(self, call_id: str, start: StreamStart) -> CallPlan | None:
         async with self.db.session(write=False) as s:
@@ -146,6 +148,17 @@ class DatabasePlanner:
 
     async def finished(self, call_id: str, record: dict[str, Any]) -> None:
         now = self.clock.now()
+        wav = record.get("recording_wav")
+        saved = False
+        if wav:
+            # Stored before the transaction (an upload may take a while; no row lock waits
+            # for it), linked on the call inside it.
+            try:
+                await self.recordings.save(call_id, wav)
+                saved = True
+            except Exception:  # the call's record matters more than its audio
+                log.exception("recording_save_failed", call_id=call_id,
+                              store=self.recordings.name)
         async with self.db.session() as s:
             stmt = select(Call).where(Call.id == call_id)
             if not self.db.is_sqlite:
@@ -157,9 +170,7 @@ class DatabasePlanner:
             if call.status == "ended":
                 await s.commit()
                 return
-            wav = record.get("recording_wav")
-            if wav:
-                save_recording(self.data_dir, call.id, wav)
+            if saved:
                 call.recording_url = f"/api/calls/{call.id}/recording"
             call.messages = record["messages"]
             call.transcript = record["transcript"]
