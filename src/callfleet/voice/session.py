@@ -261,7 +261,9 @@ class MediaSession:
         while True:
             now = loop.time()
             if gate is not None and not gate.done:
-                if now >= verdict_at and now - control.started_at < VERDICT_POLL_UNTIL:
+                heard = gate.detector.verdict
+                if now >= verdict_at and now - control.started_at < VERDICT_POLL_UNTIL \
+                        and (heard is None or heard.source != "carrier"):
                     verdict_at = now + VERDICT_POLL_SECONDS
                     await self._poll_verdict(control.call_id)
                 await gate.tick(now)
