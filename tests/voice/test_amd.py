@@ -88,7 +88,7 @@ def test_a_long_unbroken_greeting_is_a_machine_before_it_ends() -> None:
 
 def test_silence_is_a_person_waiting_for_us() -> None:
     d = AnsweringMachineDetector(10.0)
-    assert d.tick(12.0) is None
+    assert d.tick(10.0 + amd.INITIAL_SILENCE_SECONDS - 0.1) is None
     v = d.tick(10.0 + amd.INITIAL_SILENCE_SECONDS)
     assert v is not None and (v.kind, v.source) == (HUMAN, "silence")
 
