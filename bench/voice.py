@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -172,6 +173,7 @@ def run_config(calls: int, processes: int, carriers: int, stagger: float,
         outs = [f"/tmp/voice-bench-{os.getpid()}-{j}.json" for j in range(carriers)]
         load = os.getloadavg()[0]
         began = time.monotonic()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         clients = [subprocess.Popen(
             [sys.executable, __file__, "--carrier", out, "--stagger", str(stagger * carriers),
              *urls[j::carriers]]) for j, out in enumerate(outs)]
@@ -195,6 +197,10 @@ def run_config(calls: int, processes: int, carriers: int, stagger: float,
                     pass
         wall = time.monotonic() - began
         cpu = sum(sum(p.cpu_times()[:2]) for p in ps) - sum(cpu0)
+        # The carrier side (load generator) shares the cores: its CPU, from the reaped
+        # carrier processes (the voice processes are still running, so not counted here).
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        carrier_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
         if spy is not None:
             spy.wait(timeout=60)
         records: list[dict[str, Any]] = []
@@ -234,6 +240,9 @@ def run_config(calls: int, processes: int, carriers: int, stagger: float,
         "frame_late_ms_p99": pct(late, 99), "frame_late_ms_max": max(late) if late else None,
         "cpu_ms_per_call_minute": round(cpu * 1000 / call_minutes, 1) if call_minutes else None,
         "cpu_share_of_one_core": round(cpu / wall, 2),
+        "carrier_side_cpu_share_of_one_core": round(carrier_cpu / wall, 2),
+        "carrier_side_cpu_ms_per_call_minute": round(carrier_cpu * 1000 / call_minutes, 1)
+        if call_minutes else None,
         "memory_mb_per_call": round(sum(pk - r0 for pk, r0 in zip(peak, rss0, strict=True))
                                     / calls / 2**20, 2),
         "idle_process_mb": round(statistics.mean(rss0) / 2**20, 1),

@@ -105,7 +105,10 @@ async def own_database(request: pytest.FixtureRequest, tmp_path: Path
 
 
 def make_settings(url: str, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {"database_url": url, "rate_limit_per_minute": 0}
+    # Voice slots off: these apps move a fixed clock by weeks, past any voice process's
+    # lease (tests/dialer/test_voice_slots.py turns them on).
+    base: dict[str, Any] = {"database_url": url, "rate_limit_per_minute": 0,
+                            "voice_slots": False}
     base.update(overrides)
     return Settings(**base)
 

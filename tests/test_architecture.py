@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "callfleet": KIT, "callfleet.config": KIT, "callfleet.clock": KIT, "callfleet.ids": KIT,
     "callfleet.errors": KIT, "callfleet.secrets": KIT, "callfleet.logging": KIT,
     "callfleet.outbound": KIT, "callfleet.wakeup": KIT, "callfleet.csvio": KIT,
+    "callfleet.recordings": KIT,
     "callfleet.db": KIT, "callfleet.webhooks.outbox": KIT, "callfleet.webhooks.signing": KIT,
     "callfleet.webhooks.retry": KIT, "callfleet.webhooks.metrics": KIT,
     "callfleet.dialer.rules": KIT, "callfleet.crm.fields": KIT, "callfleet.carriers.base": KIT,

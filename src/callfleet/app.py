@@ -38,6 +38,7 @@ from callfleet.db.migrate import migrate
 from callfleet.db.session import Database, open_database
 from callfleet.dialer.engine import Dialer
 from callfleet.numbers.routes import router as numbers_router
+from callfleet.recordings import recording_store
 from callfleet.teams.routes import router as teams_router
 from callfleet.web.install import install as install_web
 from callfleet.webhooks.routes import router as webhooks_router
@@ -48,6 +49,7 @@ try:  # live voice needs the optional extra callfleet[voice] (pipecat); without 
     from callfleet.voice import simcallee
     from callfleet.voice.planner import DatabasePlanner
     from callfleet.voice.runtime import Admission
+    from callfleet.voice.slotlease import SlotLease
 except ImportError:  # pragma: no cover - depends on the install
     voice_routes = None  # type: ignore[assignment]
 
@@ -157,9 +159,15 @@ def create_app(
             voice = app.state.voice = voice_routes.VoiceService(
                 DatabasePlanner(database, dialer.clock, dialer.carrier,
                                 tool_timeout=settings.tool_timeout_seconds,
-                                data_dir=settings.data_dir),
+                                data_dir=settings.data_dir,
+                                recordings=app.state.recordings),
                 Admission(settings.voice_max_calls))
             voice.lag.start()
+            # This process's voice slots, offered to every dialer (calls.slots).
+            lease = SlotLease(database, dialer.clock, voice.admission)
+            await lease.start()
+            # The carrier's answering-machine verdict reaches the call's live session.
+            dialer.events.on_verdict = voice.amd_verdict
         stop = asyncio.Event()
         task = (asyncio.create_task(run_background(settings, database, dialer, stop))
                 if run_worker else None)
@@ -168,6 +176,7 @@ def create_app(
         finally:
             if voice is not None:
                 await voice.lag.stop()
+                await lease.stop()
             stop.set()
             if task is not None:
                 await task
@@ -183,6 +192,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.recordings = recording_store(settings)  # local files or an S3 bucket
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     if db is not None:

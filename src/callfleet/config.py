@@ -99,6 +99,22 @@ class Settings(BaseSettings):
         "(ws:// or wss:// scheme and host of a voice process, or of a load balancer).")
     voice_max_calls: int = Field(
         default=8, ge=1, description="Voice calls one process runs at once (bench/voice.py).")
+    recordings_s3_bucket: str | None = Field(
+        default=None, description="Keep call recordings in this S3-compatible bucket instead "
+        "of <data_dir>/recordings (needs callfleet[s3]).")
+    recordings_s3_prefix: str = Field(default="recordings/", max_length=200)
+    recordings_s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, R2, ...); default AWS.")
+    recordings_s3_region: str | None = None
+    recordings_s3_access_key_id: str | None = Field(default=None, repr=False)
+    recordings_s3_secret_access_key: str | None = Field(default=None, repr=False)
+    recording_retention_days: int = Field(
+        default=0, ge=0, le=36500, description="Delete call recordings this many days after "
+        "the call ended (0 = keep them); a team's recordingRetentionDays wins.")
+    voice_slots: bool = Field(
+        default=True, description="The dialer reserves a slot on a live voice process before "
+        "it places a live voice call (a real carrier's, or the simulated network's in audio "
+        "mode), and leaves the contact due when every process is full (docs/decisions/0040).")
     voice_drain_seconds: float = Field(
         default=900.0, description="On SIGTERM a voice process waits this long for its calls.")
     sim_instant: bool = Field(

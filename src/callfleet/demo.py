@@ -37,7 +37,6 @@ from callfleet.app import build_dialer, create_app
 from callfleet.assistants.models import Assistant
 from callfleet.assistants.templates import template_defaults
 from callfleet.calls.models import Call
-from callfleet.calls.recordings import recording_path
 from callfleet.campaigns import service as campaigns
 from callfleet.campaigns.models import Campaign, Enrollment
 from callfleet.campaigns.run import run_campaign
@@ -51,6 +50,7 @@ from callfleet.db.base import iso, utcnow
 from callfleet.db.migrate import migrate
 from callfleet.db.session import open_database
 from callfleet.numbers.models import PhoneNumber
+from callfleet.recordings import recording_path
 from callfleet.teams.principal import Principal, TeamScope
 from callfleet.teams.service import create_team
 from callfleet.webhooks.models import WebhookDelivery

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 
 from callfleet import secrets
+from callfleet.calls.retention import RecordingSweeper
 from callfleet.config import Settings
 from callfleet.conversation.worker import run_intelligence
 from callfleet.db.session import Database
 from callfleet.dialer.engine import Dialer
+from callfleet.recordings import recording_store
 from callfleet.wakeup import listening
 from callfleet.webhooks.sender import WebhookSender
 
@@ -22,5 +24,7 @@ async def run_background(settings: Settings, db: Database, dialer: Dialer,
     secrets.configure(settings)
     loops = [dialer.run(stop), WebhookSender(db, dialer.clock, settings).run(stop)]
     loops.append(run_intelligence(settings, db, dialer, stop))
+    loops.append(RecordingSweeper(db, dialer.clock, recording_store(settings),
+                                  settings.recording_retention_days).run(stop))
     async with listening(db):  # PostgreSQL: wake-ups from other processes
         await asyncio.gather(*loops)

@@ -34,10 +34,15 @@ QUESTION = "What is the best email address to send you the details?"
 
 
 @pytest.fixture
-def voice_server(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
+def sim_mix() -> str:
+    return "answer=100"
+
+
+@pytest.fixture
+def voice_server(tmp_path: Path, sim_mix: str) -> Iterator[tuple[Server, dict[str, str]]]:
     port = free_port()
     env = cli_env(tmp_path / "data", CALLFLEET_SIM_AUDIO="true",
-                  CALLFLEET_SIM_MIX="answer=100", CALLFLEET_SIM_INVALID_PERCENT="0",
+                  CALLFLEET_SIM_MIX=sim_mix, CALLFLEET_SIM_INVALID_PERCENT="0",
                   CALLFLEET_LEGAL_HOURS_START="00:00", CALLFLEET_LEGAL_HOURS_END="23:59",
                   CALLFLEET_VOICE_URL=f"ws://127.0.0.1:{port}", CALLFLEET_LOG_LEVEL="INFO",
                   CALLFLEET_RATE_LIMIT_PER_MINUTE="0", HF_HUB_OFFLINE="1")
@@ -49,7 +54,7 @@ def voice_server(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
         server.stop()
 
 
-def place_call(http: httpx.Client, team_id: str) -> str:
+def place_call(http: httpx.Client, team_id: str, **assistant: Any) -> str:
     """An assistant on the local speech providers, a number, a contact; one call placed."""
     # The test calls New York numbers at whatever hour it runs: informational calls, exempt
     # from the telemarketing calling hours once the team's owner says so (docs/compliance.md).
@@ -62,6 +67,7 @@ def place_call(http: httpx.Client, team_id: str) -> str:
             {"key": "email", "type": "email", "target": "email",
              "description": "The email address the contact gave", "question": QUESTION}]},
         "endCall": {"enabled": True, "closingPhrase": "Thanks for your time. Goodbye!"},
+        **assistant,
     }).json()["assistant"]
     offer = http.post("/api/phone-numbers/search", json={
         "filters": {"countryCode": "US", "areaCode": "415", "limit": 1}}).json()
@@ -177,3 +183,33 @@ def test_a_voice_process_killed_mid_call(tmp_path: Path) -> None:
         if voice.proc is not None and voice.proc.poll() is None:
             voice.proc.kill()
         api.stop()
+
+
+VOICEMAIL = "Hi {{contact.first_name}}, this is Alex from Acme Solar. Please call us back."
+
+
+@pytest.mark.parametrize("sim_mix", ["voicemail=100"])
+def test_a_voicemail_left_after_the_beep_through_the_media_stream(
+        voice_server: tuple[Server, dict[str, str]], tmp_path: Path) -> None:
+    """The simulated callee is an answering machine (greeting, beep); the simulated
+    network's AMD says "machine" through the carrier-event path. The assistant never
+    pitches: it waits for the beep, leaves the rendered voicemail message, hangs up; the
+    attempt is a voicemail with a message left."""
+    server, env = voice_server
+    team = one_json(run_cli(tmp_path, env, "team", "create", "--name", "VM", "--json").stdout)
+    with httpx.Client(base_url=server.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {team['api_key']}"}) as http:
+        call_id = place_call(http, team["team_id"], voicemailAction="leave_message",
+                             voicemailMessage=VOICEMAIL, voicemailDetectionEnabled=True)
+        call = wait_call(http, call_id, lambda c: c["status"] == "ended")
+    log = server.log()
+    assert call.get("status") == "ended", log[-4000:]
+    assert (call["outcome"], call["ended_reason"]) == ("voicemail", "voicemail"), call
+    meta = call["metadata"]
+    assert meta["voicemail"] is True and meta["voicemail_left"] is True, meta
+    assert meta["answered_by"]["answered_by"] == "machine"
+    said = [m["text"] for m in call["messages"] if m["role"] == "assistant"]
+    assert said == ["Hi Sarah, this is Alex from Acme Solar. Please call us back."], said
+    events = {e["type"]: e["time"] for e in meta["voice"]["events"]}
+    assert events["beep"] <= events["voicemail_message"], events
+    assert meta["voice"]["goodbye_confirmed"] is True  # the message played to its end

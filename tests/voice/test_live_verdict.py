@@ -2,41 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from callfleet.carriers.base import CarrierEvent
 from callfleet.voice.control import CallControl
-from callfleet.voice.live import amd_verdict
-
-AT = datetime(2031, 1, 1, tzinfo=UTC)
-
-
-def _event(kind: str, **data: Any) -> CarrierEvent:
-    return CarrierEvent("twilio", "CA1", "call_1", kind, AT, {"audio": True, **data})
+from callfleet.voice.routes import VoiceService
+from callfleet.voice.runtime import Admission
 
 
-async def test_a_machine_verdict_reaches_the_live_session_once() -> None:
-    control = CallControl("call_1")
-    heard: list[dict[str, Any]] = []
-    control.verdict_listeners.append(heard.append)
-    voice = SimpleNamespace(sessions={"call_1": SimpleNamespace(control=control)})
-    assert amd_verdict(voice, _event("machine_detected", amd="machine_end_beep"))
-    assert control.machine and control.amd is not None
-    assert control.amd["amd"] == "machine_end_beep"
-    assert [e["type"] for e in control.events] == ["carrier_amd"]
-    # A repeated (or contradicting) verdict changes nothing.
-    assert amd_verdict(voice, _event("human_detected", amd="human", answered_by="human"))
-    assert control.machine and len(heard) == 1
+class _Session:
+    def __init__(self) -> None:
+        self.control = CallControl("call_1")
+        self.verdicts: list[str] = []
+
+    def carrier_verdict(self, kind: str) -> bool:
+        self.verdicts.append(kind)
+        return kind == "machine"
 
 
-async def test_no_session_here_or_another_event_is_not_delivered() -> None:
-    control = CallControl("call_1")
-    voice = SimpleNamespace(sessions={"call_1": SimpleNamespace(control=control)})
-    assert not amd_verdict(None, _event("machine_detected"))
-    assert not amd_verdict(SimpleNamespace(sessions={}), _event("machine_detected"))
-    assert not amd_verdict(voice, _event("answered"))
-    assert control.amd is None
-    assert amd_verdict(voice, _event("human_detected", amd="human", answered_by="human"))
-    assert control.amd is not None and not control.machine
+def _voice(sessions: dict[str, Any]) -> VoiceService:
+    return VoiceService(planner=SimpleNamespace(), admission=Admission(4),  # type: ignore[arg-type]
+                        sessions=sessions)
+
+
+async def test_a_machine_verdict_reaches_the_live_session_and_is_recorded_once() -> None:
+    session = _Session()
+    voice = _voice({"call_1": session})
+    assert voice.amd_verdict("call_1", "machine")
+    assert session.verdicts == ["machine"]
+    assert session.control.machine and session.control.amd is not None
+    assert [e["type"] for e in session.control.events] == ["carrier_amd"]
+    # A repeated (or contradicting) verdict is not recorded again; the gate decides.
+    assert not voice.amd_verdict("call_1", "human")
+    assert session.control.machine
+    assert [e["type"] for e in session.control.events] == ["carrier_amd"]
+
+
+async def test_no_session_in_this_process_is_not_delivered() -> None:
+    session = _Session()
+    assert not _voice({}).amd_verdict("call_1", "machine")
+    assert not _voice({"call_2": session}).amd_verdict("call_1", "machine")
+    assert session.verdicts == [] and session.control.amd is None

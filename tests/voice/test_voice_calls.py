@@ -25,7 +25,8 @@ from cryptography.fernet import Fernet
 from callfleet.conversation.lines import Lines, Question
 from callfleet.conversation.llm import LlmConfig
 from callfleet.secrets import SecretBox
-from callfleet.voice import espeak, providers
+from callfleet.voice import audio, espeak, providers
+from callfleet.voice.amd import beep_pcm
 from callfleet.voice.mediaclient import (
     BargeIn,
     CallReport,
@@ -33,6 +34,7 @@ from callfleet.voice.mediaclient import (
     Dtmf,
     Hangup,
     Say,
+    SayNow,
     Step,
 )
 from callfleet.voice.providers import transcribe_pcm16k
@@ -47,7 +49,15 @@ KEY = SecretBox([Fernet.generate_key()])
 OPENING = "Hi, this is Alex from Acme Solar."
 QUESTION = "What is the best email to send you the details?"
 CLOSING = "Thanks for your time. Goodbye!"
-LINES = Lines(first_message=OPENING, closing=CLOSING, questions=[Question("email", QUESTION)])
+VOICEMAIL = "Hi Sam, this is Alex from Acme Solar. Please call us back."
+SCREENING = "Hi, this is Alex, an automated assistant, calling for Sam."
+LINES = Lines(first_message=OPENING, closing=CLOSING, questions=[Question("email", QUESTION)],
+              voicemail=VOICEMAIL)
+GREETING = "You have reached the voicemail of Sam please leave a message after the tone"
+# Outbound calls with voicemail detection, and their voicemail action.
+DETECT = {"machine": "leave_message", "vmhangup": "hangup", "screener": "leave_message",
+          "person": "leave_message", "amd": "leave_message"}
+APPS: list[Any] = []
 
 
 class Assistant:
@@ -75,6 +85,10 @@ def plan_for(llm_url: str):  # type: ignore[no-untyped-def]
             config = LlmConfig(llm_url, None, "fake-model", "env")
             return CallPlan(call_id, settings, LINES, llm=config,
                             system_prompt="You are Alex.", assistant=Assistant())
+        action = DETECT.get(call_id.split("_")[0])
+        if action is not None:
+            return CallPlan(call_id, settings, LINES, detect_machine=True,
+                            voicemail_action=action, screening=SCREENING)
         return CallPlan(call_id, settings, LINES)
     return make
 
@@ -100,12 +114,36 @@ SCRIPTS: dict[str, list[Step]] = {
 LOCAL: list[Step] = [say("Hello who is this"), say("Okay goodbye")]
 
 
+def machine_greeting() -> SayNow:
+    """An answering machine: its greeting, a short pause, a 1 kHz beep."""
+    ulaw = (espeak.speak_ulaw(GREETING) + audio.silence_ulaw(300)
+            + audio.pcm_to_ulaw(beep_pcm(0.5, 1000.0)))
+    return SayNow(GREETING, ulaw)
+
+
+def say_now(text: str, after: float = 0.8) -> SayNow:
+    """Said first, a moment after picking up (audio sent before the call's pipeline has
+    started is not heard: a carrier starts the stream as the callee answers)."""
+    return SayNow(text, espeak.speak_ulaw(text), after)
+
+
+SCRIPTS.update({
+    "machine": [machine_greeting(), Hangup()],
+    "vmhangup": [machine_greeting(), Hangup()],
+    "screener": [say_now("Please say your name and why you are calling"),
+                 say("Hello this is Sam"), say("No thanks goodbye")],
+    "person": [say_now("Hello?"), say("Okay goodbye")],
+    "amd": [say_now("Hi this is Sam"), Hangup()],
+})
+
+
 @pytest.fixture(scope="module")
 async def server() -> AsyncIterator[tuple[str, ScriptedPlanner, FakeLLM]]:
     llm = FakeLLM().start()
     llm.policy = llm_assistant
     planner = ScriptedPlanner(plan_for(llm.url))
     app = voice_app(planner, capacity=16, box=KEY)
+    APPS.append(app)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -121,7 +159,7 @@ async def server() -> AsyncIterator[tuple[str, ScriptedPlanner, FakeLLM]]:
 
 
 async def run(base: str, name: str, script: list[Step]) -> CallReport:
-    lines = [s.text for s in script if isinstance(s, (Say, BargeIn))]
+    lines = [s.text for s in script if isinstance(s, (Say, SayNow, BargeIn))]
     client = CarrierMediaClient(base + stream_path("twilio", f"{name}_1", KEY), script,
                                 custom_parameters={"oracle": json.dumps(lines)},
                                 max_seconds=60, quiet_ms=600)
@@ -141,7 +179,9 @@ async def calls(server: tuple[str, ScriptedPlanner, FakeLLM]
                 ) -> tuple[dict[str, CallReport], dict[str, Any], FakeLLM]:
     base, planner, llm = server
     names = list(SCRIPTS)
-    reports = await asyncio.gather(*(run(base, n, SCRIPTS[n]) for n in names))
+    reports = await asyncio.gather(*(run(base, n, SCRIPTS[n]) for n in names),
+                                   carrier_says_machine(APPS[-1], "amd_1"))
+    reports = reports[:len(names)]
     refused = await CarrierMediaClient(
         f"{base}/voice/twilio/happy_1/{'a' * 64}", [], max_seconds=5).run()
     other = await CarrierMediaClient(
@@ -150,6 +190,18 @@ async def calls(server: tuple[str, ScriptedPlanner, FakeLLM]
     results = dict(zip(names, reports, strict=True))
     results["refused"], results["other"] = refused, other
     return results, await records_of(planner, len(names)), llm
+
+
+async def carrier_says_machine(app: Any, call_id: str) -> None:
+    """The carrier's AMD verdict, through the entry point the carrier-event path calls,
+    as soon as the call's session is listening (before its first turn has ended)."""
+    for _ in range(500):
+        session = app.state.voice.sessions.get(call_id)
+        if session is not None and session.gate is not None:
+            assert app.state.voice.amd_verdict(call_id, "machine") is True
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the call's session never started")
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +343,60 @@ async def test_draining_finishes_running_calls_and_admits_no_new_one() -> None:
     assert planner.records["drain_1"]["ended_reason"] == "assistant_ended_call"
     uv.should_exit = True
     await task
+
+
+def assistant_said(rec: dict[str, Any]) -> list[str]:
+    return [m["text"] for m in rec["messages"] if m["role"] == "assistant"]
+
+
+def test_voicemail_message_left_after_the_beep_never_the_pitch(calls: Any) -> None:
+    reports, records, _ = calls
+    r, rec = reports["machine"], records["machine"]
+    assert r.closed_by == "callfleet", r.error
+    assert assistant_said(rec) == [VOICEMAIL]  # no opening, no pitch
+    assert (rec["outcome"], rec["ended_reason"], rec["voicemail_left"]) == (
+        "voicemail", "voicemail", True)
+    assert rec["answered_by"]["answered_by"] == "machine" and rec["answered_by"]["beep"]
+    events = {e["type"]: e["time"] for e in rec["events"]}
+    assert events["beep"] <= events["voicemail_message"]
+    # The greeting plus the beep lasted about 5 s; the message came after, in full.
+    assert r.turns and r.turns[0].first_audio is not None
+    assert r.turns[0].first_audio >= r.turns[0].speech_end
+    assert rec["goodbye_confirmed"] is True and r.queued_speech_ms_at_close == 0
+
+
+def test_voicemail_action_hangup_leaves_nothing(calls: Any) -> None:
+    reports, records, _ = calls
+    r, rec = reports["vmhangup"], records["vmhangup"]
+    assert r.closed_by == "callfleet", r.error
+    assert assistant_said(rec) == []
+    assert (rec["outcome"], rec["ended_reason"], rec["voicemail_left"]) == (
+        "voicemail", "voicemail", False)
+    assert r.received_ms == 0 or audio.is_silent_ulaw(bytes(r.heard))
+
+
+def test_a_call_screener_hears_who_is_calling_then_the_person_gets_the_opening(
+        calls: Any) -> None:
+    _, records, _ = calls
+    rec = records["screener"]
+    said = assistant_said(rec)
+    assert said[0] == SCREENING and said[1] == OPENING, rec["messages"]
+    assert rec["answered_by"]["answered_by"] == "human"
+    assert rec["outcome"] != "voicemail" and not rec["voicemail_left"]
+
+
+def test_a_person_who_speaks_first_gets_the_opening_after_their_hello(calls: Any) -> None:
+    reports, records, _ = calls
+    rec = records["person"]
+    texts = [(m["role"], m["text"]) for m in rec["messages"]]
+    assert texts[:2] == [("user", "Hello?"), ("assistant", OPENING)], texts
+    assert rec["answered_by"]["answered_by"] == "human"
+    assert reports["person"].closed_by == "callfleet"
+
+
+def test_the_carriers_machine_verdict_reaches_the_live_session(calls: Any) -> None:
+    _, records, _ = calls
+    rec = records["amd"]
+    assert rec["answered_by"]["detected_by"] == "carrier", rec["events"]
+    assert assistant_said(rec) == [VOICEMAIL]
+    assert (rec["outcome"], rec["voicemail_left"]) == ("voicemail", True)

@@ -43,6 +43,8 @@ class Call(TeamOwned, Base):
     # worker reconciles it with the carrier (never re-dials it).
     lease_owner: Mapped[str | None] = mapped_column(String(80))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A live voice call's reserved voice slot (``calls.slots``), given back when it ends.
+    voice_process_id: Mapped[str | None] = mapped_column(String(120))
 
     __table_args__ = (
         # The durable "one call per attempt" key: a second dial of the same attempt cannot

@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response, StreamingResponse
 
 from callfleet.api.deps import (
     Auth,
@@ -21,7 +21,6 @@ from callfleet.api.idempotency import respond_created
 from callfleet.api.responses import JSON
 from callfleet.api.schemas import errors
 from callfleet.calls import service as svc
-from callfleet.calls.recordings import recording_path
 from callfleet.calls.schemas import CallCreated, CallEnvelope, CallIn, CallList, RecordingLink
 from callfleet.calls.views import call_out
 from callfleet.errors import not_found
@@ -78,10 +77,11 @@ async def recording(call_id: str, request: Request, expires: Q = None,
         p = await get_principal(request)
         async with request.app.state.db.session(write=False) as s:
             await svc.recording_link(s, p, call_id, "", time.time(), secret_box())  # 404s
-    path = recording_path(get_settings_dep(request).data_dir, call_id)
-    if not path.is_file():
+    chunks = await request.app.state.recordings.open(call_id)
+    if chunks is None:
         raise not_found("Recording")
-    return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
+    return StreamingResponse(chunks, media_type="audio/wav", headers={
+        "Content-Disposition": f'attachment; filename="{call_id}.wav"'})
 
 
 @router.post("/api/crm/calls", status_code=201, response_model=None,

@@ -42,6 +42,7 @@ from callfleet.crm.schemas import (
     ImportResult,
 )
 from callfleet.errors import ApiError, bad_request
+from callfleet.recordings import delete_recordings
 
 router = APIRouter(prefix="/api/crm", tags=["crm"])
 
@@ -257,9 +258,11 @@ async def update_contact(
 
 @router.delete("/contacts/{contact_id}", response_model=None,
                responses={200: {"model": OkOut}, **errors(403, 404, 409)})
-async def delete_contact(contact_id: str, p: Auth, s: WriteSession) -> JSON:
-    await svc.delete_contact(s, p, contact_id)
+async def delete_contact(contact_id: str, p: Auth, s: WriteSession, request: Request) -> JSON:
+    """Delete a contact, and the recordings of its calls."""
+    recorded = await svc.delete_contact(s, p, contact_id)
     await s.commit()
+    await delete_recordings(request.app.state.recordings, recorded)
     return JSON({"success": True})
 
 

@@ -455,7 +455,10 @@ async def update_contact(
     return contact_out(c)
 
 
-async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -> None:
+async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -> list[str]:
+    """Delete the contact; its calls' recordings go with it: they are unlinked here and
+    the ids of the calls whose recording the caller must delete from the store (after the
+    commit) are returned."""
     c = await p.scope.get(session, Contact, contact_id, for_update=True)
     running = await session.scalar(
         p.scope.select(Campaign.id).join(Enrollment, Enrollment.campaign_id == Campaign.id)
@@ -463,8 +466,14 @@ async def delete_contact(session: AsyncSession, p: Principal, contact_id: str) -
     if running:
         raise conflict(f"Contact is enrolled in running campaign {running}; pause or cancel "
                        "it, or remove the contact later")
+    recorded = list(await session.scalars(
+        p.scope.select(Call.id).where(Call.contact_id == c.id, Call.recording_url.is_not(None))))
+    if recorded:
+        await session.execute(p.scope.update(Call).where(Call.id.in_(recorded))
+                              .values(recording_url=None))
     await session.delete(c)
     await session.flush()
+    return recorded
 
 
 # PostgreSQL's search index: a narrow side table kept in step with contacts by triggers

@@ -22,6 +22,7 @@ import asyncio
 import os
 import socket
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
+from callfleet.calls import slots
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
 from callfleet.calls.timeline import add_event
 from callfleet.campaigns import enrollments, lifecycle
@@ -440,7 +442,14 @@ class Dialer:
                 .values(next_attempt_at=bindparam("next", type_=UTCDateTime),
                         reason=bindparam("reason"), updated_at=stamp),
                 later)
+        voice_slot: dict[str, str] = {}  # enrollment id -> the voice process reserved
+        if chosen and self._live_voice(provider_of):
+            chosen = await self._reserve_voice(s, chosen, provider_of, voice_slot, now)
         granted = await self._take_slots(s, c, team_max, len(chosen)) if chosen else 0
+        if voice_slot and granted < len(chosen):
+            unused = Counter(voice_slot.pop(row.id) for row, _ in chosen[granted:]
+                             if row.id in voice_slot)
+            await slots.release(s, unused)
         chosen = chosen[:granted]
         placed: list[Placement] = []
         claims: list[dict[str, Any]] = []
@@ -455,6 +464,7 @@ class Dialer:
                 status="dialing", attempt=attempt, started_at=now,
                 carrier=provider_of[number_id], messages=[], analysis={}, call_metadata={},
                 lease_owner=self.worker_id, lease_expires_at=lease_until,
+                voice_process_id=voice_slot.get(row.id),
                 created_at=stamp, updated_at=stamp,
             )
             s.add(call)
@@ -484,6 +494,33 @@ class Dialer:
         if skipped and not placed:
             await lifecycle.maybe_complete(s, c.id, now)
         return placed
+
+    def _live_voice(self, provider_of: dict[str, str]) -> bool:
+        """Whether any of these numbers' calls is held by live voice (a real carrier's
+        media stream, or the simulated network in audio mode): only then is a voice slot
+        reserved, so text-simulated calls run no statement more."""
+        return any(self.needs_voice(p) for p in provider_of.values())
+
+    def needs_voice(self, provider: str) -> bool:
+        if not self.settings.voice_slots:
+            return False
+        return provider != "sim" or bool(self.settings.sim_audio)
+
+    async def _reserve_voice(self, s: AsyncSession, chosen: list[tuple[Any, str]],
+                             provider_of: dict[str, str], voice_slot: dict[str, str],
+                             now: datetime) -> list[tuple[Any, str]]:
+        """A voice slot for each chosen call that needs one, in this transaction; a call
+        that gets none is not placed (its enrollment stays due for a later pass)."""
+        wanting = [row.id for row, nid in chosen if self.needs_voice(provider_of[nid])]
+        if not wanting:
+            return chosen
+        granted = await slots.reserve(s, len(wanting), now)
+        voice_slot.update(zip(wanting, granted))
+        if len(granted) < len(wanting):
+            slots.FULL.inc(len(wanting) - len(granted))
+            log.info("voice_slots_full", wanted=len(wanting), granted=len(granted))
+        return [(row, nid) for row, nid in chosen
+                if row.id in voice_slot or not self.needs_voice(provider_of[nid])]
 
     async def _cap_history(
         self, s: AsyncSession, c: Campaign, tc: dialing.TeamCompliance, scope: Any,

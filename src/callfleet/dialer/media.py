@@ -18,6 +18,13 @@ from callfleet.carriers.base import CarrierEvent
 from callfleet.conversation.runtime import Hangup
 
 
+def is_voice(call: Call, event: CarrierEvent) -> bool:
+    """The call's conversation is held over a media stream (its "answered" said so, or
+    this event does)."""
+    return bool(event.data.get("audio")) or (call.call_metadata or {}).get(
+        "conversation") == "voice"
+
+
 def on_answered(call: Call, event: CarrierEvent) -> None:
     """Answered: the conversation is the voice runtime's (``conversation: voice``); the
     simulated network's audio mode says which persona speaks."""

@@ -25,6 +25,7 @@ deliver at least once), so each step checks the call's state and does nothing tw
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from callfleet.assistants.models import Assistant
+from callfleet.calls import slots
 from callfleet.calls.models import Call
 from callfleet.calls.timeline import add_event
 from callfleet.campaigns.lifecycle import maybe_complete
@@ -70,6 +72,8 @@ class Settlement:
     campaigns: set[str] = field(default_factory=set)
     # Numbers to add to team DNC lists.
     dnc: list[DncRow] = field(default_factory=list)
+    # Voice slots to give back, per voice process (live voice calls only).
+    voice_slots: Counter[str] = field(default_factory=Counter)
 
     async def apply(self, session: AsyncSession, at: datetime) -> None:
         if self.dnc:
@@ -89,6 +93,9 @@ class Settlement:
                         if session.bind.dialect.name == "sqlite"
                         else func.greatest(Team.active_calls - n, 0))
             )
+        if self.voice_slots:
+            await slots.release(session, self.voice_slots)
+            self.voice_slots.clear()
         for campaign_id in sorted(self.campaigns):
             await maybe_complete(session, campaign_id, at)
         self.campaign_slots.clear()
@@ -150,6 +157,8 @@ async def finish_call(
     if call.campaign_id is not None:
         settle.campaign_slots[call.campaign_id] += 1
         settle.team_slots[call.team_id] += 1
+    if call.voice_process_id is not None:
+        settle.voice_slots[call.voice_process_id] += 1
     if call.contact_id is not None:
         await _apply_to_contact(session, call, outcome, at, settle)
     if (call.enrollment_id is not None and call.campaign_id is not None
@@ -223,6 +232,10 @@ class CallEvents:
     def __init__(self, db: Database, carrier: Carrier) -> None:
         self.db = db
         self.carrier = carrier
+        # The live voice session of a call learns the carrier's answering-machine verdict
+        # from here when its pipeline runs in this process (``VoiceService.amd_verdict``,
+        # set by the app); a voice process elsewhere reads it from the call's row.
+        self.on_verdict: Callable[[str, str], bool] | None = None
 
     async def handle(self, event: CarrierEvent) -> None:
         await self.handle_many([event])
@@ -233,6 +246,7 @@ class CallEvents:
         if not events:
             return
         hangups: list[Hangup] = []
+        verdicts: list[tuple[str, str]] = []
         async with self.db.session() as s:
             call_ids = sorted({e.call_ref for e in events})
             stmt = select(Call).where(Call.id.in_(call_ids)).order_by(Call.id)
@@ -251,11 +265,21 @@ class CallEvents:
                     hangup = await self._apply(s, call, event, settle)
                     if hangup is not None:
                         asked.append((call, hangup))
+                    if event.type in ("machine_detected", "human_detected") \
+                            and media.is_voice(call, event):
+                        verdicts.append((call.id, "machine" if event.type == "machine_detected"
+                                         else "human"))
             # A call that already ended in this batch needs no hangup.
             hangups = [h for call, h in asked if call.status != "ended"]
             await s.flush()
             await settle.apply(s, max(e.at for e in events))
             await s.commit()
+        if verdicts and self.on_verdict is not None:
+            for call_id, kind in verdicts:
+                try:
+                    self.on_verdict(call_id, kind)
+                except Exception:  # the session reads the verdict from the row anyway
+                    log.exception("amd_verdict_delivery_failed", call_id=call_id)
         if hangups:
             hang_many = getattr(self.carrier, "hangup_many", None)
             if hang_many is not None:
@@ -286,7 +310,7 @@ class CallEvents:
                 if event.data.get("answered_by") != "machine":
                     return await runtime.on_answered(s, call, event)
         elif event.type == "machine_detected":
-            if event.data.get("audio"):
+            if media.is_voice(call, event):
                 return await media.on_machine(s, call, event)
             if not (call.call_metadata or {}).get("voicemail"):
                 return await runtime.on_machine(s, call, event)

@@ -27,6 +27,7 @@ class TeamSettingsIn(CamelIn):
     legal_hours_end: str | None = Field(default=None, max_length=8)
     max_concurrent_calls: int | None = Field(default=None, ge=1, le=1_000_000)
     calls_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    recording_retention_days: int | None = Field(default=None, ge=1, le=36500)
     llm_base_url: str | None = Field(default=None, max_length=500)
     llm_api_key: str | None = Field(default=None, max_length=500, description="Write-only.")
     llm_model: str | None = Field(default=None, max_length=120)
@@ -51,6 +52,7 @@ class TeamSettingsOut(BaseModel):
     legal_hours_end: str | None
     max_concurrent_calls: int | None
     calls_per_second: float | None
+    recording_retention_days: int | None
     llm_base_url: str | None
     llm_model: str | None
     llm_api_key_set: bool

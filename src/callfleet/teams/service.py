@@ -28,7 +28,8 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
 TEAM_SETTINGS = ("legal_hours_start", "legal_hours_end", "max_concurrent_calls",
-                 "calls_per_second", "llm_base_url", "llm_model", "speech_base_url")
+                 "calls_per_second", "llm_base_url", "llm_model", "speech_base_url",
+                 "recording_retention_days")
 # Write-only keys, encrypted at rest: the response says only whether each is set.
 SECRET_SETTINGS = ("llm_api_key", "speech_api_key", "deepgram_api_key", "cartesia_api_key",
                    "elevenlabs_api_key")

@@ -79,11 +79,14 @@ class CallControl:
         self.goodbye_confirmed: bool | None = None
         self.callee_spoke = False
         self.last_clear_at: float | None = None
+        # Outbound with voicemail detection: who answered (``voice.amd``) and, on a
+        # machine, whether a message was left.
+        self.answered_by: dict[str, Any] | None = None
+        self.voicemail_left: bool | None = None
         self.tool_calls: list[dict[str, Any]] = []
         self.transfer: dict[str, Any] | None = None
         # The carrier's answering-machine verdict, once it arrived (``machine_verdict``).
         self.amd: dict[str, Any] | None = None
-        self.verdict_listeners: list[Any] = []  # called with the verdict dict
         self._marks: dict[str, Sentence] = {}
         self._n_marks = 0
         self._pending_audio_ms = 0.0  # audio queued since the last sentence mark
@@ -273,15 +276,13 @@ class CallControl:
 
     def machine_verdict(self, answered_by: str, amd: str | None, at: float) -> None:
         """The carrier's answering-machine detection finished mid-call (``answered_by``
-        ``machine``, ``human`` or ``unknown``; ``amd`` its own result). Kept, recorded as an
-        event, and passed to whoever listens (the session's voicemail handling): a machine
-        must not be pitched to. A repeated verdict changes nothing."""
+        ``machine`` or ``human``; ``amd`` its own result when known): kept and recorded as an
+        event on the call's timeline, once (a repeated verdict changes nothing). What the
+        call does about it is the voicemail gate's (``voice.voicemail``)."""
         if self.amd is not None:
             return
         self.amd = {"answered_by": answered_by, "amd": amd, "time": self.rel(at)}
         self.event("carrier_amd", at, answered_by=answered_by, amd=amd)
-        for listener in list(self.verdict_listeners):
-            listener(self.amd)
 
     @property
     def machine(self) -> bool:
@@ -309,4 +310,6 @@ class CallControl:
             "goodbye_confirmed": self.goodbye_confirmed,
             "tool_calls": self.tool_calls,
             "transfer": self.transfer,
+            "answered_by": self.answered_by,
+            "voicemail_left": self.voicemail_left,
         }

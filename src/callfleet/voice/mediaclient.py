@@ -47,12 +47,13 @@ class Say:
 
 
 @dataclass(frozen=True)
-class Play:
-    """Play ``ulaw`` at once, whatever the assistant does (an answering machine's greeting
-    and beep: it does not wait for its turn)."""
+class SayNow:
+    """Say ``text`` at once, without waiting for the assistant: a callee who speaks first
+    ("Hello?"), an answering machine's greeting, a call screener's question."""
 
     text: str
     ulaw: bytes
+    after_seconds: float = 0.0  # from the stream's start (a person picks up, then speaks)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,13 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """Stay silent for ``seconds`` whatever the assistant does (a caller on hold)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Dtmf:
     digits: str
 
@@ -84,7 +92,7 @@ class Hangup:
     mid_sentence_ms: int | None = None
 
 
-Step = Say | Play | BargeIn | Wait | Dtmf | Hangup
+Step = Say | SayNow | BargeIn | Wait | Pause | Dtmf | Hangup
 Responder = Callable[[bytes], Awaitable[list[Step]]]
 
 
@@ -438,11 +446,12 @@ class CarrierMediaClient:
             self._respond(now)
             return True  # nothing to say (yet): wait for callfleet, or for the responder
         step = self.script[0]
-        if isinstance(step, Play):
-            self.script.pop(0)
-            self._speak(step.text, step.ulaw)
-        elif isinstance(step, Say):
+        if isinstance(step, Say):
             if self._assistant_idle(now):
+                self.script.pop(0)
+                self._speak(step.text, step.ulaw)
+        elif isinstance(step, SayNow):
+            if now - self._t0 >= step.after_seconds:
                 self.script.pop(0)
                 self._speak(step.text, step.ulaw)
         elif isinstance(step, BargeIn):
@@ -454,6 +463,8 @@ class CarrierMediaClient:
         elif isinstance(step, Wait):
             if self._assistant_idle(now):
                 self.script[0] = _WaitUntil(now + step.seconds)
+        elif isinstance(step, Pause):
+            self.script[0] = _WaitUntil(now + step.seconds)
         elif isinstance(step, _WaitUntil):
             if now >= step.until:
                 self.script.pop(0)

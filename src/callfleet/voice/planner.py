@@ -20,13 +20,13 @@ from sqlalchemy import select, update
 
 from callfleet.assistants.voice import options_out
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
-from callfleet.calls.recordings import save_recording
 from callfleet.clock import Clock
 from callfleet.conversation import runtime
 from callfleet.conversation.policy import DeterministicPolicy
 from callfleet.conversation.worker import system_prompt
 from callfleet.db.session import Database
 from callfleet.dialer.outcomes import finish_call
+from callfleet.recordings import LocalStore, RecordingStore
 from callfleet.secrets import secret_box
 from callfleet.teams.models import Team
 from callfleet.voice.framing import StreamStart
@@ -67,14 +67,31 @@ def voice_settings(assistant: Any, team: dict[str, Any]) -> VoiceSettings:
         idle_prompt=opts["idle_prompt"], max_call_seconds=opts["max_call_seconds"])
 
 
+def screening_line(assistant: Any, contact: dict[str, Any] | None,
+                   company: dict[str, Any] | None) -> str:
+    """What the assistant tells a call screener: who is calling, for whom, and that it holds
+    (an automated caller says so: docs/decisions/0026)."""
+    who = getattr(assistant, "name", None) or "an assistant"
+    org = (company or {}).get("name")
+    first = (contact or {}).get("first_name")
+    line = f"Hi, this is {who}, an automated assistant, calling"
+    if first:
+        line += f" for {first}"
+    if org:
+        line += f" at {org}"
+    return line + ". I'll hold while you connect me."
+
+
 class DatabasePlanner:
     def __init__(self, db: Database, clock: Clock, carrier: Any, *,
-                 tool_timeout: float = 5.0, data_dir: Path | None = None) -> None:
+                 tool_timeout: float = 5.0, data_dir: Path | None = None,
+                 recordings: RecordingStore | None = None) -> None:
         self.db = db
         self.clock = clock
         self.carrier = carrier
         self.tool_timeout = tool_timeout
         self.data_dir = data_dir or Path(".callfleet")
+        self.recordings = recordings or LocalStore(self.data_dir)
 
     async def plan(self, call_id: str, start: StreamStart) -> CallPlan | None:
         async with self.db.session(write=False) as s:
@@ -95,13 +112,31 @@ class DatabasePlanner:
                      "from_number": call.from_number,
                      "contact_name": (ctx.contact or {}).get("first_name")}
         record = bool(getattr(ctx.assistant, "recording_enabled", False))
+        machine = {
+            "detect_machine": call.direction == "outbound" and bool(
+                getattr(ctx.assistant, "voicemail_detection_enabled", False)),
+            "voicemail_action": (ctx.campaign.voicemail_action if ctx.campaign is not None
+                              and ctx.campaign.voicemail_action else
+                              getattr(ctx.assistant, "voicemail_action", None) or "hangup"),
+            "screening": screening_line(ctx.assistant, ctx.contact, ctx.company)}
         if config is not None and ctx.assistant is not None:
             return CallPlan(call_id, settings, ctx.lines, llm=config,
                             system_prompt=system_prompt(ctx.lines.system_prompt, ctx.assistant),
                             assistant=ctx.assistant, call_info=call_info,
-                            tool_timeout=self.tool_timeout, record=record)
+                            tool_timeout=self.tool_timeout, record=record, **machine)
         return CallPlan(call_id, settings, ctx.lines, policy=DeterministicPolicy(ctx.lines),
-                        assistant=ctx.assistant, call_info=call_info, record=record)
+                        assistant=ctx.assistant, call_info=call_info, record=record, **machine)
+
+    async def amd_verdict(self, call_id: str) -> str | None:
+        """The carrier's answering-machine verdict recorded on the call by the carrier-event
+        path (``dialer.media``): ``machine``, ``human`` or None (none yet)."""
+        async with self.db.session(write=False) as s:
+            meta = await s.scalar(select(Call.call_metadata).where(Call.id == call_id))
+        if not meta:
+            return None
+        if meta.get("voicemail"):
+            return "machine"
+        return "human" if meta.get("amd") is not None else None
 
     async def progress(self, call_id: str, record: dict[str, Any]) -> None:
         """Write the conversation so far onto the call (only while it is in progress)."""
@@ -113,6 +148,17 @@ class DatabasePlanner:
 
     async def finished(self, call_id: str, record: dict[str, Any]) -> None:
         now = self.clock.now()
+        wav = record.get("recording_wav")
+        saved = False
+        if wav:
+            # Stored before the transaction (an upload may take a while; no row lock waits
+            # for it), linked on the call inside it.
+            try:
+                await self.recordings.save(call_id, wav)
+                saved = True
+            except Exception:  # the call's record matters more than its audio
+                log.exception("recording_save_failed", call_id=call_id,
+                              store=self.recordings.name)
         async with self.db.session() as s:
             stmt = select(Call).where(Call.id == call_id)
             if not self.db.is_sqlite:
@@ -124,28 +170,35 @@ class DatabasePlanner:
             if call.status == "ended":
                 await s.commit()
                 return
-            wav = record.get("recording_wav")
-            if wav:
-                save_recording(self.data_dir, call.id, wav)
+            if saved:
                 call.recording_url = f"/api/calls/{call.id}/recording"
             call.messages = record["messages"]
             call.transcript = record["transcript"]
             meta = dict(call.call_metadata or {})
             meta["voice"] = {k: record.get(k) for k in (
                 "latency", "dtmf", "events", "goodbye_confirmed")}
-            meta.update(conversation_outcome=record.get("outcome") or "answered",
+            outcome = record.get("outcome") or "answered"
+            answered_by = record.get("answered_by")
+            if answered_by:
+                meta["answered_by"] = answered_by
+            machine = ((answered_by or {}).get("answered_by") == "machine"
+                       or meta.get("voicemail"))
+            if machine and outcome != "opted_out":
+                # Never a conversation with a person (the pipeline's classifier, or the
+                # carrier's answering-machine detection through dialer.media.on_machine): the
+                # retry rules see a voicemail, and whether a message was left.
+                outcome = "voicemail"
+                meta.update(voicemail=True,
+                            voicemail_left=bool(record.get("voicemail_left")))
+            meta.update(conversation_outcome=outcome,
                         conversation_ended_reason=record.get("ended_reason"))
             if record.get("tool_calls"):
                 meta["tool_calls"] = record["tool_calls"]
             if record.get("transfer"):
                 meta["transfer"] = record["transfer"]
             call.call_metadata = meta
-            outcome = record.get("outcome") or "answered"
-            reason = record.get("ended_reason") or "customer_ended_call"
-            if meta.get("voicemail") and outcome != "opted_out":
-                # The carrier's answering-machine detection said a machine answered
-                # (dialer.media.on_machine): a voicemail, whatever the stream carried.
-                outcome, reason = "voicemail", "voicemail"
+            reason = record.get("ended_reason") or (
+                "voicemail" if outcome == "voicemail" else "customer_ended_call")
             await finish_call(s, call, outcome, reason, now)
             await s.commit()
         if carrier_call_id:

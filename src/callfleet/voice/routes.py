@@ -43,6 +43,17 @@ class VoiceService:
     lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     sessions: dict[str, MediaSession] = field(default_factory=dict)
 
+    def amd_verdict(self, call_id: str, kind: str) -> bool:
+        """The carrier's answering-machine verdict (``machine`` or ``human``) for a call
+        whose pipeline runs in this process; False when it does not run here (its session
+        then reads the verdict from the call's row) or the verdict changed nothing."""
+        session = self.sessions.get(call_id)
+        if session is None:
+            return False
+        if session.control is not None:
+            session.control.machine_verdict(kind, None, asyncio.get_running_loop().time())
+        return session.carrier_verdict(kind)
+
 
 @router.websocket("/voice/{carrier}/{call_id}/{token}")
 async def media_stream(websocket: WebSocket, carrier: str, call_id: str, token: str) -> None:

@@ -41,18 +41,20 @@ class _CarrierStream:
     on_clear: OnClear
     on_stop: OnStop
     recorder: Recorder | None
+    on_audio: Callable[[bytes], None] | None
     _in_rate: int
     _ratecv_state: Any
     _sample_rate: int
 
     def _hooks(self, on_mark: OnMark, on_clear: OnClear, on_stop: OnStop,
-               recorder: Recorder | None) -> None:
+               recorder: Recorder | None, on_audio: Callable[[bytes], None] | None) -> None:
         self.on_mark = on_mark
         self.on_clear = on_clear
         self.on_stop = on_stop
         self._in_rate = audio.CARRIER_RATE
         self._ratecv_state = None
         self.recorder = recorder
+        self.on_audio = on_audio  # the callee's 8 kHz PCM (the voicemail beep detector)
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if isinstance(frame, InterruptionFrame):
@@ -105,6 +107,8 @@ class _CarrierStream:
             return None
         if self.recorder is not None:
             self.recorder.callee_audio(pcm)
+        if self.on_audio is not None:
+            self.on_audio(pcm)
         if self._in_rate != audio.CARRIER_RATE:
             pcm, self._ratecv_state = audio.resample_stream(
                 pcm, audio.CARRIER_RATE, self._in_rate, self._ratecv_state)
@@ -115,11 +119,12 @@ class TwilioMediaSerializer(_CarrierStream, TwilioFrameSerializer):
     """Twilio Media Streams, 8 kHz µ-law on the wire, the pipeline's rate inside."""
 
     def __init__(self, start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                 on_stop: OnStop, recorder: Recorder | None = None) -> None:
+                 on_stop: OnStop, recorder: Recorder | None = None,
+                 on_audio: Callable[[bytes], None] | None = None) -> None:
         TwilioFrameSerializer.__init__(
             self, start.stream_id, start.call_sid, start.account_sid,
             params=TwilioFrameSerializer.InputParams(auto_hang_up=False))
-        self._hooks(on_mark, on_clear, on_stop, recorder)
+        self._hooks(on_mark, on_clear, on_stop, recorder, on_audio)
 
 
 class TelnyxMediaSerializer(_CarrierStream, TelnyxFrameSerializer):
@@ -129,21 +134,23 @@ class TelnyxMediaSerializer(_CarrierStream, TelnyxFrameSerializer):
     its Telnyx adapter (``carriers.router``) once the goodbye has played."""
 
     def __init__(self, start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                 on_stop: OnStop, recorder: Recorder | None = None) -> None:
+                 on_stop: OnStop, recorder: Recorder | None = None,
+                 on_audio: Callable[[bytes], None] | None = None) -> None:
         TelnyxFrameSerializer.__init__(
             self, start.stream_id, "PCMU", "PCMU", start.call_sid, None,
             params=TelnyxFrameSerializer.InputParams(auto_hang_up=False))
-        self._hooks(on_mark, on_clear, on_stop, recorder)
+        self._hooks(on_mark, on_clear, on_stop, recorder, on_audio)
 
 
 def serializer_for(start: StreamStart, *, on_mark: OnMark, on_clear: OnClear,
-                   on_stop: OnStop, recorder: Recorder | None = None
+                   on_stop: OnStop, recorder: Recorder | None = None,
+                   on_audio: Callable[[bytes], None] | None = None
                    ) -> TwilioMediaSerializer | TelnyxMediaSerializer:
     kind = SERIALIZERS.get(start.carrier)
     if kind is None:
         raise ValueError(f"no media serializer for carrier {start.carrier!r}")
     return kind(start, on_mark=on_mark, on_clear=on_clear, on_stop=on_stop,
-                recorder=recorder)
+                recorder=recorder, on_audio=on_audio)
 
 
 SERIALIZERS: dict[str, type[TwilioMediaSerializer | TelnyxMediaSerializer]] = {

@@ -33,12 +33,17 @@ from callfleet.voice.recording import Recorder
 from callfleet.voice.runtime import BARGE_INS, CALLS, TURN_LATENCY
 from callfleet.voice.serializers import serializer_for
 from callfleet.voice.settings import VoiceSettings
+from callfleet.voice.voicemail import VoicemailGate
 
 log = structlog.get_logger("callfleet.voice")
 
 HANDSHAKE_SECONDS = 10.0
 WATCH_SECONDS = 0.05
 PROGRESS_SECONDS = 2.0
+VERDICT_POLL_SECONDS = 1.0  # the carrier's AMD verdict, read from the call's row ...
+VERDICT_POLL_UNTIL = 40.0  # ... during the call's first seconds
+DEFAULT_SCREENING = ("Hi, this is an automated assistant calling for {name}. "
+                     "I'll hold while you connect me.")
 MAX_DURATION_GOODBYE = "I'm afraid we're out of time. Thank you, goodbye!"
 IDLE_GOODBYE = "It seems this isn't a good time. I'll try you another day. Goodbye!"
 
@@ -58,6 +63,11 @@ class CallPlan:
     call_info: dict[str, Any] = field(default_factory=dict)
     tool_timeout: float = 5.0
     record: bool = False  # keep both sides' audio (the assistant's recording_enabled)
+    # Outbound with voicemail detection: hold the first message until a person is known to
+    # be there (``voice.voicemail``); on a machine, ``voicemail_action``.
+    detect_machine: bool = False
+    voicemail_action: str = "hangup"
+    screening: str = ""  # what the assistant tells a call screener (who is calling, why)
 
 
 class Planner(Protocol):
@@ -100,6 +110,7 @@ class MediaSession:
         self.http = http
         self.control: CallControl | None = None
         self.recorder: Recorder | None = None
+        self.gate: VoicemailGate | None = None
         self._record: dict[str, Any] | None = None
 
     async def run(self, call_id: str, start: StreamStart) -> dict[str, Any] | None:
@@ -117,6 +128,13 @@ class MediaSession:
             CALLS.labels(control.ended_reason or "unknown").inc()
             await _close(self.websocket, 1000, "call ended")
         return await self._finished(control)
+
+    def carrier_verdict(self, kind: str) -> bool:
+        """The carrier's answering-machine verdict for this call (``machine`` or
+        ``human``); True when it changed what the call does."""
+        if self.gate is None:
+            return False
+        return self.gate.carrier_verdict(kind)
 
     async def _finished(self, control: CallControl) -> dict[str, Any]:
         """Hand the call's record to the planner, once. Called before the stream closes when
@@ -151,12 +169,29 @@ class MediaSession:
             callee_hung_up.set()
 
         self.recorder = Recorder(control.started_at) if plan.record else None
+        policy = plan.policy or DeterministicPolicy(plan.lines)
+        opening = policy.opening() if plan.llm is None else Turn(plan.lines.first_message)
+        before: list[Any] = []
+        workers: list[Any] = []
+
+        async def say_opening() -> None:
+            if opening.text:
+                await workers[0].queue_frame(TTSSpeakFrame(
+                    opening.text, append_to_context=plan.llm is None))
+
+        gate = None
+        if plan.detect_machine:
+            name = str(plan.call_info.get("contact_name") or "you")
+            gate = self.gate = VoicemailGate(
+                control, action=plan.voicemail_action, message=plan.lines.voicemail,
+                screening=plan.screening or DEFAULT_SCREENING.format(name=name),
+                opening=say_opening, vad_stop=settings.vad_stop(), started_at=loop.time())
+            before.append(gate)  # first: nothing answers a callee not known to be a person
         serializer = serializer_for(start, on_mark=control.mark_echoed,
                                     on_clear=control.cleared, on_stop=on_stop,
-                                    recorder=self.recorder)
+                                    recorder=self.recorder,
+                                    on_audio=gate.audio if gate is not None else None)
         context = None
-        before: list[Any] = []
-        policy = plan.policy or DeterministicPolicy(plan.lines)
         if plan.llm is not None:
             brain: Any = voice_llm.llm_service(plan.llm)
             context = voice_llm.llm_context(plan.system_prompt, plan.lines.first_message,
@@ -171,6 +206,9 @@ class MediaSession:
                      control=control, settings=settings, stt=stt, tts=tts, brain=brain,
                      serializer=serializer, context=context, before_brain=before)
         worker = call.worker
+        workers.append(worker)
+        if gate is not None:
+            gate.bind(worker.queue_frame)
         idle = {"n": 0}
 
         @call.user_aggregator.event_handler("on_user_turn_stopped")
@@ -196,10 +234,8 @@ class MediaSession:
         async def on_disconnected(_transport: Any, _ws: Any) -> None:
             callee_hung_up.set()
 
-        opening = policy.opening() if plan.llm is None else Turn(plan.lines.first_message)
-        if opening.text:
-            await worker.queue_frame(TTSSpeakFrame(opening.text,
-                                                   append_to_context=plan.llm is None))
+        if gate is None:
+            await say_opening()
         runner = WorkerRunner(handle_sigint=False)
         watcher = asyncio.create_task(self._watch(control, worker, callee_hung_up,
                                                   settings.max_call_seconds))
@@ -220,16 +256,29 @@ class MediaSession:
         loop = asyncio.get_running_loop()
         limit = control.started_at + max_seconds
         saved, save_at = 0, loop.time() + PROGRESS_SECONDS
+        verdict_at = loop.time() + VERDICT_POLL_SECONDS
+        gate = self.gate
         while True:
             now = loop.time()
+            if gate is not None and not gate.done:
+                heard = gate.detector.verdict
+                if now >= verdict_at and now - control.started_at < VERDICT_POLL_UNTIL \
+                        and (heard is None or heard.source != "carrier"):
+                    verdict_at = now + VERDICT_POLL_SECONDS
+                    await self._poll_verdict(control.call_id)
+                await gate.tick(now)
             if now >= save_at:
                 save_at = now + PROGRESS_SECONDS
                 if len(control.messages) != saved:
                     saved = len(control.messages)
                     await self._progress(control)
             if callee_hung_up.is_set():
-                control.finish(now, "customer_ended_call",
-                               "answered" if control.callee_spoke else "no_answer")
+                outcome = "answered" if control.callee_spoke else "no_answer"
+                if gate is not None and gate.detector.kind == "machine":
+                    outcome = "voicemail"  # the machine hung up before the message
+                    if control.voicemail_left is None:
+                        control.voicemail_left = False
+                control.finish(now, "customer_ended_call", outcome)
                 break
             if control.ready_to_hang_up(now):
                 control.finish(now, "assistant_ended_call", "answered")
@@ -243,6 +292,20 @@ class MediaSession:
             await asyncio.sleep(WATCH_SECONDS)
         await worker.cancel(reason=control.ended_reason)
 
+
+    async def _poll_verdict(self, call_id: str) -> None:
+        """A carrier's AMD verdict handled by another process reaches this one through the
+        call's row (``Planner.amd_verdict``, when the planner has one)."""
+        read = getattr(self.planner, "amd_verdict", None)
+        if read is None:
+            return
+        try:
+            kind = await read(call_id)
+        except Exception:  # a failed read must not end the call; the next one may succeed
+            log.exception("voice_verdict_read_failed", call_id=call_id)
+            return
+        if kind is not None:
+            self.carrier_verdict(kind)
 
     async def _progress(self, control: CallControl) -> None:
         try:

@@ -7,6 +7,11 @@ greeting first) runs what it heard through local speech-to-text (faster-whisper)
 persona would (``conversation.personas.Callee``, the same facts as the text simulation),
 spoken by espeak-ng. It hangs up once it has said goodbye and the assistant is quiet, or
 when callfleet hangs up. So the whole voice path runs offline as with a real carrier.
+
+Two more callees, by the number's simulated behaviour: ``voicemail`` is an answering
+machine (a recorded greeting, then a beep; it takes whatever is said after it and hangs up
+once the caller is quiet), ``screened`` is a call screener ("please say your name and why
+you are calling") who then puts the person through.
 """
 
 from __future__ import annotations
@@ -24,7 +29,16 @@ from callfleet.crm.models import Contact
 from callfleet.crm.views import contact_out
 from callfleet.db.session import Database
 from callfleet.voice import audio, espeak, providers
-from callfleet.voice.mediaclient import CallReport, CarrierMediaClient, Hangup, Say, Step
+from callfleet.voice.amd import beep_pcm
+from callfleet.voice.mediaclient import (
+    CallReport,
+    CarrierMediaClient,
+    Hangup,
+    Pause,
+    Say,
+    SayNow,
+    Step,
+)
 from callfleet.voice.tokens import stream_path
 
 log = structlog.get_logger("callfleet.voice.sim")
@@ -32,6 +46,11 @@ log = structlog.get_logger("callfleet.voice.sim")
 MAX_CALL_SECONDS = 900.0
 STATUS_DELAY_SECONDS = 1.0
 QUIET_MS = 800  # the assistant's silence after which the callee takes its turn
+PICK_UP_SECONDS = 0.8  # a callee who speaks first does so this long after answering
+MACHINE_GREETING = ("Hi, you have reached {name}. I can't take your call right now. "
+                    "Please leave a message after the tone.")
+SCREENER_PROMPT = "Hi, please say your name and why you are calling."
+SCREENER_HOLD = "Thanks, please stay on the line."
 
 
 def say(text: str) -> Say:
@@ -60,6 +79,23 @@ class ListeningCallee:
         return [say(reply)]
 
 
+def machine_script(name: str) -> list[Step]:
+    """An answering machine: its greeting, a beep, then it records until the caller is
+    quiet and hangs up."""
+    text = MACHINE_GREETING.format(name=name or "us")
+    ulaw = (espeak.speak_ulaw(text) + audio.silence_ulaw(300)
+            + audio.pcm_to_ulaw(beep_pcm(0.5, 1000.0)))
+    return [SayNow(text, ulaw, PICK_UP_SECONDS), Hangup()]
+
+
+def screener_script(name: str) -> list[Step]:
+    """A call screener asks who is calling, puts the caller on hold, then the person picks
+    up; the persona's replies follow (the responder)."""
+    hello = f"Hello, this is {name or 'me'}."
+    return [SayNow(SCREENER_PROMPT, espeak.speak_ulaw(SCREENER_PROMPT), PICK_UP_SECONDS),
+            say(SCREENER_HOLD), Pause(2.0), SayNow(hello, espeak.speak_ulaw(hello))]
+
+
 async def answer(event: CarrierEvent, *, db: Database, voice_url: str,
                  hangup: Callable[[str, float], Awaitable[None]] | None = None
                  ) -> CallReport | None:
@@ -75,7 +111,15 @@ async def answer(event: CarrierEvent, *, db: Database, voice_url: str,
         number = call.to_number
     callee = ListeningCallee(Callee.for_call(event.data.get("persona"), contact, number))
     url = voice_url.rstrip("/") + stream_path("twilio", event.call_ref)
-    client = CarrierMediaClient(url, [], responder=callee.respond, quiet_ms=QUIET_MS,
+    name = str((contact or {}).get("first_name") or "")
+    behaviour = event.data.get("behaviour")
+    script: list[Step] = []
+    responder = callee.respond
+    if behaviour == "voicemail":
+        script, responder = machine_script(name), None
+    elif behaviour == "screened":
+        script = screener_script(name)
+    client = CarrierMediaClient(url, script, responder=responder, quiet_ms=QUIET_MS,
                                 max_seconds=MAX_CALL_SECONDS,
                                 custom_parameters={"callRef": event.call_ref})
     try:

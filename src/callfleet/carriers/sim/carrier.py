@@ -34,7 +34,9 @@ from callfleet.db.session import Database
 from callfleet.numbers.models import PhoneNumber
 from callfleet.wakeup import notify
 
-BEHAVIOURS = ("answer", "no_answer", "busy", "voicemail", "decline", "failed", "invalid")
+# "screened": answered by a call screener first (audio mode; else the same as "answer").
+BEHAVIOURS = ("answer", "no_answer", "busy", "voicemail", "decline", "failed", "invalid",
+              "screened")
 PERSONAS = (
     "interested", "busy_now", "callback", "gives_email", "asks_price", "refuses", "opt_out",
     "gives_info",
@@ -178,7 +180,7 @@ class SimCarrier:
         def at(seconds: float) -> str:
             return (start + timedelta(seconds=0 if self.instant else seconds)).isoformat()
 
-        if behaviour == "answer":
+        if behaviour in ("answer", "screened"):
             return [["ringing", at(0.5)], ["answered", at(ring)],
                     ["ended:completed", at(ring + MAX_CALL_SECONDS)]]
         if behaviour == "voicemail":

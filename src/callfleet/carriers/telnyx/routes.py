@@ -29,7 +29,6 @@ from callfleet.carriers.signatures import telnyx_valid
 from callfleet.carriers.telnyx.adapter import UNANSWERABLE
 from callfleet.carriers.telnyx.events import client_state_of, translate
 from callfleet.dialer.inbound import open_inbound
-from callfleet.voice.live import amd_verdict
 
 log = structlog.get_logger("callfleet.carriers.telnyx")
 router = APIRouter(tags=["carrier callbacks"], include_in_schema=False)
@@ -102,9 +101,8 @@ async def telnyx_webhook(request: Request) -> Response:
     if found.carrier_call_id is not None:
         events = [e for e in events if e.carrier_call_id == found.carrier_call_id]
     if events:
+        # (an AMD verdict reaches the call's live media session from there)
         await request.app.state.dialer.events.handle_many(events)
-        for event in events:  # a live media session learns the AMD verdict at once
-            amd_verdict(getattr(request.app.state, "voice", None), event)
     ccid = str(payload.get("call_control_id") or "")
     if parsed["data"].get("event_type") == "call.streaming.failed" and ccid and (
             found.carrier_call_id in (None, ccid)):

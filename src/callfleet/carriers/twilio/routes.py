@@ -35,7 +35,6 @@ from callfleet.carriers.signatures import twilio_valid
 from callfleet.carriers.twilio.adapter import MAX_BRIEFING, STATUS_PATH, twiml_stream
 from callfleet.carriers.twilio.events import events_from_amd, events_from_status
 from callfleet.dialer.inbound import open_inbound
-from callfleet.voice.live import amd_verdict
 
 log = structlog.get_logger("callfleet.carriers.twilio")
 router = APIRouter(tags=["carrier callbacks"], include_in_schema=False)
@@ -90,9 +89,8 @@ async def _apply(request: Request, translate: Translate) -> Response:
     if call_id is not None:
         now = request.app.state.clock.now()
         events = translate(call_id, params, now)
+        # (an AMD verdict reaches the call's live media session from there)
         await request.app.state.dialer.events.handle_many(events)
-        for event in events:  # a live media session learns the AMD verdict at once
-            amd_verdict(getattr(request.app.state, "voice", None), event)
     return Response(status_code=204)
 
 

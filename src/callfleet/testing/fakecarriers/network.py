@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
 import re
-import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -52,7 +50,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callfleet.voice import audio, espeak
-from callfleet.voice.mediaclient import CallReport, CarrierMediaClient, Play, Say, Step
+from callfleet.voice.amd import beep_pcm
+from callfleet.voice.mediaclient import CallReport, CarrierMediaClient, Say, SayNow, Step
 
 BEHAVIOURS = ("answer", "busy", "no_answer", "voicemail", "decline", "failed", "invalid",
               "opt_out")
@@ -919,19 +918,10 @@ def build_app(net: FakeNetwork) -> Starlette:
     ])
 
 
-def beep_ulaw(ms: int = 400, hz: float = 1000.0) -> bytes:
-    """An answering machine's beep."""
-    n = audio.CARRIER_RATE * ms // 1000
-    pcm = b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * hz * i /
-                                                          audio.CARRIER_RATE)))
-                   for i in range(n))
-    return audio.pcm_to_ulaw(pcm)
-
-
 def script_for(behaviour: str) -> list[Step]:
     """What the callee of ``behaviour`` says (spoken by espeak-ng, short on purpose)."""
     lines = LINES.get(behaviour, LINES["answer"])
     if behaviour == "voicemail":
-        return [Play(lines[0], espeak.speak_ulaw(lines[0]) + audio.silence_ulaw(300)
-                     + beep_ulaw())]
+        return [SayNow(lines[0], espeak.speak_ulaw(lines[0]) + audio.silence_ulaw(300)
+                       + audio.pcm_to_ulaw(beep_pcm(0.4, 1000.0)))]
     return [Say(text, espeak.speak_ulaw(text)) for text in lines]

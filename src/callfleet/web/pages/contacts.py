@@ -16,6 +16,7 @@ from callfleet.crm import fields as crm_fields
 from callfleet.crm import lookups
 from callfleet.crm import service as crm
 from callfleet.errors import ApiError
+from callfleet.recordings import delete_recordings
 from callfleet.web.auth import Ctx, Editor, Viewer, read_form
 from callfleet.web.forms import (
     checked,
@@ -207,7 +208,7 @@ async def update_contact(contact_id: str, ctx: Editor) -> Response:
 @router.post("/contacts/{contact_id}/delete")
 async def delete_contact(contact_id: str, ctx: Editor) -> Response:
     try:
-        await crm.delete_contact(ctx.s, ctx.p, contact_id)
+        recorded = await crm.delete_contact(ctx.s, ctx.p, contact_id)
     except ApiError as exc:
         if exc.status != 409:
             raise
@@ -218,4 +219,6 @@ async def delete_contact(contact_id: str, ctx: Editor) -> Response:
         return page(ctx.request, "contacts/detail.html", user=ctx.user, status=409,
                     contact=contact, company=company, definitions=definitions,
                     errors={"_form": exc.error}, learned=[])
-    return await ctx.done("/contacts?deleted=1")
+    done = await ctx.done("/contacts?deleted=1")
+    await delete_recordings(ctx.request.app.state.recordings, recorded)
+    return done
