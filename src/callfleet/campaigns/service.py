@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
@@ -20,7 +20,12 @@ from callfleet.campaigns.views import NO_COUNTERS, SNAKE_RETRY, campaign_out, en
 from callfleet.compliance.audit import waiting_by_reason
 from callfleet.compliance.changes import log_change, require_owner
 from callfleet.compliance.dialing import team_compliance
-from callfleet.compliance.duties import abandonment, assistant_problems
+from callfleet.compliance.duties import (
+    Abandonment,
+    abandonment,
+    assistant_problems,
+    greeting_head,
+)
 from callfleet.compliance.models import DncEntry
 from callfleet.compliance.table import shipped_table
 from callfleet.crm import fields as F
@@ -40,30 +45,49 @@ AUDIENCES = ("manual", "all_eligible")
 # ---------------------------------------------------------------- reading
 
 
+async def _tallies(session: AsyncSession, campaign_ids: list[str]
+                   ) -> dict[str, list[tuple[str, bool, int, int]]]:
+    """Each campaign's enrollments counted by (status, answered, attempts): a scan of the
+    covering index ``ix_campaign_contacts_tally`` with no expression to evaluate per row
+    (docs/decisions/0046-campaign-dashboard-reads.md); a handful of rows per campaign."""
+    e = Enrollment
+    rows = await session.execute(
+        select(e.campaign_id, e.status, e.answered, e.attempts, func.count())
+        .where(e.campaign_id.in_(campaign_ids))
+        .group_by(e.campaign_id, e.status, e.answered, e.attempts))
+    out: dict[str, list[tuple[str, bool, int, int]]] = {}
+    for cid, status, answered, attempts, n in rows:
+        out.setdefault(cid, []).append((status, answered is True, int(attempts or 0), int(n)))
+    return out
+
+
+def _counters_of(tally: list[tuple[str, bool, int, int]]) -> dict[str, int]:
+    total = called = done = answered_n = skipped = failed = 0
+    for status, answered, attempts, n in tally:
+        total += n
+        if attempts > 0:
+            called += n
+        if status in ("completed", "failed"):
+            done += n
+        if answered:
+            answered_n += n
+        if status == "skipped":
+            skipped += n
+        if status == "failed":
+            failed += n
+    return {
+        "total_contacts": total, "contacts_called": called,
+        "contacts_completed": done, "contacts_answered": answered_n,
+        "contacts_skipped": skipped, "contacts_failed": failed,
+    }
+
+
 async def counters(session: AsyncSession, campaign_ids: list[str]) -> dict[str, dict[str, int]]:
     """Counters derived from the enrollments (never stored, so never out of date)."""
     if not campaign_ids:
         return {}
-    e = Enrollment
-    rows = await session.execute(
-        select(
-            e.campaign_id,
-            func.count(),
-            func.sum(case((e.attempts > 0, 1), else_=0)),
-            func.sum(case((e.status.in_(("completed", "failed")), 1), else_=0)),
-            func.sum(case((e.answered.is_(True), 1), else_=0)),
-            func.sum(case((e.status == "skipped", 1), else_=0)),
-            func.sum(case((e.status == "failed", 1), else_=0)),
-        ).where(e.campaign_id.in_(campaign_ids)).group_by(e.campaign_id)
-    )
-    out = {}
-    for cid, total, called, done, answered, skipped, failed in rows:
-        out[cid] = {
-            "total_contacts": int(total or 0), "contacts_called": int(called or 0),
-            "contacts_completed": int(done or 0), "contacts_answered": int(answered or 0),
-            "contacts_skipped": int(skipped or 0), "contacts_failed": int(failed or 0),
-        }
-    return out
+    tallies = await _tallies(session, campaign_ids)
+    return {cid: _counters_of(t) for cid, t in tallies.items()}
 
 
 async def _numbers(session: AsyncSession, campaigns: list[Campaign]) -> dict[str, str]:
@@ -463,14 +487,15 @@ async def list_enrollments(session: AsyncSession, p: Principal, campaign_id: str
 async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: datetime
                     ) -> dict[str, Any]:
     c = await owned(session, p, campaign_id, include_deleted=True)
-    by_status: dict[str, int] = dict(list(await session.execute(
-        select(Enrollment.status, func.count()).where(Enrollment.campaign_id == c.id)
-        .group_by(Enrollment.status))))
+    tally = (await _tallies(session, [c.id])).get(c.id, [])
+    by_status: dict[str, int] = {}
+    for status, _answered, _attempts, n in tally:
+        by_status[status] = by_status.get(status, 0) + n
     by_outcome: dict[str, int] = dict(list(await session.execute(
         select(Call.outcome, func.count()).where(Call.campaign_id == c.id,
                                                  Call.outcome.is_not(None))
         .group_by(Call.outcome))))
-    count = (await counters(session, [c.id])).get(c.id, NO_COUNTERS)
+    count = _counters_of(tally) if tally else NO_COUNTERS
     called = count["contacts_called"]
     total = count["total_contacts"]
     queue = await session.execute(
@@ -506,10 +531,26 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
         "purpose": c.purpose or "informational",
         "consent_check": c.consent_check is not False,
         "waiting_by_reason": await waiting_by_reason(session, c.id, now, shipped_table()),
-        "abandonment": abandonment(await session.scalars(
-            select(Call.messages).where(Call.campaign_id == c.id,
-                                        Call.answered_at >= now - timedelta(days=30),
-                                        Call.outcome != "voicemail")
-            .order_by(Call.answered_at.desc()).limit(ABANDON_SAMPLE))).as_dict(),
+        "abandonment": (await _abandonment(session, c.id, now)).as_dict(),
     }
+
+
+async def _abandonment(session: AsyncSession, campaign_id: str, now: datetime) -> Abandonment:
+    """The 30-day abandonment of the campaign's latest ``ABANDON_SAMPLE`` answered calls.
+    Reads the first two messages of each transcript (the greeting is almost always one of
+    them; the index ``ix_calls_campaign_id_answered_at`` gives the calls in order), and a
+    whole transcript only where those do not settle it."""
+    rows = list(await session.execute(
+        select(Call.id, Call.messages[0], Call.messages[1])
+        .where(Call.campaign_id == campaign_id, Call.answered_at >= now - timedelta(days=30),
+               Call.outcome != "voicemail")
+        .order_by(Call.answered_at.desc()).limit(ABANDON_SAMPLE)))
+    heads = [greeting_head((m0, m1)) for _id, m0, m1 in rows]
+    unsettled = [r.id for r, head in zip(rows, heads, strict=True) if head is None]
+    full: dict[str, Any] = {}
+    for i in range(0, len(unsettled), 500):
+        full.update((k, v) for k, v in await session.execute(
+            select(Call.id, Call.messages).where(Call.id.in_(unsettled[i:i + 500]))))
+    return abandonment(full.get(r.id) if head is None else head
+                       for r, head in zip(rows, heads, strict=True))
 
