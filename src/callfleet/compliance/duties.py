@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ABANDON_AFTER_SECONDS", "MAX_ABANDON_RATE", "Abandonment", "abandonment",
-           "assistant_problems", "greeting_head"]
+           "assistant_problems"]
 
 ABANDON_AFTER_SECONDS = 2.0
 MAX_ABANDON_RATE = 0.03
@@ -85,23 +85,6 @@ def _first_assistant_time(messages: Sequence[dict[str, Any]] | None) -> float | 
                 return float(m.get("time") or 0.0)
             except (TypeError, ValueError):
                 return None
-    return None
-
-
-def greeting_head(head: Sequence[Any]) -> list[dict[str, Any]] | None:
-    """The first messages of a transcript (``None`` past its end), cut to what
-    ``abandonment`` reads of it: up to and including the first assistant message, or all of
-    a transcript that ended before one. ``None`` when they do not settle it (the whole
-    transcript is needed)."""
-    out: list[dict[str, Any]] = []
-    for m in head:
-        if m is None:
-            return out  # the transcript ended
-        if not isinstance(m, dict):
-            return None
-        out.append(m)
-        if m.get("role") == "assistant":
-            return out
     return None
 
 
