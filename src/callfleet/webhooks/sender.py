@@ -58,6 +58,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -124,6 +125,10 @@ def _promote_statement() -> Any:
 
 
 PROMOTE = _promote_statement()
+# The pass's commit does not wait for its WAL flush (PostgreSQL): a pass lost in a crash of
+# the database server is done again (fan-out) or its deliveries are sent again after their
+# lease (claims, results): at-least-once holds (docs/decisions/0047-webhooks-on-postgresql.md).
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 PENDING_EVENT = select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)).limit(1)
 DUE_DELIVERY = select(WebhookDelivery.id).where(
     WebhookDelivery.status.in_(("pending", "sending")),
@@ -371,6 +376,8 @@ class WebhookSender:
             if not (dispatch or limit):
                 return 0, []
         async with self.db.session() as s:
+            if not self.db.is_sqlite:
+                await s.execute(ASYNC_COMMIT)
             dispatched = await self._dispatch(s, now) if dispatch else 0
             if results:
                 await self._apply(s, results)
