@@ -207,10 +207,62 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def run_sender_until(db: Database, settings: Settings, box: SecretBox,
-                           done: Any) -> None:
+class ExtraSenders:
+    """``--senders N``: N-1 more sender processes on the same database (PostgreSQL: they
+    share the work through ``SKIP LOCKED``, as ``serve`` and ``worker`` on one node do).
+    Each imports and connects first, then starts its ``WebhookSender.run`` loop on "go"."""
+
+    def __init__(self, n: int, url: str, key: bytes, tick: float | None) -> None:
+        env = {**os.environ, "BENCH_WEBHOOK_KEY": key.decode()}
+        cmd = [sys.executable, __file__, "--sender", url, "--src", str(SRC)]
+        if tick:
+            cmd += ["--tick", str(tick)]
+        self.procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       env=env, text=True) for _ in range(n)]
+        for p in self.procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+
+    def go(self) -> None:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+
+    def stop(self) -> float:
+        """Stops them; returns their CPU seconds since "go"."""
+        cpu = 0.0
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            out, _ = p.communicate(timeout=60)
+            cpu += float(out.split()[-1]) if out.strip() else 0.0
+        return cpu
+
+
+async def _sender_process(url: str, tick: float | None) -> None:
+    """One extra sender (``--senders``): ready, then run from "go" until SIGTERM; prints
+    its CPU seconds."""
+    db = open_database(url)
+    box = SecretBox([os.environ["BENCH_WEBHOOK_KEY"].encode()])
+    settings = Settings(outbound_allowed_networks=RECEIVER_NETWORK,
+                        **({"webhook_tick_seconds": tick} if tick else {}))
     sender = WebhookSender(db, Clock(1.0), settings, box=box)
     stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    cpu0 = time.process_time()
+    await sender.run(stop)
+    await db.dispose()
+    print(f"{time.process_time() - cpu0:.4f}", flush=True)
+
+
+async def run_sender_until(db: Database, settings: Settings, box: SecretBox,
+                           done: Any, extra: ExtraSenders | None = None) -> None:
+    sender = WebhookSender(db, Clock(1.0), settings, box=box)
+    stop = asyncio.Event()
+    if extra is not None:
+        extra.go()
     task = asyncio.create_task(sender.run(stop))
     try:
         await done()
@@ -281,23 +333,31 @@ async def phase_bare(events: int, settings: Settings, box: SecretBox) -> dict[st
 
 
 async def phase_backlog(backend: str, events: int, settings: Settings,
-                        box: SecretBox) -> dict[str, Any]:
-    db, _url, cleanup = await fresh_db(backend)
+                        box: SecretBox, args: argparse.Namespace) -> dict[str, Any]:
+    db, url, cleanup = await fresh_db(backend)
     rx = Receiver()
+    extra: ExtraSenders | None = None
     try:
         team_id = await seed(db, box, rx.url)
         for start in range(0, events, 1000):
             await emit_batch(db, team_id, start, min(1000, events - start))
+        if args.senders > 1:
+            extra = ExtraSenders(args.senders - 1, url, args.key, args.tick)
         t0, cpu0 = time.time(), time.process_time()
 
         async def done() -> None:
             while await delivered(db) < events:
                 await asyncio.sleep(0.1)
 
-        await run_sender_until(db, settings, box, done)
+        await run_sender_until(db, settings, box, done, extra)
         elapsed = time.time() - t0
         cpu = time.process_time() - cpu0
+        if extra is not None:
+            cpu += extra.stop()
+            extra = None
     finally:
+        if extra is not None:
+            extra.stop()
         got = rx.finish()
         await db.dispose()
         await drop_db(cleanup)
@@ -309,12 +369,15 @@ async def phase_backlog(backend: str, events: int, settings: Settings,
 
 
 async def phase_paced(backend: str, events: int, rate: float, settings: Settings,
-                      box: SecretBox) -> dict[str, Any]:
-    db, _url, cleanup = await fresh_db(backend)
+                      box: SecretBox, args: argparse.Namespace) -> dict[str, Any]:
+    db, url, cleanup = await fresh_db(backend)
     rx = Receiver()
     created: dict[str, float] = {}
+    extra: ExtraSenders | None = None
     try:
         team_id = await seed(db, box, rx.url)
+        if args.senders > 1:
+            extra = ExtraSenders(args.senders - 1, url, args.key, args.tick)
 
         async def done() -> None:
             t0 = time.monotonic()
@@ -328,7 +391,10 @@ async def phase_paced(backend: str, events: int, rate: float, settings: Settings
             while await delivered(db) < events:
                 await asyncio.sleep(0.1)
 
-        await run_sender_until(db, settings, box, done)
+        await run_sender_until(db, settings, box, done, extra)
+        if extra is not None:
+            extra.stop()
+            extra = None
         try:
             from callfleet.webhooks.outbox import OutboxEvent
         except ImportError:  # a version before the table moved (--src)
@@ -338,6 +404,8 @@ async def phase_paced(backend: str, events: int, rate: float, settings: Settings
             for event_id, at in await s.execute(select(OutboxEvent.id, OutboxEvent.created_at)):
                 created[event_id] = at.timestamp()
     finally:
+        if extra is not None:
+            extra.stop()
         got = rx.finish()
         await db.dispose()
         await drop_db(cleanup)
@@ -359,23 +427,25 @@ def uptime() -> str:
 async def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     from cryptography.fernet import Fernet
 
-    box = SecretBox([Fernet.generate_key()])
+    args.key = Fernet.generate_key()
+    box = SecretBox([args.key])
     # The receiver is on loopback, which tenant URLs may reach only when allowed.
     settings = Settings(outbound_allowed_networks=RECEIVER_NETWORK,
                         **({"webhook_tick_seconds": args.tick} if args.tick else {}))
     before = uptime()
     bare = await phase_bare(args.events, settings, box)
     print(f"bare POST loop: {bare}", flush=True)
-    backlog = await phase_backlog(backend, args.events, settings, box)
+    backlog = await phase_backlog(backend, args.events, settings, box, args)
     backlog["ratio_to_bare_sender_client"] = round(
         backlog["events_per_second"] / bare["sender_client"]["per_second"], 3)
     backlog["ratio_to_bare_default_httpx"] = round(
         backlog["events_per_second"] / bare["default_httpx"]["per_second"], 3)
     print(f"{backend} backlog: {backlog}", flush=True)
-    paced = await phase_paced(backend, args.paced, args.rate, settings, box)
+    paced = await phase_paced(backend, args.paced, args.rate, settings, box, args)
     print(f"{backend} paced: {paced}", flush=True)
     return {
-        "backend": backend, "src": str(SRC), "bare": bare, "backlog": backlog, "paced": paced,
+        "backend": backend, "src": str(SRC), "senders": args.senders, "bare": bare,
+        "backlog": backlog, "paced": paced,
         "settings": {"max_in_flight": settings.webhook_max_in_flight,
                      "endpoint_concurrency": getattr(settings, "webhook_endpoint_concurrency",
                                                      None),
@@ -414,10 +484,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None,
                     help="results file (one backend); default bench/results/webhooks-"
                          "<backend>.json")
+    ap.add_argument("--senders", type=int, default=1,
+                    help="sender processes on the database (this one plus N-1 more)")
     ap.add_argument("--receiver", nargs=2, metavar=("PORT", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--sender", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.receiver:
         run(_receiver(int(args.receiver[0]), args.receiver[1]))
+        return
+    if args.sender:
+        run(_sender_process(args.sender, args.tick))
         return
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     RESULTS_DIR.mkdir(exist_ok=True)

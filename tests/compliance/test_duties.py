@@ -93,3 +93,31 @@ async def test_dashboard_shows_the_abandonment_rate(
     r = await client.get(f"/api/crm/campaigns/{cid}/dashboard", headers=team.headers)
     a = r.json()["dashboard"]["abandonment"]
     assert (a["abandoned"], a["rate"], a["over_limit"]) == (1, 1.0, True)
+    # The database counts what the first two messages settle; the rest is read whole and
+    # judged in Python: the same answer as judging every transcript whole.
+    for messages in TRANSCRIPTS:
+        async with database.db.session() as s:
+            await s.execute(update(Call).where(Call.campaign_id == cid)
+                            .values(messages=messages))
+            await s.commit()
+        r = await client.get(f"/api/crm/campaigns/{cid}/dashboard", headers=team.headers)
+        a = r.json()["dashboard"]["abandonment"]
+        assert (a["answered"], a["abandoned"]) == (1, abandonment([messages]).abandoned), \
+            messages
+
+
+TRANSCRIPTS: list[Any] = [
+    [], [{"role": "assistant", "text": "Hi", "time": 0}],
+    [{"role": "assistant", "time": 2.0}], [{"role": "assistant", "time": 2.01}],
+    [{"role": "assistant", "time": 3}], [{"role": "assistant"}],
+    [{"role": "assistant", "time": None}], [{"role": "assistant", "time": True}],
+    [{"role": "assistant", "time": "1.5"}], [{"role": "assistant", "time": "2.5"}],
+    [{"role": "assistant", "time": "soon"}], [{"role": "assistant", "time": ""}],
+    [{"role": "assistant", "time": [1]}], [{"role": "assistant", "time": {}}],
+    [{"role": "user", "time": 0.5}], [{"role": "user", "time": 0.5},
+                                     {"role": "assistant", "time": 1.0}],
+    [{"role": "user", "time": 0.5}, {"role": "assistant", "time": 2.5}],
+    [{"role": "user"}, {"role": "user"}, {"role": "assistant", "time": 1.2}],
+    [{"role": "user"}, {"role": "user"}, {"role": "assistant", "time": 2.2}],
+    [{"role": "system"}, {"role": "user"}], [{"role": 7}, {"role": "assistant", "time": 1}],
+]

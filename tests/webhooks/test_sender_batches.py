@@ -27,7 +27,7 @@ from callfleet.webhooks import service as webhooks
 from callfleet.webhooks.models import WebhookDelivery
 from callfleet.webhooks.outbox import OutboxEvent
 from callfleet.webhooks.secrets import SecretBox
-from callfleet.webhooks.sender import WebhookSender
+from callfleet.webhooks.sender import DISPATCH_GAP, WebhookSender
 from tests.conftest import DbHandle, TeamCtx, make_settings
 from tests.webhooks.helpers import (
     Receiver,
@@ -132,7 +132,7 @@ import asyncio, sys
 from callfleet.clock import Clock
 from callfleet.config import Settings
 from callfleet.db.session import open_database
-from callfleet.webhooks.sender import WebhookSender
+from callfleet.webhooks.sender import DISPATCH_GAP, WebhookSender
 
 async def main() -> None:
     db = open_database(sys.argv[1])
@@ -232,3 +232,44 @@ async def test_a_sender_killed_mid_batch_loses_nothing(own_database: DbHandle) -
     for event_id in sorted(first, key=first.__getitem__):
         by_subject[subject[event_id]].append(order[event_id])
     assert all(s == sorted(s) for s in by_subject.values()), by_subject
+
+
+async def test_wake_ups_while_busy_are_gathered_into_one_fan_out(
+        own_database: DbHandle) -> None:
+    """After a fan-out that found events, the wake-ups of the commits that follow within
+    DISPATCH_GAP wait for one fan-out at the end of the gap (they no longer each start a
+    transaction beside the dialer's); after an idle fan-out a wake-up fans out at once."""
+    async with own_database.db.session() as s:
+        team, _ = await create_team(s, "Gap")
+        await s.commit()
+    now = datetime.now(UTC)
+    sender = WebhookSender(own_database.db, FixedClock(now), make_settings(own_database.url))
+    loop_time = [1000.0]
+    sender._loop_time = lambda: loop_time[0]  # type: ignore[method-assign]
+
+    async def undispatched(event_ids: list[str]) -> int:
+        async with own_database.db.session(write=False) as s:
+            return len(list(await s.scalars(select(OutboxEvent.id).where(
+                OutboxEvent.id.in_(event_ids), OutboxEvent.dispatched_at.is_(None)))))
+
+    first = await emit_events(own_database, team.id, now, ("call.initiated", "c1", {}))
+    await sender._pass(woken=True)  # idle before: at once
+    assert await undispatched(first) == 0
+    second = await emit_events(own_database, team.id, now, ("call.ringing", "c1", {}))
+    loop_time[0] += DISPATCH_GAP / 2
+    await sender._pass(woken=True)  # within the gap after a busy fan-out: held
+    assert await undispatched(second) == 1 and 0 < sender._hold() <= DISPATCH_GAP / 2 + 1e-6
+    third = await emit_events(own_database, team.id, now, ("call.ringing", "c1", {}))
+    loop_time[0] += DISPATCH_GAP / 4
+    await sender._pass(woken=True)
+    assert await undispatched(second + third) == 2
+    loop_time[0] += DISPATCH_GAP / 4 + 0.001
+    await sender._pass(woken=False)  # the gap is over: the held wake-up fans out both
+    assert await undispatched(second + third) == 0 and sender._hold() == 0
+    # A fan-out that finds nothing ends the busy spell: the next wake-up goes at once.
+    loop_time[0] += sender.settings.webhook_tick_seconds
+    await sender._pass(woken=False)
+    fourth = await emit_events(own_database, team.id, now, ("call.ringing", "c1", {}))
+    loop_time[0] += 0.001
+    await sender._pass(woken=True)
+    assert await undispatched(fourth) == 0

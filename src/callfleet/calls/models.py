@@ -52,6 +52,11 @@ class Call(TeamOwned, Base):
         UniqueConstraint("enrollment_id", "attempt"),
         Index("ix_calls_team_id_id", "team_id", "id"),
         Index("ix_calls_campaign_id_status", "campaign_id", "status"),
+        # The campaign dashboard (migration 0028): calls by outcome (covering), the last
+        # hour's ended calls, the latest answered calls for the abandonment rate.
+        Index("ix_calls_campaign_id_outcome", "campaign_id", "outcome"),
+        Index("ix_calls_campaign_id_ended_at", "campaign_id", "ended_at"),
+        Index("ix_calls_campaign_id_answered_at", "campaign_id", "answered_at"),
         Index("ix_calls_status_lease", "status", "lease_expires_at"),
         Index("ix_calls_contact_id", "contact_id"),
         Index("ix_calls_carrier_call_id", "carrier_call_id"),

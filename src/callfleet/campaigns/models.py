@@ -90,4 +90,6 @@ class Enrollment(Base):
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_campaign_contacts_due", "campaign_id", "status", "next_attempt_at"),
         Index("ix_campaign_contacts_contact_id", "contact_id"),
+        # The counters (campaigns.service.counters) read only this index (migration 0028).
+        Index("ix_campaign_contacts_tally", "campaign_id", "status", "answered", "attempts"),
     )

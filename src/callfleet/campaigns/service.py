@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import Float, case, cast, func, insert, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
@@ -20,7 +20,12 @@ from callfleet.campaigns.views import NO_COUNTERS, SNAKE_RETRY, campaign_out, en
 from callfleet.compliance.audit import waiting_by_reason
 from callfleet.compliance.changes import log_change, require_owner
 from callfleet.compliance.dialing import team_compliance
-from callfleet.compliance.duties import abandonment, assistant_problems
+from callfleet.compliance.duties import (
+    ABANDON_AFTER_SECONDS,
+    Abandonment,
+    abandonment,
+    assistant_problems,
+)
 from callfleet.compliance.models import DncEntry
 from callfleet.compliance.table import shipped_table
 from callfleet.crm import fields as F
@@ -40,30 +45,49 @@ AUDIENCES = ("manual", "all_eligible")
 # ---------------------------------------------------------------- reading
 
 
+async def _tallies(session: AsyncSession, campaign_ids: list[str]
+                   ) -> dict[str, list[tuple[str, bool, int, int]]]:
+    """Each campaign's enrollments counted by (status, answered, attempts): a scan of the
+    covering index ``ix_campaign_contacts_tally`` with no expression to evaluate per row
+    (docs/decisions/0046-campaign-dashboard-reads.md); a handful of rows per campaign."""
+    e = Enrollment
+    rows = await session.execute(
+        select(e.campaign_id, e.status, e.answered, e.attempts, func.count())
+        .where(e.campaign_id.in_(campaign_ids))
+        .group_by(e.campaign_id, e.status, e.answered, e.attempts))
+    out: dict[str, list[tuple[str, bool, int, int]]] = {}
+    for cid, status, answered, attempts, n in rows:
+        out.setdefault(cid, []).append((status, answered is True, int(attempts or 0), int(n)))
+    return out
+
+
+def _counters_of(tally: list[tuple[str, bool, int, int]]) -> dict[str, int]:
+    total = called = done = answered_n = skipped = failed = 0
+    for status, answered, attempts, n in tally:
+        total += n
+        if attempts > 0:
+            called += n
+        if status in ("completed", "failed"):
+            done += n
+        if answered:
+            answered_n += n
+        if status == "skipped":
+            skipped += n
+        if status == "failed":
+            failed += n
+    return {
+        "total_contacts": total, "contacts_called": called,
+        "contacts_completed": done, "contacts_answered": answered_n,
+        "contacts_skipped": skipped, "contacts_failed": failed,
+    }
+
+
 async def counters(session: AsyncSession, campaign_ids: list[str]) -> dict[str, dict[str, int]]:
     """Counters derived from the enrollments (never stored, so never out of date)."""
     if not campaign_ids:
         return {}
-    e = Enrollment
-    rows = await session.execute(
-        select(
-            e.campaign_id,
-            func.count(),
-            func.sum(case((e.attempts > 0, 1), else_=0)),
-            func.sum(case((e.status.in_(("completed", "failed")), 1), else_=0)),
-            func.sum(case((e.answered.is_(True), 1), else_=0)),
-            func.sum(case((e.status == "skipped", 1), else_=0)),
-            func.sum(case((e.status == "failed", 1), else_=0)),
-        ).where(e.campaign_id.in_(campaign_ids)).group_by(e.campaign_id)
-    )
-    out = {}
-    for cid, total, called, done, answered, skipped, failed in rows:
-        out[cid] = {
-            "total_contacts": int(total or 0), "contacts_called": int(called or 0),
-            "contacts_completed": int(done or 0), "contacts_answered": int(answered or 0),
-            "contacts_skipped": int(skipped or 0), "contacts_failed": int(failed or 0),
-        }
-    return out
+    tallies = await _tallies(session, campaign_ids)
+    return {cid: _counters_of(t) for cid, t in tallies.items()}
 
 
 async def _numbers(session: AsyncSession, campaigns: list[Campaign]) -> dict[str, str]:
@@ -463,14 +487,15 @@ async def list_enrollments(session: AsyncSession, p: Principal, campaign_id: str
 async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: datetime
                     ) -> dict[str, Any]:
     c = await owned(session, p, campaign_id, include_deleted=True)
-    by_status: dict[str, int] = dict(list(await session.execute(
-        select(Enrollment.status, func.count()).where(Enrollment.campaign_id == c.id)
-        .group_by(Enrollment.status))))
+    tally = (await _tallies(session, [c.id])).get(c.id, [])
+    by_status: dict[str, int] = {}
+    for status, _answered, _attempts, n in tally:
+        by_status[status] = by_status.get(status, 0) + n
     by_outcome: dict[str, int] = dict(list(await session.execute(
         select(Call.outcome, func.count()).where(Call.campaign_id == c.id,
                                                  Call.outcome.is_not(None))
         .group_by(Call.outcome))))
-    count = (await counters(session, [c.id])).get(c.id, NO_COUNTERS)
+    count = _counters_of(tally) if tally else NO_COUNTERS
     called = count["contacts_called"]
     total = count["total_contacts"]
     queue = await session.execute(
@@ -506,10 +531,69 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
         "purpose": c.purpose or "informational",
         "consent_check": c.consent_check is not False,
         "waiting_by_reason": await waiting_by_reason(session, c.id, now, shipped_table()),
-        "abandonment": abandonment(await session.scalars(
-            select(Call.messages).where(Call.campaign_id == c.id,
-                                        Call.answered_at >= now - timedelta(days=30),
-                                        Call.outcome != "voicemail")
-            .order_by(Call.answered_at.desc()).limit(ABANDON_SAMPLE))).as_dict(),
+        "abandonment": (await _abandonment(session, c.id, now)).as_dict(),
     }
+
+
+def _greeting_state(doc: Any, sqlite: bool) -> Any:
+    """SQL: what the first two messages of a transcript say of its greeting — ``ok`` /
+    ``late`` (the assistant's first message came at most / more than
+    ``ABANDON_AFTER_SECONDS`` after the answer, or never: ``late``), or ``other`` (a shape
+    left to Python: the greeting may be further on, or its time is not a number). ``doc``:
+    on SQLite a JSON array of the first two messages (one parse of the transcript per
+    call), on PostgreSQL the jsonb transcript. The common case costs three look-ups."""
+    def at(i: int, key: str | None, text: bool = False) -> Any:
+        if sqlite:
+            return func.json_extract(doc, f"$[{i}]" + (f".{key}" if key else ""))
+        head = doc.op("->")(literal(i))
+        return head if key is None else head.op("->>" if text else "->")(literal(key))
+
+    def kind(i: int, key: str | None = None) -> Any:
+        if sqlite:
+            return func.coalesce(func.json_type(doc, f"$[{i}]" + (f".{key}" if key else "")),
+                                 "null")
+        return func.coalesce(func.jsonb_typeof(at(i, key)), "null")
+
+    def timing(i: int) -> Any:
+        seconds = at(i, "time") if sqlite else cast(at(i, "time", text=True), Float)
+        late = case((seconds > ABANDON_AFTER_SECONDS, "late"), else_="ok")
+        # float(time or 0.0): null, missing and booleans are at most 1 s.
+        whens = ({"integer": late, "real": late, "null": "ok", "true": "ok", "false": "ok"}
+                 if sqlite else {"number": late, "null": "ok", "boolean": "ok"})
+        return case(whens, value=kind(i, "time"), else_="other")
+
+    return case(
+        (at(0, "role", text=True) == "assistant", timing(0)),
+        (kind(0) == "null", "late"),  # no message at all
+        (kind(0) != "object", "other"),
+        (at(1, "role", text=True) == "assistant", timing(1)),
+        (kind(1) == "null", "late"),  # one message, not the assistant's
+        else_="other")
+
+
+async def _abandonment(session: AsyncSession, campaign_id: str, now: datetime) -> Abandonment:
+    """The 30-day abandonment of the campaign's latest ``ABANDON_SAMPLE`` answered calls,
+    counted in the database from the first two messages of each transcript (the greeting
+    is almost always one of them; ``ix_calls_campaign_id_answered_at`` gives the calls in
+    order). Transcripts those do not settle are read whole and judged by
+    ``compliance.duties.abandonment`` (docs/decisions/0046-campaign-dashboard-reads.md)."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    doc = func.json_extract(Call.messages, "$[0]", "$[1]") if sqlite else Call.messages
+    sample = (select(Call.id, doc.label("doc"))
+              .where(Call.campaign_id == campaign_id,
+                     Call.answered_at >= now - timedelta(days=30),
+                     Call.outcome != "voicemail")
+              .order_by(Call.answered_at.desc()).limit(ABANDON_SAMPLE).subquery())
+    state = _greeting_state(sample.c.doc, sqlite)
+    counts = {str(k): int(n) for k, n in await session.execute(
+        select(state.label("state"), func.count()).group_by(literal_column("state")))}
+    answered = sum(counts.values())
+    abandoned = counts.get("late", 0)
+    if counts.get("other"):
+        ids = list(await session.scalars(select(sample.c.id).where(state == "other")))
+        for i in range(0, len(ids), 500):
+            rows = await session.execute(
+                select(Call.messages).where(Call.id.in_(ids[i:i + 500])))
+            abandoned += abandonment(m for (m,) in rows).abandoned
+    return Abandonment(answered, abandoned)
 

@@ -331,7 +331,14 @@ class Dialer:
         purpose = scope.purpose
         audit: list[dict[str, Any]] = []  # dial_decisions rows of refusals and deferrals
         decided: dict[str, Any] = {}  # enrollment id -> the allow decision
-        history, busy = await self._cap_history(s, c, tc, scope, rows, now, dry_run)
+        # Per candidate, once: its jurisdictions (for the caps and the decision); per
+        # (jurisdictions, window) in this claim, once: the composed schedule.
+        jsets = {row.id: gate.jurisdictions(
+            tc, state=row.state, postal_code=row.postal_code, country=row.country,
+            phone=row.phone, contact_tz=row.timezone, fallback_zone=c.call_window_timezone)
+            for row in rows if row.phone}
+        schedules: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+        history, busy = await self._cap_history(s, c, tc, scope, rows, jsets, now, dry_run)
         for row in rows:
             if len(chosen) >= want:
                 break
@@ -373,12 +380,17 @@ class Dialer:
             judged = None
             if decision.ok or decision.reason in ("outside_window", "outside_legal_hours"):
                 # The compliance engine: every jurisdiction's rules, caps and consent.
-                jset = gate.jurisdictions(
+                jset = jsets.get(row.id) or gate.jurisdictions(
                     tc, state=row.state, postal_code=row.postal_code, country=row.country,
                     phone=row.phone, contact_tz=row.timezone,
                     fallback_zone=c.call_window_timezone)
+                key = (id(jset), id(window))
+                known = schedules.get(key)
+                if known is None:  # (the tuple holds jset and window: their ids stay theirs)
+                    known = schedules[key] = (
+                        jset, window, gate.schedule(tc, jset, scope, window, legal, now))
                 judged = gate.decide(
-                    tc, jset, scope, gate.schedule(tc, jset, scope, window, legal, now), now,
+                    tc, jset, scope, known[2], now,
                     consent=dialing.consent_of(row.consent_kind, row.consent_revoked_at),
                     history=history.get(row.phone, ()))
                 if not judged.allowed:
@@ -524,7 +536,7 @@ class Dialer:
 
     async def _cap_history(
         self, s: AsyncSession, c: Campaign, tc: dialing.TeamCompliance, scope: Any,
-        rows: list[Any], now: datetime, dry_run: bool,
+        rows: list[Any], jsets: dict[str, Any], now: datetime, dry_run: bool,
     ) -> tuple[dict[str, list[PastCall]], set[str]]:
         """The team's recent calls to every candidate number a frequency cap applies to,
         across all its campaigns: ``({phone: calls}, numbers to leave for this pass)``.
@@ -536,13 +548,15 @@ class Dialer:
         for the next pass (a try-lock never waits, so no deadlock)."""
         gate = self.compliance
         capped: dict[str, int] = {}
+        caps_of: dict[int, tuple[Any, list[Any]]] = {}  # id(jset) -> (jset, its caps)
         for row in rows:
             if not row.phone or row.phone in capped:
                 continue
-            jset = gate.jurisdictions(
-                tc, state=row.state, postal_code=row.postal_code, country=row.country,
-                phone=row.phone, contact_tz=row.timezone, fallback_zone=c.call_window_timezone)
-            caps = gate.caps(tc, jset, scope, now)
+            jset = jsets[row.id]
+            known = caps_of.get(id(jset))
+            if known is None:
+                known = caps_of[id(jset)] = (jset, gate.caps(tc, jset, scope, now))
+            caps = known[1]
             if caps:
                 capped[row.phone] = max(int(cap.per.total_seconds()) for cap in caps)
         if not capped:

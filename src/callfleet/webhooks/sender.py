@@ -58,6 +58,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -97,6 +98,11 @@ FLUSH_SECONDS = 0.01
 # many per lane while its answers are fast, fewer as they slow down, so that a delivery
 # waiting for a lane is sent long before its lease runs out (_saturated).
 HELD_PER_LANE = 8
+# After a fan-out that found events, a wake-up waits this long since that fan-out before the
+# next one: while the dialer commits events many times a second, the sender gathers them
+# into fewer, larger fan-outs instead of one transaction per commit competing with the
+# dialer's (docs/decisions/0045-sender-wake-up-gap.md). An idle sender fans out at once.
+DISPATCH_GAP = 0.1
 SECRET_CACHE = 1000  # decrypted endpoint secrets kept in memory
 
 
@@ -119,6 +125,10 @@ def _promote_statement() -> Any:
 
 
 PROMOTE = _promote_statement()
+# The pass's commit does not wait for its WAL flush (PostgreSQL): a pass lost in a crash of
+# the database server is done again (fan-out) or its deliveries are sent again after their
+# lease (claims, results): at-least-once holds (docs/decisions/0047-webhooks-on-postgresql.md).
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 PENDING_EVENT = select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None)).limit(1)
 DUE_DELIVERY = select(WebhookDelivery.id).where(
     WebhookDelivery.status.in_(("pending", "sending")),
@@ -188,6 +198,8 @@ class WebhookSender:
         self._claim_more = True  # something may have become claimable since the last claim
         self._dispatch_more = True
         self._last_dispatch = 0.0
+        self._last_dispatch_busy = False  # the last fan-out found events
+        self._wake_pending = False  # a wake-up not yet answered by a fan-out
         self._last_claim = 0.0
         self._last_prune = 0.0
         self._last_gauges = 0.0
@@ -257,13 +269,21 @@ class WebhookSender:
                         continue
                     if work:
                         idle.busy()
+                    # A wake-up held back by the gap: sleep until the gap ends, not woken
+                    # again by the commits that keep coming meanwhile.
+                    hold = self._hold()
+                    wake = hold <= 0
+                    cap = hold if hold > 0 else float("inf")
                     if self._results:  # gather more results, up to FLUSH_SECONDS
                         left = FLUSH_SECONDS - (self._loop_time() - self._first_result_at)
-                        await idle.sleep(stop, max(0.0, left), wake=True, also=self._progress)
+                        await idle.sleep(stop, min(max(0.0, left), cap), wake=wake,
+                                         also=self._progress)
                     elif self._inflight:  # requests out, nothing to write yet
-                        await idle.sleep(stop, tick, wake=True, also=self._progress)
+                        await idle.sleep(stop, min(tick, cap), wake=wake, also=self._progress)
                     elif work:
                         await asyncio.sleep(0)
+                    elif hold > 0:
+                        await idle.sleep(stop, hold)
                     else:
                         await idle.idle(stop, self._due_in)
             finally:
@@ -274,6 +294,16 @@ class WebhookSender:
                 except Exception:
                     log.exception("webhook_flush_failed", worker=self.worker_id)
                 await self.aclose()
+
+    def _gap_left(self, now_loop: float) -> float:
+        """Seconds until a wake-up may start a fan-out (0 after an idle one)."""
+        if not self._last_dispatch_busy:
+            return 0.0
+        return max(0.0, DISPATCH_GAP - (now_loop - self._last_dispatch))
+
+    def _hold(self) -> float:
+        """Seconds a pending wake-up still waits for its fan-out (0: none waits)."""
+        return self._gap_left(self._loop_time()) if self._wake_pending else 0.0
 
     @staticmethod
     def _loop_time() -> float:
@@ -286,14 +316,16 @@ class WebhookSender:
         of finished sends)."""
         tick = self.settings.webhook_tick_seconds
         now_loop = self._loop_time()
-        dispatch = woken or self._dispatch_more or now_loop - self._last_dispatch >= tick
+        self._wake_pending = self._wake_pending or woken
+        dispatch = (self._dispatch_more or now_loop - self._last_dispatch >= tick
+                    or (self._wake_pending and self._gap_left(now_loop) <= 0))
         free = self.max_in_flight - len(self._inflight)
         flush = bool(self._results) and (
             len(self._results) >= FLUSH_RESULTS or not self._inflight
             or now_loop - self._first_result_at >= FLUSH_SECONDS)
         # Claims ride along with a flush or a fan-out, or come when many slots are free:
         # not a transaction for each slot that frees.
-        claim = free > 0 and (woken or self._claim_more or now_loop - self._last_claim >= tick
+        claim = free > 0 and (dispatch or self._claim_more or now_loop - self._last_claim >= tick
                               ) and (flush or dispatch or not self._inflight
                                      or free >= min(FLUSH_RESULTS, self.max_in_flight))
         if not (dispatch or flush or claim):
@@ -304,12 +336,15 @@ class WebhookSender:
             # Woken, or more is known to wait: no need to look before taking the lock.
             dispatched, jobs = await self._step(
                 self.clock.now(), dispatch=dispatch, results=results, limit=limit,
-                skip=self._saturated(), look=not (woken or self._dispatch_more or results))
+                skip=self._saturated(),
+                look=not ((dispatch and self._wake_pending) or self._dispatch_more or results))
         except Exception:
             self._results = results + self._results  # keep them for the next pass
             raise
         if dispatch:
             self._last_dispatch = now_loop
+            self._last_dispatch_busy = dispatched > 0
+            self._wake_pending = False
             self._dispatch_more = dispatched >= self.settings.webhook_batch
         if claim:
             self._last_claim = now_loop
@@ -341,6 +376,8 @@ class WebhookSender:
             if not (dispatch or limit):
                 return 0, []
         async with self.db.session() as s:
+            if not self.db.is_sqlite:
+                await s.execute(ASYNC_COMMIT)
             dispatched = await self._dispatch(s, now) if dispatch else 0
             if results:
                 await self._apply(s, results)
