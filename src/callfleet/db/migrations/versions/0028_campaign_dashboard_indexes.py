@@ -13,7 +13,7 @@ count reads an index only, and the abandonment sample reads its calls in index o
 from alembic import op
 
 revision = '0028'
-down_revision = '0023'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 
