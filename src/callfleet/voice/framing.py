@@ -52,6 +52,20 @@ def _text(value: Any, what: str, limit: int = 100) -> str:
     return value
 
 
+def _start_body(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``start`` message's body (both carriers' framings open with ``connected``, then
+    ``start``): None for ``connected``; anything else is a broken handshake."""
+    event = message.get("event")
+    if event == "connected":
+        return None
+    if event != "start":
+        raise HandshakeError(f"expected the stream's start, got {str(event)[:40]!r}")
+    body = message.get("start")
+    if not isinstance(body, dict):
+        raise HandshakeError("start is missing")
+    return body
+
+
 class TwilioFraming:
     """Twilio Media Streams: ``connected``, then ``start`` with ``streamSid``, ``callSid``,
     ``customParameters`` and the media format; µ-law 8 kHz ``media``; ``mark``, ``clear``,
@@ -69,14 +83,9 @@ class TwilioFraming:
         return message
 
     def start(self, message: dict[str, Any]) -> StreamStart | None:
-        event = message.get("event")
-        if event == "connected":
+        body = _start_body(message)
+        if body is None:
             return None
-        if event != "start":
-            raise HandshakeError(f"expected the stream's start, got {str(event)[:40]!r}")
-        body = message.get("start")
-        if not isinstance(body, dict):
-            raise HandshakeError("start is missing")
         stream_id = _text(body.get("streamSid") or message.get("streamSid"), "streamSid")
         fmt = body.get("mediaFormat") or {}
         encoding = fmt.get("encoding", "audio/x-mulaw")
@@ -113,14 +122,9 @@ class TelnyxFraming(TwilioFraming):
     name = "telnyx"
 
     def start(self, message: dict[str, Any]) -> StreamStart | None:
-        event = message.get("event")
-        if event == "connected":
+        body = _start_body(message)
+        if body is None:
             return None
-        if event != "start":
-            raise HandshakeError(f"expected the stream's start, got {str(event)[:40]!r}")
-        body = message.get("start")
-        if not isinstance(body, dict):
-            raise HandshakeError("start is missing")
         stream_id = _text(message.get("stream_id") or body.get("stream_id"), "stream_id")
         fmt = body.get("media_format") or {}
         if not isinstance(fmt, dict):
