@@ -146,3 +146,33 @@ async def test_a_failed_telnyx_stream_hangs_the_call_up(
     assert [a["action"] for a in call.params["_actions"]][-1] == "hangup"
     await c.net.deliver(call.sid)
     assert (await _call(database, call.sid)).status == "ended"
+
+
+async def test_twilios_signature_on_the_media_streams_opening_is_checked(
+        carriers: Carriers, database: DbHandle, team: TeamCtx) -> None:
+    """Twilio signs the WebSocket's opening request (``X-Twilio-Signature`` over the stream
+    URL its TwiML named, under the call's account token): the voice runtime checks it when
+    it is sent; one made with another token, or for another call's URL, does not hold."""
+    c = carriers
+    desk = await assistant(database, team, inbound_enabled=True, type="inbound")
+    pn = await buy_number(c, team, "twilio", desk)
+    url = "https://callfleet.test/carriers/twilio/inbound"
+    form = {"CallSid": "CA" + "7" * 32, "To": pn["phone_number"], "From": new_phone(area=415),
+            "CallStatus": "ringing", "AccountSid": "AC" + "f" * 32, "Direction": "inbound"}
+    r = await c.client.post("/carriers/twilio/inbound", data=form, headers={
+        "X-Twilio-Signature": c.net.twilio_sign("fake-twilio-auth-token-0123456789",
+                                                url, form)})
+    assert r.status_code == 200, r.text
+    found = re.search(r'<Stream[^>]*url="(wss://[^"]+)"', r.text)
+    assert found is not None
+    stream = found.group(1)
+    call = await _call(database, "CA" + "7" * 32)
+    planner = c.app.state.voice.planner
+    good = c.net.twilio_sign("fake-twilio-auth-token-0123456789", stream, {})
+    assert await planner.handshake_signed("twilio", call.id, good)
+    assert not await planner.handshake_signed(
+        "twilio", call.id, c.net.twilio_sign("another-token", stream, {}))
+    assert not await planner.handshake_signed(
+        "twilio", call.id, c.net.twilio_sign("fake-twilio-auth-token-0123456789",
+                                             stream + "x", {}))
+    assert not await planner.handshake_signed("telnyx", call.id, good)

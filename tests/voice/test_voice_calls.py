@@ -187,8 +187,13 @@ async def calls(server: tuple[str, ScriptedPlanner, FakeLLM]
     other = await CarrierMediaClient(
         base + stream_path("twilio", "happy_1", KEY).replace("happy_1", "other_1", 1), [],
         max_seconds=5).run()
+    # A Twilio signature on the opening request that this process cannot verify (the
+    # scripted planner knows no account) refuses the stream like a bad token.
+    forged = await CarrierMediaClient(
+        base + stream_path("twilio", "forged_1", KEY), [], max_seconds=5,
+        headers={"X-Twilio-Signature": "bm90IHR3aWxpbw=="}).run()
     results = dict(zip(names, reports, strict=True))
-    results["refused"], results["other"] = refused, other
+    results["refused"], results["other"], results["forged"] = refused, other, forged
     return results, await records_of(planner, len(names)), llm
 
 
@@ -316,6 +321,7 @@ def test_a_wrong_token_is_refused_before_the_stream_opens(calls: Any) -> None:
     assert reports["refused"].refused_status == 403
     assert reports["other"].refused_status == 403  # one call's token opens no other call
     assert "other" not in records
+    assert reports["forged"].refused_status == 403 and "forged" not in records
 
 
 async def test_draining_finishes_running_calls_and_admits_no_new_one() -> None:

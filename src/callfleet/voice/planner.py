@@ -20,6 +20,10 @@ from sqlalchemy import select, update
 
 from callfleet.assistants.voice import options_out
 from callfleet.calls.models import ACTIVE_CALL_STATUSES, Call
+from callfleet.carriers.accounts import TwilioAccount
+from callfleet.carriers.callbacks import target
+from callfleet.carriers.calling import PublicUrlError, stream_url
+from callfleet.carriers.signatures import twilio_valid
 from callfleet.clock import Clock
 from callfleet.conversation import runtime
 from callfleet.conversation.policy import DeterministicPolicy
@@ -92,6 +96,22 @@ class DatabasePlanner:
         self.tool_timeout = tool_timeout
         self.data_dir = data_dir or Path(".callfleet")
         self.recordings = recordings or LocalStore(self.data_dir)
+
+    async def handshake_signed(self, carrier: str, call_id: str, signature: str) -> bool:
+        """Twilio signs the media WebSocket's opening request as it signs its callbacks:
+        ``X-Twilio-Signature`` over the stream's URL (the one its TwiML named) under the
+        auth token of the call's account. True when that holds; a signature that cannot be
+        checked (no public URL, not a Twilio call, no carrier router) does not hold."""
+        settings = getattr(self.carrier, "settings", None)
+        if carrier != "twilio" or settings is None:
+            return False
+        try:
+            url = stream_url(settings.public_url, "twilio", call_id)
+        except PublicUrlError:
+            return False
+        account = (await target(self.carrier, "twilio", call_id)).account
+        token = account.auth_token if isinstance(account, TwilioAccount) else ""
+        return twilio_valid(token, url, {}, signature)
 
     async def plan(self, call_id: str, start: StreamStart) -> CallPlan | None:
         async with self.db.session(write=False) as s:

@@ -65,6 +65,16 @@ async def media_stream(websocket: WebSocket, carrier: str, call_id: str, token: 
         log.warning("media_stream_refused", reason="bad token", carrier=carrier[:20])
         await websocket.close(code=1008)  # before accept: HTTP 403 to the carrier
         return
+    signature = websocket.headers.get("x-twilio-signature")
+    if signature is not None and carrier == "twilio":
+        # Twilio signs the opening request too: checked when sent (the token already
+        # proves the URL came from callfleet; the signature, that Twilio opened it).
+        check = getattr(voice.planner, "handshake_signed", None)
+        if check is None or not await check(carrier, call_id, signature):
+            REFUSED.labels("signature").inc()
+            log.warning("media_stream_refused", reason="bad signature", call_id=call_id)
+            await websocket.close(code=1008)
+            return
     refusal = voice.admission.admit(call_id)
     if refusal is not None:
         REFUSED.labels(refusal).inc()

@@ -483,8 +483,13 @@ class FakeNetwork:
         url, params = where
         script = await asyncio.get_running_loop().run_in_executor(None, script_for,
                                                                   call.behaviour)
+        headers = {}
+        if call.carrier == "twilio":  # Twilio signs the WebSocket's opening request
+            token = self.twilio_accounts.get(call.params.get("_account", TWILIO_SID),
+                                             TWILIO_TOKEN)
+            headers["X-Twilio-Signature"] = self.twilio_sign(token, url, {})
         client = call.media = CarrierMediaClient(
-            url, script, framing=call.carrier, call_id=call.sid,
+            url, script, framing=call.carrier, call_id=call.sid, headers=headers,
             client_state=call.params.get("client_state"), custom_parameters=params,
             quiet_ms=500, max_seconds=MAX_TALK_SECONDS)
         if call.behaviour == "voicemail":
