@@ -363,7 +363,7 @@ class WebhookSender:
 
     async def _step(self, now: datetime, *, dispatch: bool, results: list[Result],
                     limit: int, skip: set[str], look: bool) -> tuple[int, list[Job]]:
-        """One write transaction: fan out, record ``results``, claim up to ``limit``.
+        """One write transaction: record ``results``, fan out, claim up to ``limit``.
         With ``look``, a read first checks there is something to fan out or claim (an idle
         pass takes no write lock)."""
         if look and not results:
@@ -378,9 +378,13 @@ class WebhookSender:
         async with self.db.session() as s:
             if not self.db.is_sqlite:
                 await s.execute(ASYNC_COMMIT)
-            dispatched = await self._dispatch(s, now) if dispatch else 0
+            # Results before the fan-out: on PostgreSQL only the results' statements wait
+            # for another sender's row locks (the fan-out and the claim skip locked rows),
+            # and they wait holding no lock taken by a fan-out, so two senders' passes
+            # cannot deadlock (docs/decisions/0049-successor-promotion-across-senders.md).
             if results:
                 await self._apply(s, results)
+            dispatched = await self._dispatch(s, now) if dispatch else 0
             jobs = await self._claim(s, now, limit, skip) if limit > 0 else []
             await s.commit()
         return dispatched, jobs
@@ -476,8 +480,14 @@ class WebhookSender:
         # (endpoint, subject) -> the earliest unfinished delivery's event seq
         busy: dict[tuple[str, str | None], int] = {}
         if subjects and endpoints:
-            busy = {(ep, subj): seq for ep, subj, seq in await s.execute(
-                busy_sql, {"subjects": sorted(subjects)})}
+            # PostgreSQL: only the pending or sending deliveries this transaction could
+            # share-lock count. Whoever records such a delivery's result then waits for
+            # this commit, so its promotion sees the successor written here. One locked by
+            # another sender (its result being recorded, or being claimed) is not waited
+            # for: the successor starts ``pending`` instead, which the claim's own order
+            # check holds back (docs/decisions/0049-successor-promotion-across-senders.md).
+            for ep, subj, seq in await s.execute(busy_sql, {"subjects": sorted(subjects)}):
+                busy[(ep, subj)] = min(busy.get((ep, subj), seq), seq)
         targets = {e.id: [ep for ep, types in endpoints.get(e.team_id, ())
                           if matches(types, e.type)] for e in events}
         wanted = [event_id for event_id, eps in targets.items() if eps]
@@ -519,10 +529,15 @@ class WebhookSender:
             events = events.with_for_update(skip_locked=True)
         endpoints = select(E.id, E.team_id, E.events).where(
             E.team_id.in_(bindparam("teams", expanding=True)), E.enabled.is_(True))
-        busy = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
-                .where(D.subject_id.in_(bindparam("subjects", expanding=True)),
-                       D.status.in_(UNFINISHED))
-                .group_by(D.endpoint_id, D.subject_id))
+        subjects = D.subject_id.in_(bindparam("subjects", expanding=True))
+        if self.db.is_sqlite:  # one writer: nothing changes under the fan-out
+            busy = (select(D.endpoint_id, D.subject_id, func.min(D.event_seq))
+                    .where(subjects, D.status.in_(UNFINISHED))
+                    .group_by(D.endpoint_id, D.subject_id))
+        else:
+            busy = (select(D.endpoint_id, D.subject_id, D.event_seq)
+                    .where(subjects, D.status.in_(("pending", "sending")))
+                    .with_for_update(read=True, skip_locked=True))
         payloads = select(O.id, O.data).where(O.id.in_(bindparam("ids", expanding=True)))
         done = (update(O).where(O.id.in_(bindparam("ids", expanding=True)))
                 .values(dispatched_at=bindparam("now", type_=O.dispatched_at.type))
