@@ -1,13 +1,18 @@
 """The webhook sender: fans outbox events out to endpoints and delivers them, at least once.
 
-Each pass (``run`` loops; tests call ``tick``):
+Each pass (``run`` loops; tests call ``tick``) is one write transaction, in this order:
 
-1. **dispatch** — claim undispatched outbox events in commit order (``seq``; ``FOR UPDATE SKIP
+1. **record** — write the results gathered since the last pass (a batch: one read of the
+   rows, one executemany), promoting the successors of delivered events. First, so that on
+   PostgreSQL only these statements wait for another sender's row locks
+   (docs/decisions/0049-successor-promotion-across-senders.md).
+2. **dispatch** — claim undispatched outbox events in commit order (``seq``; ``FOR UPDATE SKIP
    LOCKED`` on PostgreSQL, so several workers share the work; SQLite has one writer), insert
    one delivery row per enabled endpoint whose ``events`` match, and mark the events
-   dispatched, in one transaction. Events of teams without endpoints are marked at once.
-2. **record and claim** — in one transaction, write the results gathered since the last
-   pass (a batch: one read of the rows, one executemany) and take due deliveries (``pending``
+   dispatched. Events of teams without endpoints are marked at once. A delivery that must
+   wait behind an earlier one of its subject locks that one (``FOR SHARE``), so the sender
+   recording it sees the waiting row and promotes it (0049).
+   **claim** — take due deliveries (``pending``
    and due, or ``sending`` whose lease ran out) up to the free in-flight slots: status
    ``sending``, ``lease_owner`` = this worker, ``next_attempt_at`` = lease expiry. A delivery
    is not taken while an earlier event of the same subject (call, campaign, contact) is
