@@ -12,17 +12,16 @@ Each pass (``run`` loops; tests call ``tick``) is one write transaction, in this
    dispatched. Events of teams without endpoints are marked at once. A delivery that must
    wait behind an earlier one of its subject locks that one (``FOR SHARE``), so the sender
    recording it sees the waiting row and promotes it (0049).
-   **claim** — take due deliveries (``pending``
-   and due, or ``sending`` whose lease ran out) up to the free in-flight slots: status
+3. **claim** — take due deliveries (``pending`` and due, or ``sending`` whose lease ran out) up to the free in-flight slots: status
    ``sending``, ``lease_owner`` = this worker, ``next_attempt_at`` = lease expiry. A delivery
    is not taken while an earlier event of the same subject (call, campaign, contact) is
    still pending for the same endpoint, or not yet dispatched: per-subject order
    (docs/webhooks.md), which is also why deliveries sent at the same time never share a
    subject and endpoint.
-3. **send** — signed POSTs, each in its own task: at most ``webhook_endpoint_concurrency`` at
+4. **send** — signed POSTs, each in its own task: at most ``webhook_endpoint_concurrency`` at
    once per endpoint (over kept-alive HTTP/1.1 connections, webhooks/http.py) and
    ``webhook_max_in_flight`` in all, each bounded by ``webhook_timeout_seconds``.
-4. results: 2xx = ``delivered``; anything else schedules the next attempt
+5. results: 2xx = ``delivered``; anything else schedules the next attempt
    (webhooks/retry.py) or, after the retry window, ``failed``. A result is applied only by
    the lease owner; a sender killed mid-flight leaves ``sending`` rows that any sender
    retries once their lease expires (at-least-once; receivers dedupe on the id).
