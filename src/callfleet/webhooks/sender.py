@@ -12,8 +12,8 @@ Each pass (``run`` loops; tests call ``tick``) is one write transaction, in this
    dispatched. Events of teams without endpoints are marked at once. A delivery that must
    wait behind an earlier one of its subject locks that one (``FOR SHARE``), so the sender
    recording it sees the waiting row and promotes it (0049).
-3. **claim** — take due deliveries (``pending`` and due, or ``sending`` whose lease ran out) up to the free in-flight slots: status
-   ``sending``, ``lease_owner`` = this worker, ``next_attempt_at`` = lease expiry. A delivery
+3. **claim** — take due deliveries (``pending`` and due, or ``sending`` whose lease ran
+   out) up to the free in-flight slots: status ``sending``, ``lease_owner`` = this worker, ``next_attempt_at`` = lease expiry. A delivery
    is not taken while an earlier event of the same subject (call, campaign, contact) is
    still pending for the same endpoint, or not yet dispatched: per-subject order
    (docs/webhooks.md), which is also why deliveries sent at the same time never share a
