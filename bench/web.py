@@ -93,6 +93,7 @@ def load(db_path: Path, team_id: str, refs: dict[str, str], contacts: int, calls
             for p in gen_people(seed=1, n=contacts))
     _sqlite_bulk(db_path, rows, rebuild_fts=True)
     from callfleet import ids
+    from callfleet.compliance.duties import greeting  # as the call model stores it
 
     con = sqlite3.connect(db_path, isolation_level=None, timeout=60)
     con.execute("PRAGMA busy_timeout=60000")
@@ -115,13 +116,14 @@ def load(db_path: Path, team_id: str, refs: dict[str, str], contacts: int, calls
         enroll.append((eid, team_id, refs["campaign"], cid, "completed" if done else "pending",
                        0, 1, "{}", int(outcome == "answered"), None, outcome, call_id,
                        refs["number"], None, started, started))
-        messages = json.dumps([{"role": "assistant", "text": "Hi, this is Ava.", "time": 0},
-                               {"role": "user", "text": "Tell me more.", "time": 2.1}])
+        transcript = [{"role": "assistant", "text": "Hi, this is Ava.", "time": 0},
+                      {"role": "user", "text": "Tell me more.", "time": 2.1}]
+        messages = json.dumps(transcript)
         analysis = json.dumps({"summary": "Spoke briefly.", "extracted_data": {}})
         call_rows.append((call_id, team_id, "outbound", refs["campaign"], eid, cid,
                           refs["assistant"], "+16465550100", phone_of[cid], "ended", outcome,
                           "completed", 1, started, started, started, 30.0, "sim", messages,
-                          analysis, "{}", started, started))
+                          greeting(transcript), analysis, "{}", started, started))
     con.executemany(
         "INSERT INTO campaign_contacts (id, team_id, campaign_id, contact_id, status, "
         "priority, attempts, outcome_counts, answered, next_attempt_at, last_outcome, "
@@ -130,9 +132,9 @@ def load(db_path: Path, team_id: str, refs: dict[str, str], contacts: int, calls
     con.executemany(
         "INSERT INTO calls (id, team_id, direction, campaign_id, enrollment_id, contact_id, "
         "assistant_id, from_number, to_number, status, outcome, ended_reason, attempt, "
-        "started_at, answered_at, ended_at, duration_seconds, carrier, messages, analysis, "
-        "metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-        "?,?)", call_rows)
+        "started_at, answered_at, ended_at, duration_seconds, carrier, messages, greeting, "
+        "analysis, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+        "?,?,?,?,?,?,?)", call_rows)
     con.execute("COMMIT")
     con.close()
     _sqlite_analyze(db_path)

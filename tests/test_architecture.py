@@ -58,7 +58,9 @@ EDGE_SUFFIXES = (".routes", ".schemas")  # HTTP modules of a domain sit at the e
 
 # Leaves: importable from anywhere; they import only other leaves and the kit.
 LEAF_SUFFIXES = (".models", ".views", ".events")
-LEAF_MODULES = {"callfleet.calls.timeline"}
+# compliance.duties is pure (no callfleet import): the call model judges its greeting with it
+# (docs/decisions/0048-greeting-judged-when-written.md).
+LEAF_MODULES = {"callfleet.calls.timeline", "callfleet.compliance.duties"}
 
 # What domain behaviour must never import (rule 4).
 FORBIDDEN_FOR_DOMAINS = ("callfleet.api", "callfleet.conversation", "callfleet.dialer.engine",

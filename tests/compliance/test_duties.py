@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from callfleet.assistants.models import Assistant
 from callfleet.calls.models import Call
@@ -86,19 +86,24 @@ async def test_dashboard_shows_the_abandonment_rate(
     assert a["answered"] == 1 and a["abandoned"] == 0 and a["max_rate"] == 0.03
     async with database.db.session() as s:
         await s.execute(update(Call).where(Call.campaign_id == cid).values(
-            messages=[{"role": "user", "text": "Hello?", "time": 0.4},
-                      {"role": "assistant", "text": "Hi", "time": 3.1}],
+            **Call.transcript_columns([{"role": "user", "text": "Hello?", "time": 0.4},
+                                       {"role": "assistant", "text": "Hi", "time": 3.1}]),
             answered_at=app.state.clock.now() - timedelta(days=1)))
         await s.commit()
     r = await client.get(f"/api/crm/campaigns/{cid}/dashboard", headers=team.headers)
     a = r.json()["dashboard"]["abandonment"]
     assert (a["abandoned"], a["rate"], a["over_limit"]) == (1, 1.0, True)
-    # The database counts what the first two messages settle; the rest is read whole and
-    # judged in Python: the same answer as judging every transcript whole.
-    for messages in TRANSCRIPTS:
+    # The dashboard counts the greeting stored with the messages, whichever way they are
+    # written: the same answer as judging every transcript whole.
+    for i, messages in enumerate(TRANSCRIPTS * 2):
         async with database.db.session() as s:
-            await s.execute(update(Call).where(Call.campaign_id == cid)
-                            .values(messages=messages))
+            if i < len(TRANSCRIPTS):  # as the conversation and voice paths end a call
+                call = await s.scalar(select(Call).where(Call.campaign_id == cid))
+                assert call is not None
+                call.messages = messages
+            else:  # as their in-progress writes do (one statement)
+                await s.execute(update(Call).where(Call.campaign_id == cid)
+                                .values(**Call.transcript_columns(messages)))
             await s.commit()
         r = await client.get(f"/api/crm/campaigns/{cid}/dashboard", headers=team.headers)
         a = r.json()["dashboard"]["abandonment"]

@@ -4,8 +4,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from callfleet.compliance.duties import greeting
 from callfleet.db.base import Base, JSONType, TeamOwned, UTCDateTime
 
 ACTIVE_CALL_STATUSES = ("queued", "dialing", "ringing", "in_progress")
@@ -35,6 +36,10 @@ class Call(TeamOwned, Base):
     carrier: Mapped[str] = mapped_column(String(20), default="sim")
     carrier_call_id: Mapped[str | None] = mapped_column(String(100))
     messages: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # compliance.duties.greeting of ``messages``, kept with them (``transcript_columns`` and
+    # the validator below): the dashboard's abandonment rate is an index-only count of it
+    # (docs/decisions/0048-greeting-judged-when-written.md).
+    greeting: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
     transcript: Mapped[str | None] = mapped_column(Text)
     analysis: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     call_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
@@ -53,16 +58,32 @@ class Call(TeamOwned, Base):
         Index("ix_calls_team_id_id", "team_id", "id"),
         Index("ix_calls_campaign_id_status", "campaign_id", "status"),
         # The campaign dashboard (migration 0028): calls by outcome (covering), the last
-        # hour's ended calls, the latest answered calls for the abandonment rate.
+        # hour's ended calls.
         Index("ix_calls_campaign_id_outcome", "campaign_id", "outcome"),
         Index("ix_calls_campaign_id_ended_at", "campaign_id", "ended_at"),
-        Index("ix_calls_campaign_id_answered_at", "campaign_id", "answered_at"),
+        # The abandonment sample, read from the index alone (migration 0029).
+        Index("ix_calls_campaign_answered_greeting", "campaign_id", "answered_at", "outcome",
+              "greeting"),
         Index("ix_calls_status_lease", "status", "lease_expires_at"),
         Index("ix_calls_contact_id", "contact_id"),
         Index("ix_calls_carrier_call_id", "carrier_call_id"),
         # Frequency caps: the team's recent calls to a number (migration 0014).
         Index("ix_calls_team_id_to_number_started_at", "team_id", "to_number", "started_at"),
     )
+
+    @validates("messages")
+    def _judge_greeting(self, _key: str, messages: list[dict[str, Any]] | None
+                        ) -> list[dict[str, Any]] | None:
+        """Every ORM write of the messages (``call.messages = ...``, ``Call(messages=...)``)
+        judges the greeting with them."""
+        self.greeting = greeting(messages)
+        return messages
+
+    @staticmethod
+    def transcript_columns(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The values for a bulk ``update(Call).values(**...)`` that writes the messages (a
+        statement no validator sees): the messages and their greeting, never one alone."""
+        return {"messages": messages, "greeting": greeting(messages)}
 
 
 class CallEvent(Base):

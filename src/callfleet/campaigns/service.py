@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, insert, literal, literal_column, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callfleet import ids
@@ -21,9 +21,7 @@ from callfleet.compliance.audit import waiting_by_reason
 from callfleet.compliance.changes import log_change, require_owner
 from callfleet.compliance.dialing import team_compliance
 from callfleet.compliance.duties import (
-    ABANDON_AFTER_SECONDS,
     Abandonment,
-    abandonment,
     assistant_problems,
 )
 from callfleet.compliance.models import DncEntry
@@ -535,65 +533,18 @@ async def dashboard(session: AsyncSession, p: Principal, campaign_id: str, now: 
     }
 
 
-def _greeting_state(doc: Any, sqlite: bool) -> Any:
-    """SQL: what the first two messages of a transcript say of its greeting — ``ok`` /
-    ``late`` (the assistant's first message came at most / more than
-    ``ABANDON_AFTER_SECONDS`` after the answer, or never: ``late``), or ``other`` (a shape
-    left to Python: the greeting may be further on, or its time is not a number). ``doc``:
-    on SQLite a JSON array of the first two messages (one parse of the transcript per
-    call), on PostgreSQL the jsonb transcript. The common case costs three look-ups."""
-    def at(i: int, key: str | None, text: bool = False) -> Any:
-        if sqlite:
-            return func.json_extract(doc, f"$[{i}]" + (f".{key}" if key else ""))
-        head = doc.op("->")(literal(i))
-        return head if key is None else head.op("->>" if text else "->")(literal(key))
-
-    def kind(i: int, key: str | None = None) -> Any:
-        if sqlite:
-            return func.coalesce(func.json_type(doc, f"$[{i}]" + (f".{key}" if key else "")),
-                                 "null")
-        return func.coalesce(func.jsonb_typeof(at(i, key)), "null")
-
-    def timing(i: int) -> Any:
-        seconds = at(i, "time") if sqlite else cast(at(i, "time", text=True), Float)
-        late = case((seconds > ABANDON_AFTER_SECONDS, "late"), else_="ok")
-        # float(time or 0.0): null, missing and booleans are at most 1 s.
-        whens = ({"integer": late, "real": late, "null": "ok", "true": "ok", "false": "ok"}
-                 if sqlite else {"number": late, "null": "ok", "boolean": "ok"})
-        return case(whens, value=kind(i, "time"), else_="other")
-
-    return case(
-        (at(0, "role", text=True) == "assistant", timing(0)),
-        (kind(0) == "null", "late"),  # no message at all
-        (kind(0) != "object", "other"),
-        (at(1, "role", text=True) == "assistant", timing(1)),
-        (kind(1) == "null", "late"),  # one message, not the assistant's
-        else_="other")
-
-
 async def _abandonment(session: AsyncSession, campaign_id: str, now: datetime) -> Abandonment:
-    """The 30-day abandonment of the campaign's latest ``ABANDON_SAMPLE`` answered calls,
-    counted in the database from the first two messages of each transcript (the greeting
-    is almost always one of them; ``ix_calls_campaign_id_answered_at`` gives the calls in
-    order). Transcripts those do not settle are read whole and judged by
-    ``compliance.duties.abandonment`` (docs/decisions/0046-campaign-dashboard-reads.md)."""
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    doc = func.json_extract(Call.messages, "$[0]", "$[1]") if sqlite else Call.messages
-    sample = (select(Call.id, doc.label("doc"))
+    """The 30-day abandonment of the campaign's latest ``ABANDON_SAMPLE`` answered calls: a
+    grouped count of the greeting judged when each call's messages were written
+    (``Call.greeting``, ``compliance.duties.greeting``), read from
+    ``ix_calls_campaign_answered_greeting`` alone (docs/decisions/0048)."""
+    sample = (select(Call.greeting)
               .where(Call.campaign_id == campaign_id,
                      Call.answered_at >= now - timedelta(days=30),
                      Call.outcome != "voicemail")
               .order_by(Call.answered_at.desc()).limit(ABANDON_SAMPLE).subquery())
-    state = _greeting_state(sample.c.doc, sqlite)
     counts = {str(k): int(n) for k, n in await session.execute(
-        select(state.label("state"), func.count()).group_by(literal_column("state")))}
+        select(sample.c.greeting, func.count()).group_by(sample.c.greeting))}
     answered = sum(counts.values())
-    abandoned = counts.get("late", 0)
-    if counts.get("other"):
-        ids = list(await session.scalars(select(sample.c.id).where(state == "other")))
-        for i in range(0, len(ids), 500):
-            rows = await session.execute(
-                select(Call.messages).where(Call.id.in_(ids[i:i + 500])))
-            abandoned += abandonment(m for (m,) in rows).abandoned
-    return Abandonment(answered, abandoned)
+    return Abandonment(answered, answered - counts.get("on_time", 0))
 

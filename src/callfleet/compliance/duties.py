@@ -19,10 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ABANDON_AFTER_SECONDS", "MAX_ABANDON_RATE", "Abandonment", "abandonment",
-           "assistant_problems"]
+__all__ = ["ABANDON_AFTER_SECONDS", "GREETINGS", "MAX_ABANDON_RATE", "Abandonment",
+           "abandonment", "assistant_problems", "greeting"]
 
 ABANDON_AFTER_SECONDS = 2.0
+#: What a transcript says of its greeting (``greeting``): only ``on_time`` is not abandoned.
+GREETINGS = ("on_time", "late", "none")
 MAX_ABANDON_RATE = 0.03
 _OPT_OUT = re.compile(
     r"\b(opt[- ]?out|stop|unsubscribe|do[- ]not[- ]call|don'?t call|remove you|"
@@ -88,12 +90,22 @@ def _first_assistant_time(messages: Sequence[dict[str, Any]] | None) -> float | 
     return None
 
 
+def greeting(messages: Sequence[dict[str, Any]] | None) -> str:
+    """The judgement of one transcript: the assistant's first message came within
+    ``ABANDON_AFTER_SECONDS`` of the answer (``on_time``), later (``late``), or there is none
+    (``none``, also when its time is not a number). Stored on each call when its messages are
+    written (``calls.models.Call.greeting``, docs/decisions/0048)."""
+    first = _first_assistant_time(messages)
+    if first is None:
+        return "none"
+    return "late" if first > ABANDON_AFTER_SECONDS else "on_time"
+
+
 def abandonment(answered_calls: Iterable[Sequence[dict[str, Any]] | None]) -> Abandonment:
     """Count answered calls whose assistant did not speak within 2 s of the answer (or never)."""
     answered = abandoned = 0
     for messages in answered_calls:
         answered += 1
-        first = _first_assistant_time(messages)
-        if first is None or first > ABANDON_AFTER_SECONDS:
+        if greeting(messages) != "on_time":
             abandoned += 1
     return Abandonment(answered, abandoned)

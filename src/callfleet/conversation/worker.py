@@ -191,7 +191,8 @@ class ConversationWorker:
                     raise _Lost
                 res = await s.execute(
                     update(Call).where(Call.id == call_id, Call.status == "in_progress")
-                    .values(messages=list(messages), transcript=script.transcript(
+                    .values(**Call.transcript_columns(list(messages)),
+                            transcript=script.transcript(
                         [m for m in messages if m.get("role") in ("assistant", "user")])))
                 if not res.rowcount:  # type: ignore[attr-defined]
                     raise _Lost

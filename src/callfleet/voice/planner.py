@@ -162,7 +162,7 @@ class DatabasePlanner:
         """Write the conversation so far onto the call (only while it is in progress)."""
         async with self.db.session() as s:
             await s.execute(update(Call).where(Call.id == call_id, Call.status != "ended")
-                            .values(messages=record["messages"],
+                            .values(**Call.transcript_columns(record["messages"]),
                                     transcript=record["transcript"]))
             await s.commit()
 
