@@ -70,3 +70,13 @@ async def test_dnc_import_and_contact_import_decode_alike(
     r = await client.get(f"/api/crm/companies/{company}/contacts", headers=team.headers)
     names = sorted(c["first_name"] for c in r.json()["contacts"])
     assert names == sorted([first, "Zoë Ñúñez"])
+
+
+@pytest.mark.parametrize("data", [b"+12125550199\rx\n", b"phone\n+12125550198\rx\n"])
+async def test_a_dnc_file_the_csv_reader_cannot_read_is_a_400(
+        client: httpx.AsyncClient, team: TeamCtx, data: bytes) -> None:
+    """A bare carriage return inside an unquoted field (in the first row or a later one)."""
+    r = await client.post("/api/dnc/import", content=data,
+                          headers={**team.headers, "Content-Type": "text/csv"})
+    assert r.status_code == 400, r.text
+    assert "The CSV cannot be read" in r.json()["error"]

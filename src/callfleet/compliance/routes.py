@@ -210,7 +210,10 @@ async def import_entries(request: Request, p: Auth, s: WriteSession) -> JSON:
 
 
 async def _import_rows(s: Any, p: Principal, reader: Iterator[list[str]], region: str) -> JSON:
-    first = next(reader, None)
+    try:
+        first = next(reader, None)
+    except csv.Error as exc:
+        raise bad_request(f"The CSV cannot be read: {exc}", "body") from None
     if first is None:
         raise bad_request("The CSV file is empty", "body")
     header = [h.strip().lower().replace(" ", "_") for h in first]
