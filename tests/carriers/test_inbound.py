@@ -157,7 +157,7 @@ async def test_twilios_signature_on_the_media_streams_opening_is_checked(
     desk = await assistant(database, team, inbound_enabled=True, type="inbound")
     pn = await buy_number(c, team, "twilio", desk)
     url = "https://callfleet.test/carriers/twilio/inbound"
-    form = {"CallSid": "CA" + "7" * 32, "To": pn["phone_number"], "From": new_phone(area=415),
+    form = {"CallSid": "CA" + "a" * 32, "To": pn["phone_number"], "From": new_phone(area=415),
             "CallStatus": "ringing", "AccountSid": "AC" + "f" * 32, "Direction": "inbound"}
     r = await c.client.post("/carriers/twilio/inbound", data=form, headers={
         "X-Twilio-Signature": c.net.twilio_sign("fake-twilio-auth-token-0123456789",
@@ -166,7 +166,7 @@ async def test_twilios_signature_on_the_media_streams_opening_is_checked(
     found = re.search(r'<Stream[^>]*url="(wss://[^"]+)"', r.text)
     assert found is not None
     stream = found.group(1)
-    call = await _call(database, "CA" + "7" * 32)
+    call = await _call(database, "CA" + "a" * 32)
     planner = c.app.state.voice.planner
     good = c.net.twilio_sign("fake-twilio-auth-token-0123456789", stream, {})
     assert await planner.handshake_signed("twilio", call.id, good)
