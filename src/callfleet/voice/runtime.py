@@ -28,6 +28,15 @@ TURN_LATENCY = Histogram(
 BARGE_INS = Counter("callfleet_voice_barge_ins_total", "Callee talked over the assistant")
 
 
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task of this process and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
 class Admission:
     """At most ``capacity`` calls at once in this process; none while draining."""
 
@@ -86,11 +95,8 @@ class LoopLagMonitor:
             self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def p95(self) -> float:
         if not self.samples:

@@ -30,7 +30,7 @@ from callfleet.voice.control import CallControl
 from callfleet.voice.framing import Framing, HandshakeError, StreamStart
 from callfleet.voice.pipeline import DeterministicBrain, build, seconds_to_say
 from callfleet.voice.recording import Recorder
-from callfleet.voice.runtime import BARGE_INS, CALLS, TURN_LATENCY
+from callfleet.voice.runtime import BARGE_INS, CALLS, TURN_LATENCY, stop_task
 from callfleet.voice.serializers import serializer_for
 from callfleet.voice.settings import VoiceSettings
 from callfleet.voice.voicemail import VoicemailGate
@@ -243,9 +243,7 @@ class MediaSession:
             await runner.add_workers(worker)
             await runner.run()
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await stop_task(watcher)
         if control.ended_reason is None:
             control.finish(loop.time(), "customer_ended_call", "answered")
 

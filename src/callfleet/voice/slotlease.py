@@ -16,7 +16,7 @@ import structlog
 from callfleet.calls import slots
 from callfleet.clock import Clock
 from callfleet.db.session import Database
-from callfleet.voice.runtime import Admission
+from callfleet.voice.runtime import Admission, stop_task
 
 log = structlog.get_logger("callfleet.voice")
 
@@ -52,11 +52,8 @@ class SlotLease:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             async with self.db.session() as s:
                 await slots.leave(s, self.pid)
