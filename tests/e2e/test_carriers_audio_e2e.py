@@ -13,8 +13,6 @@ contact), answered by the number's assistant over a media stream, listed with
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ pytest.importorskip("espeakng_loader")
 pytest.importorskip("faster_whisper")
 
 from tests.conversation.fake_llm import FakeLLM
-from tests.e2e.test_carriers_e2e import poll
+from tests.e2e.test_carriers_e2e import poll, running_fakes
 from tests.e2e.test_server import Server, free_port
 from tests.test_cli import cli_env, one_json, run_cli
 
@@ -40,28 +38,8 @@ EXPECTED = {"answer": "answered", "opt_out": "opted_out", "voicemail": "voicemai
 
 @pytest.fixture
 def media_carriers(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = open(tmp_path / "fake.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "callfleet.testing.fakecarriers", "--port", str(port),
-         "--step", "0.02", "--media"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/_fake/config", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                (tmp_path / "fake.log").read_text())
-            time.sleep(0.05)
+    with running_fakes(tmp_path, "--media") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def _assistant(api: httpx.Client, team_id: str, **extra: Any) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,15 @@ from tests.e2e.test_server import Server, free_port
 from tests.test_cli import cli_env, one_json, run_cli
 
 
-@pytest.fixture
-def fake_carriers(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def running_fakes(tmp_path: Path, *args: str) -> Iterator[str]:
+    """``python -m callfleet.testing.fakecarriers`` as its own process (``args``: e.g.
+    ``--media``), its URL once it answers."""
     port = free_port()
     log = open(tmp_path / "fake.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "callfleet.testing.fakecarriers", "--port", str(port),
-         "--step", "0.02"], stdout=log, stderr=subprocess.STDOUT)
+         "--step", "0.02", *args], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -48,6 +51,12 @@ def fake_carriers(tmp_path: Path) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def fake_carriers(tmp_path: Path) -> Iterator[str]:
+    with running_fakes(tmp_path) as url:
+        yield url
 
 
 def poll(fn: Any, what: str, timeout: float = 60.0) -> Any:
